@@ -1,0 +1,138 @@
+//! Run configuration: the TOML file of `config/default.toml`, with every
+//! default documented there and here. Command-line flags override it.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::DriverError;
+
+/// Model and online-learning parameters (`[model]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// K, number of factors. Default 20.
+    pub k: usize,
+    /// λ of the penalty λ‖V_iH_i‖². Default 5.
+    pub lambda: f64,
+    /// Passes over the first dataset. Default 5.
+    pub epochs: usize,
+    /// Cells per iteration over all datasets. Default 5000.
+    pub batch_size: usize,
+    /// Cells per shuffled block. Default 1000.
+    pub shuffle_block: usize,
+    /// HALS sweeps per iteration. Default 1.
+    pub hals_sweeps: usize,
+    /// Seed. Default 1.
+    pub seed: u64,
+    /// Early-stop tolerance on the relative change of the epoch objective; 0 = off.
+    pub tol: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            k: 20,
+            lambda: 5.0,
+            epochs: 5,
+            batch_size: 5000,
+            shuffle_block: 1000,
+            hals_sweeps: 1,
+            seed: 1,
+            tol: 0.0,
+        }
+    }
+}
+
+/// Preprocessing parameters (`[preprocess]`, ALGORITHMS.md §9).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreprocessConfig {
+    /// "X", "raw" or "layer:NAME". Default "X".
+    pub matrix: String,
+    /// selectGenes α. Default 0.99.
+    pub alpha: f64,
+    /// selectGenes variance threshold. Default 0.1.
+    pub var_thresh: f64,
+    /// Top genes per dataset; 0 = all that pass. Default 0.
+    pub n_genes: usize,
+    /// "union" or "intersection". Default "union".
+    pub combine: String,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        Self {
+            matrix: "X".into(),
+            alpha: 0.99,
+            var_thresh: 0.1,
+            n_genes: 0,
+            combine: "union".into(),
+        }
+    }
+}
+
+/// Runtime knobs (`[runtime]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Worker threads; 0 = one per core. Default 0.
+    pub threads: usize,
+    /// Mini-batches read ahead. Default 3.
+    pub read_ahead: usize,
+    /// Cells per block of the final H pass. Default 20000.
+    pub final_block: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            read_ahead: 3,
+            final_block: 20000,
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// `[model]`.
+    pub model: ModelConfig,
+    /// `[preprocess]`.
+    pub preprocess: PreprocessConfig,
+    /// `[runtime]`.
+    pub runtime: RuntimeConfig,
+}
+
+impl RunConfig {
+    /// Reads a TOML file; unknown keys are errors that name the key.
+    pub fn from_file(path: &Path) -> Result<Self, DriverError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DriverError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| DriverError::InvalidParameter(format!("configuration file {}: {e}", path.display())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_file_equals_built_in_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        assert_eq!(RunConfig::from_file(&path).unwrap(), RunConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = toml::from_str::<RunConfig>("[model]\nkk = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kk"), "{err}");
+    }
+}

@@ -1,0 +1,37 @@
+//! # inmf-learner — the numerics of inmf
+//!
+//! Online integrative NMF (LIGER; Gao et al. 2021) and its batch relatives,
+//! with no I/O. The model for datasets i = 1..D, X_i genes × cells:
+//!
+//! F = Σ_i ‖X_i − (W + V_i) H_i‖² + λ Σ_i ‖V_i H_i‖², W, V_i, H_i ≥ 0.
+//!
+//! Data arrive as [`CsrMatrix`] blocks of cells × genes through the
+//! [`CellSource`] trait; H is stored cells × K. Section numbers in the docs
+//! refer to `shared/ALGORITHMS.md`.
+#![deny(missing_docs)]
+
+mod anls;
+mod error;
+mod fit;
+mod hals;
+mod init;
+mod kernels;
+mod nnls;
+mod objective;
+mod online;
+mod schedule;
+mod source;
+mod sparse;
+
+pub use anls::{inmf_anls, InmfAnlsParams, InmfFactors, InmfFit, StopReason};
+pub use error::LearnerError;
+pub use fit::{initial_model, plan_all, run_plan, FitError};
+pub use hals::{surrogate, update_v, update_w, DatasetStats, HALS_FLOOR};
+pub use init::{random_w, shuffled_cells, v_from_cells};
+pub use kernels::{accumulate_xt_h, gram_of_rows, project, project_into};
+pub use nnls::{kkt_residual, nnls_bpp, nnls_bpp_into, nnls_bpp_warm_into, BppStats};
+pub use objective::{block_objective, dataset_objective, ObjectiveParts};
+pub use online::{DatasetState, OnlineInmf, OnlineParams, StepReport};
+pub use schedule::{IterationInfo, IterationPlan, MiniBatchPlan};
+pub use source::{CellSource, InMemorySource, MiniBatch};
+pub use sparse::CsrMatrix;

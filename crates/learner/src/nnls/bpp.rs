@@ -1,0 +1,608 @@
+//! Block principal pivoting for many NNLS right-hand sides sharing one Gram
+//! matrix (Kim & Park, SIAM J. Sci. Comput. 33(6), 2011, Algorithm 2 with
+//! the column grouping of their §3.2; ALGORITHMS.md §2).
+//!
+//! For each right-hand side r (a row of `rhs`), with G K × K symmetric PSD:
+//!
+//!   min_{h ≥ 0} ½ hᵀGh − rᵀh   ⇔   min_{h ≥ 0} ‖Ch − d‖², G = CᵀC, r = Cᵀd.
+//!
+//! KKT: h ≥ 0, y = Gh − r ≥ 0, h∘y = 0. The method keeps a passive set P
+//! (h_P solves G[P,P]·h_P = r_P, y_P = 0) and its complement, the active set
+//! A (h_A = 0, y_A = G[A,P]·h_P − r_A). Variables with h_P < 0 or y_A < 0 are
+//! infeasible; all of them change sides at once ("full exchange"). If the
+//! count of infeasible variables has not decreased for 3 full exchanges in
+//! a row, only the infeasible variable with the largest index changes side
+//! (the backup rule, which terminates: Murty 1974); a decrease restores the
+//! full-exchange budget. Rows that share a passive set in a round share one
+//! Cholesky factor of G[P,P] (rows are sorted by their passive-set bitmask).
+//!
+//! Numerical conventions (all relative, so the solver is scale-invariant):
+//! - feasibility: h_j < −τ·max|h_P| or y_j < −τ·(max|r| + max diag(G)·max|h_P|)
+//!   with τ = [`FEAS_TOL`] = 1e-12; values inside the band count as zero and
+//!   the returned h is clamped at 0;
+//! - a variable with G_jj = 0 (a zero column of C) is held at 0: with
+//!   consistent data r_j = Cᵀ_j d = 0 and 0 is optimal; with r_j > 0 the
+//!   problem is unbounded and 0 is returned for it ([`super::kkt_residual`]
+//!   will report the violation);
+//! - a block G[P,P] whose Cholesky factorization fails (semidefinite or
+//!   numerically singular, e.g. duplicated columns of C) is refactored as
+//!   G[P,P] + δI with δ = 1e-12·max diag(G[P,P]), then ×100 up to δ = 1e-6·max
+//!   diag; this picks a (near) minimum-norm solution among equivalent ones;
+//!   if even that fails G is not PSD and an error is returned;
+//! - each row may take at most max(5K, 10) exchange rounds; a row that
+//!   reaches the cap (never seen in practice) is finished from its clamped
+//!   iterate by exact coordinate descent, which decreases the objective
+//!   monotonically and converges to the optimum.
+//!
+//! Rows are processed in fixed blocks of [`ROW_BLOCK`]; every row's
+//! arithmetic depends only on its own data and G (a passive set's factor is
+//! computed the same way whichever rows share it), so results are
+//! bit-identical for any number of threads.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+
+use super::cholesky::{dot, factor_in_place, solve_many_in_place};
+use crate::error::LearnerError;
+
+/// Right-hand sides per parallel work unit (fixed, not derived from the
+/// thread count; results do not depend on it either).
+pub(crate) const ROW_BLOCK: usize = 256;
+
+/// Relative band τ inside which a negative h_j or y_j counts as zero.
+pub(crate) const FEAS_TOL: f64 = 1e-12;
+
+/// Full exchanges allowed without a decrease of the infeasible count (Kim & Park's α).
+const FULL_EXCHANGE_BUDGET: u8 = 3;
+
+/// First ridge, relative to max diag(G[P,P]), when a factorization fails.
+const RIDGE_START: f64 = 1e-12;
+/// Growth of the ridge between attempts.
+const RIDGE_GROWTH: f64 = 100.0;
+/// Ridged attempts after the plain one (δ = 1e-12, 1e-10, 1e-8, 1e-6).
+const RIDGE_ATTEMPTS: usize = 4;
+
+/// Sweeps of the coordinate-descent fallback for a row that hit the cap.
+const CD_SWEEPS: usize = 2000;
+
+/// Counters of one [`nnls_bpp_into`] call (summed over all right-hand sides).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BppStats {
+    /// Right-hand sides solved at once by h = 0 because max_j r_j ≤ 0
+    /// (or every positive r_j is within the feasibility band).
+    pub trivial_rows: usize,
+    /// Exchange rounds, summed over rows (0 for a row whose first passive
+    /// set is already optimal).
+    pub exchanges: usize,
+    /// Largest number of exchange rounds taken by a single row.
+    pub max_row_exchanges: usize,
+    /// Rounds that used the single-variable backup rule.
+    pub backup_exchanges: usize,
+    /// Cholesky factors of a G[P,P] computed (one per distinct passive set per round).
+    pub factorizations: usize,
+    /// Factors that needed the ridge G[P,P] + δI.
+    pub ridged_factorizations: usize,
+    /// Rows that reached the exchange cap and were finished by coordinate descent.
+    pub capped_rows: usize,
+}
+
+impl BppStats {
+    fn merge(&mut self, o: &BppStats) {
+        self.trivial_rows += o.trivial_rows;
+        self.exchanges += o.exchanges;
+        self.max_row_exchanges = self.max_row_exchanges.max(o.max_row_exchanges);
+        self.backup_exchanges += o.backup_exchanges;
+        self.factorizations += o.factorizations;
+        self.ridged_factorizations += o.ridged_factorizations;
+        self.capped_rows += o.capped_rows;
+    }
+}
+
+/// Solves, for every row r of `rhs` (n × K), min_{h ≥ 0} ½hᵀGh − rᵀh with
+/// G = `gram` (K × K, symmetric PSD), by block principal pivoting from h = 0.
+/// Returns H (n × K), row c the solution for row c of `rhs`.
+///
+/// Equivalent to NNLS min_{h≥0} ‖Ch − d‖ with G = CᵀC, r = Cᵀd (C never
+/// formed); in iNMF, G = (W+V)ᵀ(W+V) + λVᵀV and R = X·(W+V) (ALGORITHMS.md §2).
+/// Errors: non-finite values in `gram` or `rhs`, a non-symmetric or non-PSD
+/// `gram` (negative diagonal, or a block that stays indefinite after the
+/// ridge). Shape mismatches are caller bugs and panic.
+#[track_caller]
+pub fn nnls_bpp(gram: ArrayView2<f64>, rhs: ArrayView2<f64>) -> Result<Array2<f64>, LearnerError> {
+    let mut h = Array2::zeros(rhs.raw_dim());
+    nnls_bpp_into(gram, rhs, h.view_mut())?;
+    Ok(h)
+}
+
+/// [`nnls_bpp`] into a caller's buffer `out` (n × K, standard layout; its
+/// contents on entry are ignored). Returns the solver's counters.
+#[track_caller]
+pub fn nnls_bpp_into(
+    gram: ArrayView2<f64>,
+    rhs: ArrayView2<f64>,
+    out: ArrayViewMut2<f64>,
+) -> Result<BppStats, LearnerError> {
+    run(gram, rhs, out, Start::Cold, Limits::default())
+}
+
+/// [`nnls_bpp_into`] warm-started from the contents of `out` (n × K,
+/// standard layout): row c starts from the passive set P = {j : out_cj > 0}
+/// (e.g. the previous iterate of an alternating method, which usually
+/// needs 0–2 exchange rounds). The solution does not depend on the start
+/// (up to rounding, and up to the choice among equivalent solutions when G
+/// is singular); only the work does.
+#[track_caller]
+pub fn nnls_bpp_warm_into(
+    gram: ArrayView2<f64>,
+    rhs: ArrayView2<f64>,
+    out: ArrayViewMut2<f64>,
+) -> Result<BppStats, LearnerError> {
+    run(gram, rhs, out, Start::Warm, Limits::default())
+}
+
+/// Where each row's first passive set comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// h = 0, so the first passive set is {j : r_j > 0}.
+    Cold,
+    /// P = {j : out_j > 0} from the output buffer's contents.
+    Warm,
+}
+
+/// Overrides of the solver's rules, for tests of the fallback paths.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Limits {
+    /// Exchange rounds per row before the coordinate-descent fallback
+    /// (default max(5K, 10)).
+    pub cap: Option<usize>,
+    /// Disable the backup rule (plain full exchange, which can cycle).
+    pub full_exchange_only: bool,
+}
+
+/// The shared, read-only description of one call.
+struct Problem<'a> {
+    k: usize,
+    words: usize,
+    /// Symmetrized G, row-major K × K.
+    g: &'a [f64],
+    /// Bitmask of variables held at 0 (G_jj = 0).
+    fixed: &'a [u64],
+    gdiag_max: f64,
+    cap: usize,
+    full_exchange_only: bool,
+}
+
+#[inline]
+fn bit(mask: &[u64], j: usize) -> bool {
+    (mask[j >> 6] >> (j & 63)) & 1 == 1
+}
+
+#[inline]
+fn flip(mask: &mut [u64], j: usize) {
+    mask[j >> 6] ^= 1u64 << (j & 63);
+}
+
+/// Entry point shared by the public functions.
+#[track_caller]
+pub(crate) fn run(
+    gram: ArrayView2<f64>,
+    rhs: ArrayView2<f64>,
+    mut out: ArrayViewMut2<f64>,
+    start: Start,
+    limits: Limits,
+) -> Result<BppStats, LearnerError> {
+    let (n, k) = rhs.dim();
+    assert_eq!(
+        gram.dim(),
+        (k, k),
+        "gram must be K × K with K = rhs.ncols() = {k}"
+    );
+    assert_eq!(out.dim(), (n, k), "out must have the shape of rhs");
+    if n == 0 || k == 0 {
+        return Ok(BppStats::default());
+    }
+    let words = k.div_ceil(64);
+
+    // Validate and symmetrize G once (K² work).
+    let mut g = vec![0.0; k * k];
+    let mut gabs_max = 0.0f64;
+    for ((i, j), &v) in gram.indexed_iter() {
+        if !v.is_finite() {
+            return Err(LearnerError::InvalidData(format!(
+                "gram[{i}, {j}] is not finite ({v})"
+            )));
+        }
+        gabs_max = gabs_max.max(v.abs());
+    }
+    let mut fixed = vec![0u64; words];
+    let mut gdiag_max = 0.0f64;
+    for i in 0..k {
+        let d = gram[[i, i]];
+        if d < 0.0 {
+            return Err(LearnerError::InvalidData(format!(
+                "gram[{i}, {i}] = {d} is negative: the Gram matrix must be positive semidefinite"
+            )));
+        }
+        if d == 0.0 {
+            flip(&mut fixed, i);
+        }
+        gdiag_max = gdiag_max.max(d);
+        for j in 0..k {
+            let (a, b) = (gram[[i, j]], gram[[j, i]]);
+            if (a - b).abs() > 1e-8 * gabs_max {
+                return Err(LearnerError::InvalidData(format!(
+                    "gram is not symmetric: gram[{i}, {j}] = {a}, gram[{j}, {i}] = {b}"
+                )));
+            }
+            g[i * k + j] = 0.5 * (a + b);
+        }
+    }
+    let pb = Problem {
+        k,
+        words,
+        g: &g,
+        fixed: &fixed,
+        gdiag_max,
+        cap: limits.cap.unwrap_or((5 * k).max(10)),
+        full_exchange_only: limits.full_exchange_only,
+    };
+
+    let rhs = rhs.as_standard_layout();
+    let rs = rhs.as_slice().expect("standard layout");
+    let os = out.as_slice_mut().expect("out must be in standard layout");
+    let results: Vec<Result<BppStats, LearnerError>> = os
+        .par_chunks_mut(ROW_BLOCK * k)
+        .zip(rs.par_chunks(ROW_BLOCK * k))
+        .enumerate()
+        .map_init(
+            || Workspace::new(k, words),
+            |ws, (b, (o, r))| solve_block(&pb, r, o, start, ws, b * ROW_BLOCK),
+        )
+        .collect();
+    let mut stats = BppStats::default();
+    for r in results {
+        stats.merge(&r?);
+    }
+    Ok(stats)
+}
+
+/// Work buffers of one block, allocated once per rayon work split.
+struct Workspace {
+    mask: Vec<u64>,
+    alpha: Vec<u8>,
+    beta: Vec<u32>,
+    iters: Vec<u32>,
+    rscale: Vec<f64>,
+    pending: Vec<u32>,
+    next: Vec<u32>,
+    factor: Vec<f64>,
+    inv_diag: Vec<f64>,
+    pidx: Vec<usize>,
+    aidx: Vec<usize>,
+    sol: Vec<f64>,
+    infeasible: Vec<usize>,
+    bmat: Vec<f64>,
+    ymat: Vec<f64>,
+}
+
+impl Workspace {
+    fn new(k: usize, words: usize) -> Self {
+        Self {
+            mask: vec![0; ROW_BLOCK * words],
+            alpha: vec![0; ROW_BLOCK],
+            beta: vec![0; ROW_BLOCK],
+            iters: vec![0; ROW_BLOCK],
+            rscale: vec![0.0; ROW_BLOCK],
+            pending: Vec::with_capacity(ROW_BLOCK),
+            next: Vec::with_capacity(ROW_BLOCK),
+            factor: vec![0.0; k * k],
+            inv_diag: vec![0.0; k],
+            pidx: Vec::with_capacity(k),
+            aidx: Vec::with_capacity(k),
+            sol: vec![0.0; k],
+            infeasible: Vec::with_capacity(k),
+            bmat: vec![0.0; ROW_BLOCK * k],
+            ymat: vec![0.0; ROW_BLOCK * k],
+        }
+    }
+}
+
+/// Solves the rows of one block (`rhs` and `out` are nb × K slices, nb ≤ ROW_BLOCK).
+fn solve_block(
+    pb: &Problem,
+    rhs: &[f64],
+    out: &mut [f64],
+    start: Start,
+    ws: &mut Workspace,
+    row0: usize,
+) -> Result<BppStats, LearnerError> {
+    let (k, w) = (pb.k, pb.words);
+    let nb = rhs.len() / k;
+    let mut st = BppStats::default();
+    let Workspace {
+        mask,
+        alpha,
+        beta,
+        iters,
+        rscale,
+        pending,
+        next,
+        factor,
+        inv_diag,
+        pidx,
+        aidx,
+        sol,
+        infeasible,
+        bmat,
+        ymat,
+    } = ws;
+
+    // First passive sets; rows with max r ≤ 0 are solved by h = 0 at once.
+    pending.clear();
+    for c in 0..nb {
+        let r = &rhs[c * k..(c + 1) * k];
+        let x = &mut out[c * k..(c + 1) * k];
+        let (mut rabs, mut rpos) = (0.0f64, f64::NEG_INFINITY);
+        for (j, &v) in r.iter().enumerate() {
+            if !v.is_finite() {
+                return Err(LearnerError::InvalidData(format!(
+                    "rhs[{}, {j}] is not finite ({v})",
+                    row0 + c
+                )));
+            }
+            rabs = rabs.max(v.abs());
+            rpos = rpos.max(v);
+        }
+        let m = &mut mask[c * w..(c + 1) * w];
+        m.fill(0);
+        if rpos <= 0.0 {
+            x.fill(0.0);
+            st.trivial_rows += 1;
+            continue;
+        }
+        rscale[c] = rabs;
+        alpha[c] = FULL_EXCHANGE_BUDGET;
+        iters[c] = 0;
+        match start {
+            Start::Cold => {
+                // From h = 0, y = −r: the first full exchange moves {j : r_j > τ·max|r|} to P.
+                let tol = FEAS_TOL * rabs;
+                let mut count = 0u32;
+                for (j, &v) in r.iter().enumerate() {
+                    if v > tol && !bit(pb.fixed, j) {
+                        flip(m, j);
+                        count += 1;
+                    }
+                }
+                if count == 0 {
+                    x.fill(0.0);
+                    st.trivial_rows += 1;
+                    continue;
+                }
+                beta[c] = count;
+            }
+            Start::Warm => {
+                for (j, &v) in x.iter().enumerate() {
+                    if v > 0.0 && !bit(pb.fixed, j) {
+                        flip(m, j);
+                    }
+                }
+                beta[c] = k as u32 + 1;
+            }
+        }
+        pending.push(c as u32);
+    }
+
+    while !pending.is_empty() {
+        // Group rows by passive set; the index breaks ties so the order is total.
+        {
+            let mask: &[u64] = mask;
+            pending.sort_unstable_by(|&a, &b| {
+                let (a, b) = (a as usize, b as usize);
+                mask[a * w..(a + 1) * w]
+                    .cmp(&mask[b * w..(b + 1) * w])
+                    .then(a.cmp(&b))
+            });
+        }
+        next.clear();
+        let mut s = 0;
+        while s < pending.len() {
+            let c0 = pending[s] as usize;
+            let m0 = &mask[c0 * w..(c0 + 1) * w];
+            let mut e = s + 1;
+            while e < pending.len() {
+                let c = pending[e] as usize;
+                if mask[c * w..(c + 1) * w] != *m0 {
+                    break;
+                }
+                e += 1;
+            }
+            pidx.clear();
+            aidx.clear();
+            for j in 0..k {
+                if bit(m0, j) {
+                    pidx.push(j);
+                } else if !bit(pb.fixed, j) {
+                    aidx.push(j);
+                }
+            }
+            let p = pidx.len();
+            if p > 0 {
+                factor_passive(pb, pidx, factor, inv_diag, &mut st)?;
+            }
+            let group = &pending[s..e];
+            let m = group.len();
+
+            // X_P = G[P,P]⁻¹ R_P for the whole group (p × m, one column per row).
+            for (t, &j) in pidx.iter().enumerate() {
+                for (dst, &c) in bmat[t * m..(t + 1) * m].iter_mut().zip(group) {
+                    *dst = rhs[c as usize * k + j];
+                }
+            }
+            solve_many_in_place(factor, inv_diag, p, bmat, m);
+            // Y_A = G[A,P]·X_P − R_A for the free active variables (|A| × m).
+            for (q, &a) in aidx.iter().enumerate() {
+                let yq = &mut ymat[q * m..(q + 1) * m];
+                for (dst, &c) in yq.iter_mut().zip(group) {
+                    *dst = -rhs[c as usize * k + a];
+                }
+                let row = &pb.g[a * k..(a + 1) * k];
+                for (t, &j) in pidx.iter().enumerate() {
+                    let gaj = row[j];
+                    for (y, &xv) in yq.iter_mut().zip(&bmat[t * m..(t + 1) * m]) {
+                        *y += gaj * xv;
+                    }
+                }
+            }
+
+            for (si, &c) in group.iter().enumerate() {
+                let c = c as usize;
+                let x = &mut out[c * k..(c + 1) * k];
+
+                x.fill(0.0);
+                let mut xmax = 0.0f64;
+                for (t, &j) in pidx.iter().enumerate() {
+                    let v = bmat[t * m + si];
+                    x[j] = v;
+                    xmax = xmax.max(v.abs());
+                }
+                if !xmax.is_finite() {
+                    return Err(LearnerError::Numerical(format!(
+                        "the passive-set solve of rhs row {} overflowed",
+                        row0 + c
+                    )));
+                }
+
+                // Infeasible variables: h_P < −tol_h, y_A < −tol_y.
+                let tol_h = FEAS_TOL * xmax;
+                let tol_y = FEAS_TOL * (rscale[c] + pb.gdiag_max * xmax);
+                infeasible.clear();
+                for (t, &j) in pidx.iter().enumerate() {
+                    if bmat[t * m + si] < -tol_h {
+                        infeasible.push(j);
+                    }
+                }
+                for (q, &a) in aidx.iter().enumerate() {
+                    if ymat[q * m + si] < -tol_y {
+                        infeasible.push(a);
+                    }
+                }
+
+                if infeasible.is_empty() {
+                    for v in x.iter_mut() {
+                        *v = v.max(0.0);
+                    }
+                    st.max_row_exchanges = st.max_row_exchanges.max(iters[c] as usize);
+                    continue;
+                }
+                iters[c] += 1;
+                st.exchanges += 1;
+                if iters[c] as usize > pb.cap {
+                    st.capped_rows += 1;
+                    st.max_row_exchanges = st.max_row_exchanges.max(iters[c] as usize);
+                    coordinate_descent(pb, &rhs[c * k..(c + 1) * k], x, sol);
+                    continue;
+                }
+                let count = infeasible.len() as u32;
+                let m = &mut mask[c * w..(c + 1) * w];
+                if count < beta[c] {
+                    beta[c] = count;
+                    alpha[c] = FULL_EXCHANGE_BUDGET;
+                    infeasible.iter().for_each(|&j| flip(m, j));
+                } else if alpha[c] >= 1 || pb.full_exchange_only {
+                    alpha[c] = alpha[c].saturating_sub(1);
+                    infeasible.iter().for_each(|&j| flip(m, j));
+                } else {
+                    let last = *infeasible.iter().max().expect("non-empty");
+                    flip(m, last);
+                    st.backup_exchanges += 1;
+                }
+                next.push(c as u32);
+            }
+            s = e;
+        }
+        std::mem::swap(pending, next);
+    }
+    Ok(st)
+}
+
+/// Factors G[P,P] (P = `pidx`) into `factor` (stride |P|), adding the ridge
+/// δI of the module docs if the plain factorization fails.
+fn factor_passive(
+    pb: &Problem,
+    pidx: &[usize],
+    factor: &mut [f64],
+    inv_diag: &mut [f64],
+    st: &mut BppStats,
+) -> Result<(), LearnerError> {
+    let (k, p) = (pb.k, pidx.len());
+    let dmax = pidx.iter().map(|&j| pb.g[j * k + j]).fold(0.0f64, f64::max);
+    let mut ridge = 0.0;
+    for attempt in 0..=RIDGE_ATTEMPTS {
+        for (a, &i) in pidx.iter().enumerate() {
+            let row = &pb.g[i * k..(i + 1) * k];
+            let dst = &mut factor[a * p + a..(a + 1) * p];
+            for (d, &j) in dst.iter_mut().zip(&pidx[a..]) {
+                *d = row[j];
+            }
+            dst[0] += ridge;
+        }
+        if factor_in_place(&mut factor[..p * p], p, inv_diag) {
+            st.factorizations += 1;
+            if attempt > 0 {
+                st.ridged_factorizations += 1;
+            }
+            return Ok(());
+        }
+        ridge = if ridge == 0.0 {
+            RIDGE_START * dmax
+        } else {
+            ridge * RIDGE_GROWTH
+        };
+    }
+    Err(LearnerError::Numerical(format!(
+        "a {p} × {p} block of the Gram matrix is not positive semidefinite \
+         (Cholesky failed even with a ridge of {:e} × its largest diagonal entry)",
+        ridge / RIDGE_GROWTH / dmax.max(f64::MIN_POSITIVE)
+    )))
+}
+
+/// Fallback for a row that reached the exchange cap: exact coordinate
+/// descent h_j ← max(0, h_j − y_j/G_jj), y = Gh − r kept up to date, from the
+/// clamped iterate, until no coordinate moves by more than the feasibility
+/// band (or after [`CD_SWEEPS`] sweeps). `y` is a K-long work buffer.
+fn coordinate_descent(pb: &Problem, r: &[f64], x: &mut [f64], y: &mut [f64]) {
+    let k = pb.k;
+    for (j, v) in x.iter_mut().enumerate() {
+        // Negatives, NaN and fixed variables start at 0.
+        if v.is_nan() || *v <= 0.0 || bit(pb.fixed, j) {
+            *v = 0.0;
+        }
+    }
+    for i in 0..k {
+        y[i] = dot(&pb.g[i * k..(i + 1) * k], x) - r[i];
+    }
+    let rscale = r.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for _ in 0..CD_SWEEPS {
+        let (mut moved, mut xmax) = (0.0f64, 0.0f64);
+        for j in 0..k {
+            if bit(pb.fixed, j) {
+                continue;
+            }
+            let gjj = pb.g[j * k + j];
+            let new = (x[j] - y[j] / gjj).max(0.0);
+            let d = new - x[j];
+            if d != 0.0 {
+                x[j] = new;
+                for (yi, &gij) in y.iter_mut().zip(&pb.g[j * k..(j + 1) * k]) {
+                    *yi += d * gij;
+                }
+                moved = moved.max(d.abs() * gjj);
+            }
+            xmax = xmax.max(x[j]);
+        }
+        if moved <= FEAS_TOL * (rscale + pb.gdiag_max * xmax) {
+            break;
+        }
+    }
+}

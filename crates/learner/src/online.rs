@@ -1,0 +1,347 @@
+//! Online iNMF state and one iteration (ALGORITHMS.md §3; Gao et al. 2021,
+//! reference behaviour rliger 2.x → RcppPlanc `onlineinmf.hpp`).
+//!
+//! Each iteration t, for every learned dataset i with mini-batch X (m_i cells):
+//! 1. H = NNLS(G_i, R) with G_i = (W+V_i)ᵀ(W+V_i) + λV_iᵀV_i, R = X·(W+V_i);
+//! 2. statistics with the anchor's scaling s_t = 0 (t = 1), 1/m_i (t = 2),
+//!    (t−2)/(t−1) (t ≥ 3). At an epoch boundary A ← A − A_old,
+//!    A_old ← s_t·A, else A_old ← s_t·A_old (B alike); then
+//!    A ← s_t·A + HᵀH/m_i, B ← s_t·B + XᵀH/m_i, zeros on diag(A) → 1e-15.
+//!    The t = 2 factor 1/m_i effectively discards the first mini-batch; it is
+//!    the anchor's choice, kept for comparability.
+//! 3. HALS: W from all datasets (frozen ones included), then each learned V_i.
+//!
+//! Because every dataset's statistics are divided by m_i and all share t,
+//! the W update weighs datasets equally, not by cell count (batch iNMF
+//! weighs by cells). This is the anchor's behaviour.
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::LearnerError;
+use crate::hals::{update_v, update_w, DatasetStats};
+use crate::kernels::{accumulate_xt_h, gram_of_rows, project};
+use crate::nnls::nnls_bpp;
+use crate::objective::{block_objective, ObjectiveParts};
+use crate::schedule::IterationInfo;
+use crate::source::MiniBatch;
+use crate::sparse::CsrMatrix;
+
+/// Floor written on a zero diagonal entry of A_i (the anchor's 1e-15).
+const A_DIAG_FLOOR: f64 = 1e-15;
+
+/// Parameters of online iNMF, with the anchor's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineParams {
+    /// K, number of factors. Default 20.
+    pub k: usize,
+    /// λ, weight of the dataset-specific penalty λ‖V_iH_i‖². Default 5.
+    pub lambda: f64,
+    /// Cells per iteration over all learned datasets. Default 5000.
+    pub batch_size: usize,
+    /// Passes over the first dataset. Default 5.
+    pub epochs: usize,
+    /// Cells per shuffled block (reads stay contiguous inside a block). Default 1000.
+    pub shuffle_block: usize,
+    /// HALS sweeps per iteration. Default 1.
+    pub hals_sweeps: usize,
+    /// Seed of every random choice. Default 1.
+    pub seed: u64,
+}
+
+impl Default for OnlineParams {
+    fn default() -> Self {
+        Self {
+            k: 20,
+            lambda: 5.0,
+            batch_size: 5000,
+            epochs: 5,
+            shuffle_block: 1000,
+            hals_sweeps: 1,
+            seed: 1,
+        }
+    }
+}
+
+impl OnlineParams {
+    /// Checks every parameter's range (data-dependent rules are checked at fit time).
+    pub fn check(&self) -> Result<(), LearnerError> {
+        let bad = |s: String| Err(LearnerError::InvalidParameter(s));
+        if self.k == 0 {
+            return bad("K (number of factors) must be at least 1".into());
+        }
+        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
+            return bad(format!("lambda must be finite and ≥ 0, got {}", self.lambda));
+        }
+        if self.batch_size == 0 {
+            return bad("the mini-batch size must be at least 1 cell".into());
+        }
+        if self.epochs == 0 {
+            return bad("epochs must be at least 1".into());
+        }
+        if self.shuffle_block == 0 {
+            return bad("the shuffle block must be at least 1 cell".into());
+        }
+        if self.hals_sweeps == 0 {
+            return bad("HALS sweeps per iteration must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// One dataset's factor and sufficient statistics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetState {
+    /// V_i (genes × K).
+    pub v: Array2<f64>,
+    /// A_i = running Σ HᵀH/m_i (K × K).
+    pub a: Array2<f64>,
+    /// B_i = running Σ XᵀH/m_i (genes × K).
+    pub b: Array2<f64>,
+    /// The part of A_i older than the current epoch, scaled like A_i.
+    pub a_old: Array2<f64>,
+    /// The part of B_i older than the current epoch, scaled like B_i.
+    pub b_old: Array2<f64>,
+    /// Frozen datasets (scenario 2: earlier arrivals) keep V, A, B but still
+    /// enter the W update.
+    pub frozen: bool,
+}
+
+impl DatasetState {
+    /// A fresh dataset: the given V_i, zero statistics, not frozen.
+    pub fn new(v: Array2<f64>) -> Self {
+        let (m, k) = v.dim();
+        Self {
+            v,
+            a: Array2::zeros((k, k)),
+            b: Array2::zeros((m, k)),
+            a_old: Array2::zeros((k, k)),
+            b_old: Array2::zeros((m, k)),
+            frozen: false,
+        }
+    }
+}
+
+/// What one iteration reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepReport {
+    /// Objective of the iteration's mini-batches at their fresh H, before the
+    /// W/V update (summed over datasets).
+    pub objective: ObjectiveParts,
+    /// Cells in the iteration.
+    pub cells: usize,
+}
+
+/// The online iNMF model: shared W, per-dataset state, λ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineInmf {
+    /// W (genes × K), shared metagenes.
+    pub w: Array2<f64>,
+    /// Per-dataset V_i and statistics, indexed by dataset id.
+    pub datasets: Vec<DatasetState>,
+    /// λ.
+    pub lambda: f64,
+}
+
+impl OnlineInmf {
+    /// A model from initial W and V_i (all genes × K), zero statistics.
+    pub fn new(w: Array2<f64>, vs: Vec<Array2<f64>>, lambda: f64) -> Result<Self, LearnerError> {
+        if vs.iter().any(|v| v.dim() != w.dim()) {
+            return Err(LearnerError::InvalidData(
+                "every V_i must have the shape of W".into(),
+            ));
+        }
+        Ok(Self {
+            w,
+            datasets: vs.into_iter().map(DatasetState::new).collect(),
+            lambda,
+        })
+    }
+
+    /// K.
+    pub fn k(&self) -> usize {
+        self.w.ncols()
+    }
+
+    /// Number of genes.
+    pub fn n_genes(&self) -> usize {
+        self.w.nrows()
+    }
+
+    /// (W+V_i) and G_i = (W+V_i)ᵀ(W+V_i) + λV_iᵀV_i, with the two Gram parts.
+    fn h_system(&self, dataset: usize, v_override: Option<ArrayView2<f64>>) -> HSystem {
+        let v = v_override.unwrap_or(self.datasets[dataset].v.view());
+        let wv = &self.w + &v;
+        let wv_gram = wv.t().dot(&wv);
+        let v_gram = v.t().dot(&v);
+        let gram = &wv_gram + &(&v_gram * self.lambda);
+        HSystem {
+            wv,
+            wv_gram,
+            v_gram,
+            gram,
+        }
+    }
+
+    /// One online iteration (§3 steps 1–3) on one mini-batch per learned
+    /// dataset. `batches` must hold exactly one batch per non-frozen dataset.
+    pub fn step(
+        &mut self,
+        info: IterationInfo,
+        batches: &[MiniBatch],
+        hals_sweeps: usize,
+    ) -> Result<StepReport, LearnerError> {
+        let mut report = StepReport::default();
+        for mb in batches {
+            let i = mb.dataset;
+            let Some(state) = self.datasets.get(i) else {
+                return Err(LearnerError::InvalidData(format!(
+                    "mini-batch for unknown dataset {i}"
+                )));
+            };
+            if state.frozen {
+                return Err(LearnerError::InvalidData(format!(
+                    "mini-batch for frozen dataset {i}"
+                )));
+            }
+            if mb.x.n_cols() != self.n_genes() {
+                return Err(LearnerError::InvalidData(format!(
+                    "mini-batch of dataset {i} has {} genes, the model {}",
+                    mb.x.n_cols(),
+                    self.n_genes()
+                )));
+            }
+            let m_i = mb.n_cells();
+            if m_i == 0 {
+                return Err(LearnerError::InvalidData(format!(
+                    "empty mini-batch for dataset {i}"
+                )));
+            }
+            let sys = self.h_system(i, None);
+            let r = project(&mb.x, sys.wv.view());
+            let h = nnls_bpp(sys.gram.view(), r.view())?;
+            report.objective += block_objective(
+                mb.x.frobenius_sq(),
+                r.view(),
+                h.view(),
+                sys.wv_gram.view(),
+                sys.v_gram.view(),
+                self.lambda,
+            );
+            report.cells += m_i;
+
+            let s = match info.t {
+                0 | 1 => 0.0,
+                2 => 1.0 / m_i as f64,
+                t => (t - 2) as f64 / (t - 1) as f64,
+            };
+            let st = &mut self.datasets[i];
+            if info.new_epoch {
+                st.a -= &st.a_old;
+                st.b -= &st.b_old;
+                st.a_old.assign(&st.a);
+                st.a_old *= s;
+                st.b_old.assign(&st.b);
+                st.b_old *= s;
+            } else {
+                st.a_old *= s;
+                st.b_old *= s;
+            }
+            let inv_m = 1.0 / m_i as f64;
+            st.a *= s;
+            st.a.scaled_add(inv_m, &gram_of_rows(h.view()));
+            st.b *= s;
+            accumulate_xt_h(&mb.x, h.view(), inv_m, st.b.view_mut());
+            for j in 0..st.a.nrows() {
+                if st.a[[j, j]] == 0.0 {
+                    st.a[[j, j]] = A_DIAG_FLOOR;
+                }
+            }
+        }
+        for _ in 0..hals_sweeps {
+            self.hals_sweep();
+        }
+        Ok(report)
+    }
+
+    /// One Gauss–Seidel HALS sweep: W from all datasets, then each learned V_i.
+    pub fn hals_sweep(&mut self) {
+        let stats: Vec<DatasetStats<'_>> = self
+            .datasets
+            .iter()
+            .map(|d| DatasetStats {
+                v: d.v.view(),
+                a: d.a.view(),
+                b: d.b.view(),
+            })
+            .collect();
+        let mut w = self.w.clone();
+        update_w(&mut w, &stats);
+        drop(stats);
+        self.w = w;
+        let lambda = self.lambda;
+        for d in self.datasets.iter_mut().filter(|d| !d.frozen) {
+            update_v(self.w.view(), &mut d.v, d.a.view(), d.b.view(), lambda);
+        }
+    }
+
+    /// H for cells `x` of `dataset` with the current W and V_i (§2), and the
+    /// objective of those cells: the final pass of §3 calls it block by block.
+    pub fn solve_h(
+        &self,
+        dataset: usize,
+        x: &CsrMatrix,
+    ) -> Result<(Array2<f64>, ObjectiveParts), LearnerError> {
+        self.solve_h_with(dataset, x, None)
+    }
+
+    /// Scenario 3 (projection): H = NNLS with G = WᵀW, R = X·W (V treated as 0).
+    pub fn project_h(&self, x: &CsrMatrix) -> Result<(Array2<f64>, ObjectiveParts), LearnerError> {
+        let zeros = Array2::zeros(self.w.dim());
+        self.solve_h_with(0, x, Some(zeros.view()))
+    }
+
+    fn solve_h_with(
+        &self,
+        dataset: usize,
+        x: &CsrMatrix,
+        v: Option<ArrayView2<f64>>,
+    ) -> Result<(Array2<f64>, ObjectiveParts), LearnerError> {
+        if v.is_none() && dataset >= self.datasets.len() {
+            return Err(LearnerError::InvalidData(format!("unknown dataset {dataset}")));
+        }
+        if x.n_cols() != self.n_genes() {
+            return Err(LearnerError::InvalidData(format!(
+                "block has {} genes, the model {}",
+                x.n_cols(),
+                self.n_genes()
+            )));
+        }
+        let sys = self.h_system(dataset, v);
+        let r = project(x, sys.wv.view());
+        let h = nnls_bpp(sys.gram.view(), r.view())?;
+        let obj = block_objective(
+            x.frobenius_sq(),
+            r.view(),
+            h.view(),
+            sys.wv_gram.view(),
+            sys.v_gram.view(),
+            self.lambda,
+        );
+        Ok((h, obj))
+    }
+
+    /// Σ over datasets of the HALS surrogate (see [`crate::hals`]).
+    pub fn surrogate(&self) -> f64 {
+        self.datasets
+            .iter()
+            .map(|d| crate::hals::surrogate(self.w.view(), d.v.view(), d.a.view(), d.b.view(), self.lambda))
+            .sum()
+    }
+}
+
+struct HSystem {
+    wv: Array2<f64>,
+    wv_gram: Array2<f64>,
+    v_gram: Array2<f64>,
+    gram: Array2<f64>,
+}

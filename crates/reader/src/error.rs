@@ -1,0 +1,328 @@
+//! The reader's typed errors: each says what went wrong, where (file, HDF5
+//! object, cells) and what to do about it.
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Everything opening, validating, preprocessing or reading an input can
+/// fail at. Every variant names the file and, where known, the HDF5 object
+/// and the cell (0-based index in the file) concerned.
+#[derive(Debug, Error)]
+pub enum ReaderError {
+    /// The input file does not exist.
+    #[error(
+        "input file {path} does not exist. Check the path (it is resolved relative to the \
+         current directory) and that the file was copied completely."
+    )]
+    NotFound {
+        /// The input file.
+        path: PathBuf,
+    },
+
+    /// The operating system refused to read the file.
+    #[error("cannot read input file {path}: {source}. Check its permissions and that it is a regular file.")]
+    Io {
+        /// The input file.
+        path: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+
+    /// The file carries no HDF5 signature (it is, e.g., a CSV, an .rds, a
+    /// Matrix Market file or a truncated download).
+    #[error(
+        "{path} is not an HDF5 file (no HDF5 signature found). inmf reads AnnData .h5ad and \
+         10x Genomics .h5 files; convert other formats first (e.g. in Python: \
+         `scanpy.read_10x_mtx(dir).write_h5ad(\"out.h5ad\")`), or re-download the file if it is \
+         truncated."
+    )]
+    NotHdf5 {
+        /// The input file.
+        path: PathBuf,
+    },
+
+    /// The expected matrix is not in the file.
+    #[error(
+        "{path} has no count matrix at `{object}` (top-level objects found: {}). An AnnData \
+         .h5ad needs `X` (or `raw/X`, `layers/<name>` when asked for); a 10x Genomics .h5 needs \
+         `matrix/` (Cell Ranger 3+) or one genome group (Cell Ranger 2). Choose the matrix with \
+         the matrix option, or re-write the file with anndata/Cell Ranger.",
+        list(found)
+    )]
+    NoMatrix {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object that was looked for.
+        object: String,
+        /// What the file does contain at the level searched.
+        found: Vec<String>,
+    },
+
+    /// A part of the file the layout requires (gene or cell names, a matrix
+    /// array) is missing.
+    #[error(
+        "{path} has no `{object}` ({what}). The file does not follow the AnnData / 10x \
+         Genomics layout; re-write it with anndata or Cell Ranger."
+    )]
+    MissingObject {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object that was looked for.
+        object: String,
+        /// What it should hold.
+        what: String,
+    },
+
+    /// The matrix is stored in a layout this reader does not read (yet).
+    #[error(
+        "{path}: the matrix `{object}` is stored as {found}, but inmf reads only CSR (cells x \
+         genes, `encoding-type` = csr_matrix) for now. Convert and re-write it, e.g. in Python: \
+         `adata.X = scipy.sparse.csr_matrix(adata.X); adata.write_h5ad(\"out.h5ad\")`."
+    )]
+    UnsupportedEncoding {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object concerned.
+        object: String,
+        /// What was found (e.g. "csc_matrix", "a dense array").
+        found: String,
+    },
+
+    /// An HDF5 dataset or attribute has a data type this reader cannot use.
+    #[error(
+        "{path}: `{object}` has data type {found}, expected {expected}. The file was probably \
+         written by an unusual tool; re-write it with anndata or Cell Ranger."
+    )]
+    BadDtype {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object concerned.
+        object: String,
+        /// What the reader accepts.
+        expected: String,
+        /// What the file holds.
+        found: String,
+    },
+
+    /// Sizes that must agree do not (e.g. `indptr` length vs the number of cells).
+    #[error(
+        "{path}: `{object}` has {found}, expected {expected}. The file is inconsistent \
+         (truncated or written by a faulty tool); re-write it from the source data."
+    )]
+    BadShape {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object concerned.
+        object: String,
+        /// What the other parts of the file imply.
+        expected: String,
+        /// What the object holds.
+        found: String,
+    },
+
+    /// A stored count is negative, NaN or infinite.
+    #[error(
+        "{path}: cell {cell} has the invalid value {value} in `{object}`; counts must be finite \
+         and >= 0. Give inmf raw (or at least non-negative) counts: log-transformed or \
+         centred/scaled data cannot be factorized by NMF (use `adata.raw` or a counts layer)."
+    )]
+    InvalidValue {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object (the `data` array).
+        object: String,
+        /// The cell (0-based, in the file) holding the value.
+        cell: usize,
+        /// The offending value (as stored, converted to f64).
+        value: f64,
+    },
+
+    /// The row pointer array is not a valid CSR `indptr`.
+    #[error(
+        "{path}: `{object}` is not a valid CSR row pointer at cell {cell}: {detail}. The file \
+         is corrupt or not CSR; re-write it with anndata."
+    )]
+    BadIndptr {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object (the `indptr` array).
+        object: String,
+        /// The cell (0-based, in the file) whose pointer is wrong.
+        cell: usize,
+        /// What is wrong (e.g. "decreases from 10 to 7").
+        detail: String,
+    },
+
+    /// A column (gene) index is negative or not below the number of genes.
+    #[error(
+        "{path}: cell {cell} refers to gene index {index} in `{object}`, but the matrix has \
+         {n_genes} genes. The file is corrupt or its gene table does not match the matrix; \
+         re-write it with anndata or Cell Ranger."
+    )]
+    IndexOutOfRange {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object (the `indices` array).
+        object: String,
+        /// The cell (0-based, in the file) holding the index.
+        cell: usize,
+        /// The offending index.
+        index: i128,
+        /// Number of genes (columns) of the matrix.
+        n_genes: usize,
+    },
+
+    /// No feature of the requested type is in a 10x file.
+    #[error(
+        "{path}: no feature in `{object}` has feature_type \"{wanted}\" (types present: {}). \
+         Choose one of those feature types in the options.",
+        list(found)
+    )]
+    NoFeatures {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object (`matrix/features/feature_type`).
+        object: String,
+        /// The requested feature type.
+        wanted: String,
+        /// The feature types present.
+        found: Vec<String>,
+    },
+
+    /// The datasets have no gene name in common.
+    #[error(
+        "the inputs share no gene names: {}. Genes are matched by name across datasets; check \
+         that all files use the same naming (symbols vs Ensembl IDs, species, upper/lower case) \
+         and rename the genes of the odd file (e.g. `adata.var_names = adata.var[\"gene_ids\"]`).",
+        list_paths(paths)
+    )]
+    NoSharedGenes {
+        /// All input files of the run.
+        paths: Vec<PathBuf>,
+    },
+
+    /// Genes requested by the caller (e.g. a saved model's genes) are missing from a file.
+    #[error(
+        "{path} lacks {missing} of the {requested} requested genes (e.g. {}). A model can only \
+         be applied to datasets that measure all of its genes; check the gene naming of this \
+         file.",
+        list(examples)
+    )]
+    MissingGenes {
+        /// The input file.
+        path: PathBuf,
+        /// How many requested genes are absent.
+        missing: usize,
+        /// How many genes were requested.
+        requested: usize,
+        /// Up to ten of the absent names.
+        examples: Vec<String>,
+    },
+
+    /// Gene selection kept no gene.
+    #[error(
+        "gene selection kept no gene ({detail}) in {}. Lower the variance threshold \
+         (var_thresh, default 0.1), raise alpha, ask for a fixed number of genes (n_genes), or \
+         combine datasets by union; also check that the inputs hold raw counts, not \
+         normalized or log values.",
+        list_paths(paths)
+    )]
+    NoGenesSelected {
+        /// All input files of the run.
+        paths: Vec<PathBuf>,
+        /// The parameters and per-dataset counts that led to it.
+        detail: String,
+    },
+
+    /// A dataset has fewer than two cells with non-zero counts (variances need n ≥ 2).
+    #[error(
+        "{path} has only {kept} cell(s) with non-zero counts ({dropped} all-zero cells \
+         dropped); preprocessing needs at least 2. Check that the right matrix was chosen."
+    )]
+    TooFewCells {
+        /// The input file.
+        path: PathBuf,
+        /// Cells with non-zero counts.
+        kept: usize,
+        /// All-zero cells dropped.
+        dropped: usize,
+    },
+
+    /// A parameter is out of its range.
+    #[error("invalid parameter {name} = {value}: expected {expected}.")]
+    InvalidParameter {
+        /// The parameter's name.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// The valid range.
+        expected: String,
+    },
+
+    /// A read request names a dataset or cells that do not exist (a caller's mistake).
+    #[error(
+        "{path}: cells {}..{} were requested but the dataset presents {n_cells} cells. This \
+         is a bug in the caller's read plan; please report it.",
+        range.start, range.end
+    )]
+    BadRequest {
+        /// The input file (empty when the dataset index itself is wrong).
+        path: PathBuf,
+        /// The cells requested.
+        range: Range<usize>,
+        /// Cells available.
+        n_cells: usize,
+    },
+
+    /// A read request names a dataset the source does not have (a caller's mistake).
+    #[error(
+        "dataset {dataset} was requested but the run has {n_datasets} dataset(s). This is a bug \
+         in the caller's read plan; please report it."
+    )]
+    NoSuchDataset {
+        /// The index requested.
+        dataset: usize,
+        /// Datasets in the run.
+        n_datasets: usize,
+    },
+
+    /// The HDF5 library reported an error.
+    #[error(
+        "HDF5 error in {path} at `{object}`: {source}. The file may be corrupt, truncated or \
+         locked by another program (a writer that is still running)."
+    )]
+    Hdf5 {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object being accessed.
+        object: String,
+        /// The library's error.
+        source: hdf5::Error,
+    },
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "none".to_owned();
+    }
+    let mut s = items
+        .iter()
+        .take(20)
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > 20 {
+        s.push_str(&format!(" and {} more", items.len() - 20));
+    }
+    s
+}
+
+fn list_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

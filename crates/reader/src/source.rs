@@ -1,0 +1,281 @@
+//! [`Hdf5Source`]: the learner's [`CellSource`] over opened, preprocessed
+//! HDF5 inputs. A read of kept cells k0..k1 is one contiguous read of the
+//! file cells spanning them (dropped cells inside are skipped), decoded
+//! straight to x̂ = x / nUMI / s_g over the model genes (ALGORITHMS.md §9).
+
+use std::ops::Range;
+
+use inmf_learner::{CellSource, CsrMatrix};
+
+use crate::cellmap::CellMap;
+use crate::dataset::{Dataset, RawBlock};
+use crate::error::ReaderError;
+use crate::names::make_unique;
+use crate::params::CheckedPreprocessParams;
+use crate::preprocess::preprocess;
+use crate::report::PreprocessReport;
+use crate::stats::numi;
+
+const NONE: u32 = u32::MAX;
+
+/// One dataset of the run with what preprocessing learned about it.
+#[derive(Debug)]
+struct Part {
+    file: Dataset,
+    cells: CellMap,
+    /// s_g per model gene.
+    scale: Vec<f64>,
+    /// 1/s_g per model gene (0 where s_g = 0, so x̂ = 0 there).
+    inv_scale: Vec<f64>,
+    /// Presented column → model column, or `NONE`.
+    col_map: Vec<u32>,
+    /// Whether `col_map` increases along presented columns (then decoded
+    /// rows come out sorted without sorting).
+    monotone: bool,
+    block: RawBlock,
+    scratch: Vec<(u32, f32)>,
+}
+
+/// Preprocessed HDF5 datasets as a [`CellSource`]: cell k of dataset i is
+/// the k-th cell with non-zero counts of file i; `read_cells` returns x̂
+/// (cells × model genes, f32, columns sorted) with
+/// x̂_gc = x_gc / nUMI_c / s_g, nUMI_c = Σ over all the file's genes
+/// (all presented genes: after a 10x feature-type filter, antibody or
+/// other feature counts are not part of the library size),
+/// s_g = sqrt(Σ_c x̃_gc² / (n − 1)) (0 where s_g = 0).
+///
+/// Owns every HDF5 handle of the run and is `Send`, so it can move into
+/// the reader thread ([`crate::spawn_reader`]).
+#[derive(Debug)]
+pub struct Hdf5Source {
+    parts: Vec<Part>,
+    genes: Vec<String>,
+    names: Vec<String>,
+    report: PreprocessReport,
+}
+
+impl Hdf5Source {
+    /// Preprocesses `datasets` (ALGORITHMS.md §9; one streaming pass per
+    /// dataset) and returns the source ready to serve mini-batches. Dataset
+    /// names are made unique (`name`, `name-1`, ...).
+    pub fn preprocess(datasets: Vec<Dataset>, params: &CheckedPreprocessParams) -> Result<Self, ReaderError> {
+        let mut names: Vec<String> = datasets.iter().map(|d| d.name().to_owned()).collect();
+        make_unique(&mut names);
+        let (genes, prepared, report) = preprocess(&datasets, &names, params)?;
+        let parts = datasets
+            .into_iter()
+            .zip(prepared)
+            .map(|(file, p)| {
+                let mut col_map = vec![NONE; file.n_genes()];
+                for (m, &c) in p.model_cols.iter().enumerate() {
+                    col_map[c] = m as u32;
+                }
+                let mut last = None;
+                let monotone = col_map.iter().filter(|&&m| m != NONE).all(|&m| {
+                    let ok = last.is_none_or(|l| l < m);
+                    last = Some(m);
+                    ok
+                });
+                let inv_scale = p
+                    .scale
+                    .iter()
+                    .map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 })
+                    .collect();
+                Part {
+                    file,
+                    cells: p.cells,
+                    scale: p.scale,
+                    inv_scale,
+                    col_map,
+                    monotone,
+                    block: RawBlock::default(),
+                    scratch: Vec::new(),
+                }
+            })
+            .collect();
+        Ok(Self {
+            parts,
+            genes,
+            names,
+            report,
+        })
+    }
+
+    /// The model's genes, in column order.
+    pub fn genes(&self) -> &[String] {
+        &self.genes
+    }
+
+    /// The datasets' unique names, in input order.
+    pub fn dataset_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The opened file of dataset `dataset` (path, format, gene ids, ...).
+    /// Panics if `dataset` is out of range.
+    pub fn dataset(&self, dataset: usize) -> &Dataset {
+        &self.parts[dataset].file
+    }
+
+    /// scaleNotCenter's factors s_g of dataset `dataset`, one per model gene.
+    /// Panics if `dataset` is out of range.
+    pub fn scale_factors(&self, dataset: usize) -> &[f64] {
+        &self.parts[dataset].scale
+    }
+
+    /// Kept-cell ↔ file-cell map of dataset `dataset`.
+    /// Panics if `dataset` is out of range.
+    pub fn cell_map(&self, dataset: usize) -> &CellMap {
+        &self.parts[dataset].cells
+    }
+
+    /// What preprocessing did.
+    pub fn report(&self) -> &PreprocessReport {
+        &self.report
+    }
+
+    /// Names of kept cells `cells` of dataset `dataset` (for outputs).
+    pub fn cell_names(&self, dataset: usize, cells: Range<usize>) -> Result<Vec<String>, ReaderError> {
+        let part = self.part(dataset, &cells)?;
+        let span = part.cells.original_span(cells);
+        let mut names = part.file.cell_names(span.clone())?;
+        if part.cells.dropped().is_empty() {
+            return Ok(names);
+        }
+        let mut next = part.cells.first_dropped_from(span.start);
+        let dropped = part.cells.dropped();
+        let mut r = 0;
+        names.retain(|_| {
+            let o = span.start + r;
+            r += 1;
+            if next < dropped.len() && dropped[next] == o {
+                next += 1;
+                false
+            } else {
+                true
+            }
+        });
+        Ok(names)
+    }
+
+    fn part(&self, dataset: usize, cells: &Range<usize>) -> Result<&Part, ReaderError> {
+        let Some(part) = self.parts.get(dataset) else {
+            return Err(ReaderError::BadRequest {
+                path: Default::default(),
+                range: cells.clone(),
+                n_cells: 0,
+            });
+        };
+        if cells.start > cells.end || cells.end > part.cells.n_kept() {
+            return Err(ReaderError::BadRequest {
+                path: part.file.path().to_owned(),
+                range: cells.clone(),
+                n_cells: part.cells.n_kept(),
+            });
+        }
+        Ok(part)
+    }
+
+    /// Decodes kept cells `cells` of `dataset` and appends them to `out`.
+    fn decode(&mut self, dataset: usize, cells: Range<usize>, out: &mut Out) -> Result<(), ReaderError> {
+        self.part(dataset, &cells)?;
+        let part = &mut self.parts[dataset];
+        if cells.is_empty() {
+            return Ok(());
+        }
+        let span = part.cells.original_span(cells.clone());
+        part.file.read_block(span.clone(), &mut part.block)?;
+        let dropped = part.cells.dropped();
+        let mut next = part.cells.first_dropped_from(span.start);
+        let rows_before = out.indptr.len();
+        for r in 0..part.block.n_rows() {
+            let o = span.start + r;
+            if next < dropped.len() && dropped[next] == o {
+                next += 1;
+                continue;
+            }
+            let (cols, vals) = part.block.row(r);
+            let total = numi(vals);
+            // A kept cell has nUMI > 0; guard anyway (a file changed under us).
+            if total > 0.0 {
+                if part.monotone {
+                    for (&c, &v) in cols.iter().zip(vals) {
+                        let m = part.col_map[c as usize];
+                        if m != NONE {
+                            let x = f64::from(v) / total * part.inv_scale[m as usize];
+                            if x != 0.0 {
+                                out.indices.push(m);
+                                out.data.push(x as f32);
+                            }
+                        }
+                    }
+                } else {
+                    part.scratch.clear();
+                    for (&c, &v) in cols.iter().zip(vals) {
+                        let m = part.col_map[c as usize];
+                        if m != NONE {
+                            let x = f64::from(v) / total * part.inv_scale[m as usize];
+                            if x != 0.0 {
+                                part.scratch.push((m, x as f32));
+                            }
+                        }
+                    }
+                    part.scratch.sort_unstable_by_key(|p| p.0);
+                    out.indices.extend(part.scratch.iter().map(|p| p.0));
+                    out.data.extend(part.scratch.iter().map(|p| p.1));
+                }
+            }
+            out.indptr.push(out.data.len());
+        }
+        debug_assert_eq!(out.indptr.len() - rows_before, cells.len());
+        Ok(())
+    }
+
+    fn decode_runs(&mut self, dataset: usize, runs: &[Range<usize>]) -> Result<CsrMatrix, ReaderError> {
+        let mut out = Out {
+            indptr: vec![0],
+            indices: Vec::new(),
+            data: Vec::new(),
+        };
+        for r in runs {
+            self.decode(dataset, r.clone(), &mut out)?;
+        }
+        Ok(
+            CsrMatrix::new(self.genes.len(), out.indptr, out.indices, out.data)
+                .expect("decoded rows satisfy the CSR invariants (a reader bug otherwise)"),
+        )
+    }
+}
+
+/// CSR buffers being filled.
+struct Out {
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    data: Vec<f32>,
+}
+
+impl CellSource for Hdf5Source {
+    type Error = ReaderError;
+
+    fn n_datasets(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Kept cells of `dataset`. Panics if `dataset` is out of range.
+    fn n_cells(&self, dataset: usize) -> usize {
+        self.parts[dataset].cells.n_kept()
+    }
+
+    fn n_genes(&self) -> usize {
+        self.genes.len()
+    }
+
+    fn read_cells(&mut self, dataset: usize, cells: Range<usize>) -> Result<CsrMatrix, ReaderError> {
+        self.decode_runs(dataset, std::slice::from_ref(&cells))
+    }
+
+    /// Decodes all runs into one block (no intermediate blocks to append).
+    fn read_runs(&mut self, dataset: usize, runs: &[Range<usize>]) -> Result<CsrMatrix, ReaderError> {
+        self.decode_runs(dataset, runs)
+    }
+}

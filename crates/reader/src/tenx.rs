@@ -1,0 +1,153 @@
+//! The 10x Genomics .h5 layouts. Cell Ranger ≥ 3: group `matrix/` with
+//! `data`, `indices`, `indptr`, `shape` = [genes, cells], `barcodes`,
+//! `features/{id,name,feature_type}`. Cell Ranger 2: one group per genome
+//! with the same arrays and `genes`, `gene_names`. Both are CSC genes ×
+//! cells, i.e. each cell's non-zeros are contiguous: CSR cells × genes.
+
+use std::path::Path;
+
+use crate::dataset::{Format, Layout, MatrixLocation, OpenOptions};
+use crate::error::ReaderError;
+use crate::h5::{self, Ctx, Member};
+
+/// Cell Ranger ≥ 3 layout.
+pub(crate) fn layout_v3(
+    file: &hdf5::File,
+    path: &Path,
+    options: &OpenOptions,
+) -> Result<Layout, ReaderError> {
+    only_x(file, path, options)?;
+    let (n_genes, n_cells) = shape(file, path, "matrix/shape")?;
+    let genes = strings(file, path, "matrix/features/name", "the gene names")?;
+    let gene_ids = optional(file, path, "matrix/features/id")?;
+    let feature_types = optional(file, path, "matrix/features/feature_type")?;
+    for (what, v) in [
+        ("features/id", &gene_ids),
+        ("features/feature_type", &feature_types),
+    ] {
+        if let Some(v) = v {
+            if v.len() != genes.len() {
+                return Err(ReaderError::BadShape {
+                    path: path.to_owned(),
+                    object: format!("/matrix/{what}"),
+                    expected: format!("{} entries (as many as features/name)", genes.len()),
+                    found: format!("{} entries", v.len()),
+                });
+            }
+        }
+    }
+    require(file, path, "matrix/barcodes", "the cell barcodes")?;
+    Ok(Layout {
+        format: Format::TenXV3,
+        matrix: "matrix".into(),
+        shape: Some((n_cells, n_genes)),
+        genes,
+        gene_ids,
+        feature_types,
+        cell_names: "matrix/barcodes".into(),
+    })
+}
+
+/// Cell Ranger 2 layout: exactly one top-level genome group.
+pub(crate) fn layout_v2(
+    file: &hdf5::File,
+    path: &Path,
+    options: &OpenOptions,
+) -> Result<Layout, ReaderError> {
+    let top = h5::member_names(file, path, "/")?;
+    let genomes: Vec<String> = top
+        .iter()
+        .filter(|g| {
+            h5::member(file, &format!("{g}/indptr")) == Member::Dataset
+                && h5::member(file, &format!("{g}/barcodes")) == Member::Dataset
+                && h5::member(file, &format!("{g}/genes")) == Member::Dataset
+        })
+        .cloned()
+        .collect();
+    let [g] = genomes.as_slice() else {
+        let (object, found) = if genomes.is_empty() {
+            ("X".to_owned(), top)
+        } else {
+            ("<one genome group>".to_owned(), genomes)
+        };
+        return Err(ReaderError::NoMatrix {
+            path: path.to_owned(),
+            object: format!("/{object}"),
+            found,
+        });
+    };
+    only_x(file, path, options)?;
+    let (n_genes, n_cells) = shape(file, path, &format!("{g}/shape"))?;
+    let ids = strings(file, path, &format!("{g}/genes"), "the gene ids")?;
+    let genes = match optional(file, path, &format!("{g}/gene_names"))? {
+        Some(n) if n.len() == ids.len() => n,
+        _ => ids.clone(),
+    };
+    Ok(Layout {
+        format: Format::TenXV2,
+        matrix: g.clone(),
+        shape: Some((n_cells, n_genes)),
+        genes,
+        gene_ids: Some(ids),
+        feature_types: None,
+        cell_names: format!("{g}/barcodes"),
+    })
+}
+
+fn only_x(file: &hdf5::File, path: &Path, options: &OpenOptions) -> Result<(), ReaderError> {
+    let object = match &options.matrix {
+        MatrixLocation::X => return Ok(()),
+        MatrixLocation::Raw => "/raw/X".to_owned(),
+        MatrixLocation::Layer(n) => format!("/layers/{n}"),
+    };
+    Err(ReaderError::NoMatrix {
+        path: path.to_owned(),
+        object,
+        found: h5::member_names(file, path, "/")?,
+    })
+}
+
+/// `shape` = [genes, cells].
+fn shape(file: &hdf5::File, path: &Path, name: &str) -> Result<(usize, usize), ReaderError> {
+    let object = format!("/{name}");
+    require(file, path, name, "the matrix shape [genes, cells]")?;
+    let ds = file.dataset(name).ctx(path, &object)?;
+    let s = h5::read_all_ints(&ds, path, &object)?;
+    match s.as_slice() {
+        [g, c] if *g >= 0 && *c >= 0 => Ok((*g as usize, *c as usize)),
+        _ => Err(ReaderError::BadShape {
+            path: path.to_owned(),
+            object,
+            expected: "two non-negative numbers [genes, cells]".into(),
+            found: format!("{s:?}"),
+        }),
+    }
+}
+
+fn require(file: &hdf5::File, path: &Path, name: &str, what: &str) -> Result<(), ReaderError> {
+    if h5::member(file, name) == Member::Dataset {
+        Ok(())
+    } else {
+        Err(ReaderError::MissingObject {
+            path: path.to_owned(),
+            object: format!("/{name}"),
+            what: what.into(),
+        })
+    }
+}
+
+fn strings(file: &hdf5::File, path: &Path, name: &str, what: &str) -> Result<Vec<String>, ReaderError> {
+    require(file, path, name, what)?;
+    let object = format!("/{name}");
+    let ds = file.dataset(name).ctx(path, &object)?;
+    h5::read_strings(&ds, None, path, &object)
+}
+
+fn optional(file: &hdf5::File, path: &Path, name: &str) -> Result<Option<Vec<String>>, ReaderError> {
+    if h5::member(file, name) != Member::Dataset {
+        return Ok(None);
+    }
+    let object = format!("/{name}");
+    let ds = file.dataset(name).ctx(path, &object)?;
+    h5::read_strings(&ds, None, path, &object).map(Some)
+}

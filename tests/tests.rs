@@ -1,0 +1,5 @@
+//! End-to-end tests of the `inmf` binary (ripgrep style: one file of `mod`s).
+
+mod common;
+mod r2_bad_input;
+mod r2_run;
