@@ -143,3 +143,80 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<SimulateArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("simulate").chain(args.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn defaults_are_the_simulator_defaults() {
+        let p = parse(&["--out", "d"]).unwrap().params();
+        assert_eq!(p, SimulationParams::default());
+    }
+
+    #[test]
+    fn flags_map_to_params() {
+        let flags = "--out d --datasets 2 --cells 5,7 --genes 30 --cell-types 4 --batch-effect 0.5 \
+                     --missing 1:2 --missing 2:4 --seed 9 --format 10x --compression none -q";
+        let a = parse(&flags.split_whitespace().collect::<Vec<_>>()).unwrap();
+        assert!(a.quiet);
+        let p = a.params();
+        assert_eq!(
+            (p.datasets, p.cells.clone(), p.genes, p.cell_types),
+            (2, vec![5, 7], 30, 4)
+        );
+        assert_eq!(
+            (p.batch_effect, p.missing_types.clone(), p.seed),
+            (0.5, vec![(1, 2), (2, 4)], 9)
+        );
+        assert_eq!((p.format, p.compression), (OutputFormat::TenX, Compression::None));
+    }
+
+    #[test]
+    fn bad_flags_are_rejected() {
+        assert!(parse(&[]).is_err());
+        for bad in ["2", "a:b", "1:", ":2", "1:2:3"] {
+            let e = parse(&["--out", "d", "--missing", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains("DATASET:TYPE"), "{e}");
+        }
+        assert!(parse(&["--out", "d", "--format", "loom"]).is_err());
+        assert!(parse(&["--out", "d", "--cells", "5,x"]).is_err());
+    }
+
+    #[test]
+    fn runs_end_to_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("sim");
+        let a = parse(&[
+            "--out",
+            out.to_str().unwrap(),
+            "--datasets",
+            "2",
+            "--cells",
+            "20",
+            "--genes",
+            "10",
+            "-q",
+        ]);
+        run(a.unwrap()).unwrap();
+        assert!(out.join("batch1.h5ad").exists() && out.join("batch2.h5ad").exists());
+        let a = parse(&["--out", out.to_str().unwrap(), "--cells", "0", "-q"]).unwrap();
+        let e = run(a).unwrap_err();
+        assert!(e.downcast_ref::<inmf_driver::DriverError>().is_some(), "{e:#}");
+        assert!(format!("{e:#}").contains("cells = 0"), "{e:#}");
+    }
+}

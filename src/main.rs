@@ -1,15 +1,17 @@
 //! `inmf`: out-of-core online integrative NMF for single-cell atlases.
 //!
-//! Subcommands: `run` (scenario 1: factorize datasets together) and
-//! `simulate` (a Splatter-like multi-batch atlas). Exit codes: 0 success,
-//! 2 bad input or parameters (nothing is written), 1 any other failure.
+//! Subcommands: `run` (scenario 1: factorize datasets together), `add`
+//! (scenario 2: add datasets to a saved model), `project` (scenario 3:
+//! project queries onto W) and `simulate` (a Splatter-like multi-batch
+//! atlas). Exit codes: 0 success, 2 bad input or parameters (nothing is
+//! written), 1 any other failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use inmf_driver::{DriverError, InputSpec, RunConfig, RunRequest};
+use inmf_driver::{AddRequest, DriverError, InputSpec, ProjectRequest, RunConfig, RunRequest};
 
 mod cmd_simulate;
 
@@ -30,8 +32,101 @@ enum Command {
     /// OUT/model.h5 (everything needed to continue or project) and
     /// OUT/result.h5ad (obsm['X_inmf'] = H, obs['dataset'], varm['W'], ...).
     Run(RunArgs),
+    /// Add datasets to a saved model (scenario 2): learn them into W without refactorizing.
+    ///
+    /// W starts from the model; new V_j are sampled; old V_i, A_i, B_i stay
+    /// frozen but still shape W. New data are preprocessed with the model's
+    /// genes (missing genes read as zeros) and scaling rule. Writes an updated
+    /// OUT/model.h5 (arrivals chain) and OUT/result.h5ad with H for the new
+    /// cells and, unless --new-only, re-solved H for the old ones.
+    Add(AddArgs),
+    /// Project query datasets onto a saved model's W (scenario 3).
+    ///
+    /// H = argmin_{H≥0} ‖X − WH‖² per cell (V treated as 0); the model is not
+    /// changed. Cells whose projection is all zeros are reported and flagged
+    /// in obs['h_all_zero']. Writes OUT/result.h5ad.
+    Project(ProjectArgs),
     /// Simulate a multi-batch single-cell atlas (Splatter-like, with batch × cell-type effects).
     Simulate(cmd_simulate::SimulateArgs),
+}
+
+/// Options of the online learning phase, shared by `run` and `add`.
+#[derive(Args, Debug)]
+struct LearnOpts {
+    /// Passes over the first (new) dataset [default: 5].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Cells per online iteration, over all learned datasets [default: 5000].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Cells per shuffled block [default: 1000].
+    #[arg(long)]
+    shuffle_block: Option<usize>,
+    /// Seed of all random choices [default: 1].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Early stop when the epoch objective changes by less than this (relative); 0 = off.
+    #[arg(long)]
+    tol: Option<f64>,
+    /// Write OUT/checkpoint.h5 every N epochs (0 = never) [default: 1].
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
+    /// Continue an interrupted run from OUT/checkpoint.h5 (same inputs and
+    /// parameters); the result is bit-identical to an uninterrupted run.
+    #[arg(long)]
+    resume: bool,
+}
+
+/// Options of every command that reads inputs.
+#[derive(Args, Debug)]
+struct CommonOpts {
+    /// TOML configuration (see config/default.toml); flags win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Worker threads; 0 = one per core [default: 0].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Matrix to read from .h5ad files: X, raw (raw/X) or layer:NAME [default: X].
+    #[arg(long, value_name = "X|raw|layer:NAME")]
+    matrix: Option<String>,
+    /// No progress bar or summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Print the summary as one JSON object on stdout (for scripts).
+    #[arg(long)]
+    json: bool,
+}
+
+macro_rules! set {
+    ($dst:expr, $src:expr) => {
+        if let Some(v) = $src {
+            $dst = v;
+        }
+    };
+}
+
+impl CommonOpts {
+    fn config(&self) -> anyhow::Result<RunConfig> {
+        let mut c = match &self.config {
+            Some(p) => RunConfig::from_file(p)?,
+            None => RunConfig::default(),
+        };
+        set!(c.runtime.threads, self.threads);
+        set!(c.preprocess.matrix, self.matrix.clone());
+        Ok(c)
+    }
+}
+
+impl LearnOpts {
+    fn apply(&self, c: &mut RunConfig) {
+        let m = &mut c.model;
+        set!(m.epochs, self.epochs);
+        set!(m.batch_size, self.batch_size);
+        set!(m.shuffle_block, self.shuffle_block);
+        set!(m.seed, self.seed);
+        set!(m.tol, self.tol);
+        set!(c.runtime.checkpoint_every, self.checkpoint_every);
+    }
 }
 
 #[derive(Args, Debug)]
@@ -43,95 +138,139 @@ struct RunArgs {
     /// Output directory (created if missing).
     #[arg(long, short, value_name = "DIR")]
     out: PathBuf,
-    /// TOML configuration (see config/default.toml); flags win over it.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
     /// K, the number of factors [default: 20].
     #[arg(long)]
     k: Option<usize>,
     /// λ, weight of the dataset-specific penalty λ‖V_i H_i‖² [default: 5].
     #[arg(long)]
     lambda: Option<f64>,
-    /// Passes over the first dataset [default: 5].
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Cells per online iteration, over all datasets [default: 5000].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Cells per shuffled block [default: 1000].
-    #[arg(long)]
-    shuffle_block: Option<usize>,
-    /// Seed of all random choices [default: 1].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Worker threads; 0 = one per core [default: 0].
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Early stop when the epoch objective changes by less than this (relative); 0 = off.
-    #[arg(long)]
-    tol: Option<f64>,
-    /// Matrix to read from .h5ad files: X, raw (raw/X) or layer:NAME [default: X].
-    #[arg(long, value_name = "X|raw|layer:NAME")]
-    matrix: Option<String>,
     /// Keep only the top N variable genes per dataset (0 = all that pass selectGenes).
     #[arg(long)]
     n_genes: Option<usize>,
-    /// No progress bar or summary.
-    #[arg(long, short)]
-    quiet: bool,
-    /// Print the summary as one JSON object on stdout (for scripts).
-    #[arg(long)]
-    json: bool,
+    /// Use the genes listed in FILE (one per line) instead of selecting them.
+    #[arg(long, value_name = "FILE")]
+    genes: Option<PathBuf>,
+    #[command(flatten)]
+    learn: LearnOpts,
+    #[command(flatten)]
+    common: CommonOpts,
 }
 
 impl RunArgs {
     fn request(self) -> anyhow::Result<RunRequest> {
-        let mut c = match &self.config {
-            Some(p) => RunConfig::from_file(p)?,
-            None => RunConfig::default(),
-        };
-        let m = &mut c.model;
-        macro_rules! set {
-            ($dst:expr, $src:expr) => {
-                if let Some(v) = $src {
-                    $dst = v;
-                }
-            };
-        }
-        set!(m.k, self.k);
-        set!(m.lambda, self.lambda);
-        set!(m.epochs, self.epochs);
-        set!(m.batch_size, self.batch_size);
-        set!(m.shuffle_block, self.shuffle_block);
-        set!(m.seed, self.seed);
-        set!(m.tol, self.tol);
-        set!(c.runtime.threads, self.threads);
-        set!(c.preprocess.matrix, self.matrix);
+        let mut c = self.common.config()?;
+        self.learn.apply(&mut c);
+        set!(c.model.k, self.k);
+        set!(c.model.lambda, self.lambda);
         set!(c.preprocess.n_genes, self.n_genes);
+        if self.genes.is_some() {
+            c.preprocess.genes_file = self.genes;
+        }
         Ok(RunRequest {
             inputs: self.inputs,
             out_dir: self.out,
             config: c,
-            quiet: self.quiet,
+            quiet: self.common.quiet || self.common.json,
+            resume: self.learn.resume,
         })
     }
+}
+
+#[derive(Args, Debug)]
+struct AddArgs {
+    /// Directory of the saved model (written by `inmf run` or `inmf add`).
+    #[arg(value_name = "MODEL_DIR")]
+    model_dir: PathBuf,
+    /// New datasets, as for `inmf run`.
+    #[arg(required = true, value_name = "[NAME=]PATH")]
+    inputs: Vec<InputSpec>,
+    /// Output directory (may be MODEL_DIR: files are replaced atomically).
+    #[arg(long, short, value_name = "DIR")]
+    out: PathBuf,
+    /// Solve H only for the new cells (the old datasets' files are not read again).
+    #[arg(long)]
+    new_only: bool,
+    #[command(flatten)]
+    learn: LearnOpts,
+    #[command(flatten)]
+    common: CommonOpts,
+}
+
+#[derive(Args, Debug)]
+struct ProjectArgs {
+    /// Directory of the saved model.
+    #[arg(value_name = "MODEL_DIR")]
+    model_dir: PathBuf,
+    /// Query datasets, as for `inmf run`.
+    #[arg(required = true, value_name = "[NAME=]PATH")]
+    inputs: Vec<InputSpec>,
+    /// Output directory.
+    #[arg(long, short, value_name = "DIR")]
+    out: PathBuf,
+    #[command(flatten)]
+    common: CommonOpts,
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
-            let json = args.json;
+            let (json, quiet) = (args.common.json, args.common.quiet);
             let req = args.request()?;
-            let quiet = req.quiet;
             let summary = inmf_driver::run_online(&req).context("inmf run failed")?;
-            if json {
-                println!("{}", summary_json(&summary));
-            } else if !quiet {
-                print!("{summary}");
+            report(&summary, json, quiet);
+            Ok(())
+        }
+        Command::Add(args) => {
+            let mut config = args.common.config()?;
+            args.learn.apply(&mut config);
+            let req = AddRequest {
+                model_dir: args.model_dir,
+                inputs: args.inputs,
+                out_dir: args.out,
+                config,
+                new_only: args.new_only,
+                quiet: args.common.quiet || args.common.json,
+                resume: args.learn.resume,
+            };
+            let summary = inmf_driver::add_datasets(&req).context("inmf add failed")?;
+            report(&summary, args.common.json, args.common.quiet);
+            Ok(())
+        }
+        Command::Project(args) => {
+            let req = ProjectRequest {
+                model_dir: args.model_dir,
+                inputs: args.inputs,
+                out_dir: args.out,
+                config: args.common.config()?,
+                quiet: args.common.quiet || args.common.json,
+            };
+            let s = inmf_driver::project(&req).context("inmf project failed")?;
+            if args.common.json {
+                let json = serde_json::json!({
+                    "cells": s.datasets.iter().map(|d| d.2).sum::<usize>(),
+                    "genes": s.genes,
+                    "genes_missing": s.genes_missing,
+                    "residual": s.objective.residual,
+                    "zero_cells": s.zero_cells,
+                    "seconds": s.seconds,
+                    "peak_rss_mb": s.peak_rss_bytes.map(|b| b as f64 / 1048576.0),
+                    "output": s.output,
+                });
+                println!("{json}");
+            } else if !args.common.quiet {
+                print!("{s}");
             }
             Ok(())
         }
         Command::Simulate(args) => cmd_simulate::run(args),
+    }
+}
+
+fn report(summary: &inmf_driver::RunSummary, json: bool, quiet: bool) {
+    if json {
+        println!("{}", summary_json(summary));
+    } else if !quiet {
+        print!("{summary}");
     }
 }
 

@@ -3,3 +3,4 @@
 mod common;
 mod r2_bad_input;
 mod r2_run;
+mod r5_scenarios;

@@ -58,6 +58,9 @@ pub struct PreprocessConfig {
     pub n_genes: usize,
     /// "union" or "intersection". Default "union".
     pub combine: String,
+    /// Use the genes listed in this file (one name per line) instead of
+    /// selecting them; a gene a dataset lacks reads as zeros. Default: unset.
+    pub genes_file: Option<std::path::PathBuf>,
 }
 
 impl Default for PreprocessConfig {
@@ -68,6 +71,7 @@ impl Default for PreprocessConfig {
             var_thresh: 0.1,
             n_genes: 0,
             combine: "union".into(),
+            genes_file: None,
         }
     }
 }
@@ -78,18 +82,21 @@ impl Default for PreprocessConfig {
 pub struct RuntimeConfig {
     /// Worker threads; 0 = one per core. Default 0.
     pub threads: usize,
-    /// Mini-batches read ahead. Default 3.
+    /// Mini-batches read ahead. Default 2.
     pub read_ahead: usize,
-    /// Cells per block of the final H pass. Default 20000.
+    /// Cells per block of the final H pass. Default 5000.
     pub final_block: usize,
+    /// Write a checkpoint every this many epochs (resume with `--resume`); 0 = never. Default 1.
+    pub checkpoint_every: usize,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             threads: 0,
-            read_ahead: 3,
-            final_block: 20000,
+            read_ahead: 2,
+            final_block: 5000,
+            checkpoint_every: 1,
         }
     }
 }

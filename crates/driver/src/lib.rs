@@ -4,17 +4,23 @@
 //! configuration and progress. Section numbers refer to `shared/ALGORITHMS.md`.
 #![deny(missing_docs)]
 
+mod add;
 pub mod anndata;
 mod config;
 mod error;
+mod fingerprint;
+mod learn;
 mod model;
 mod output;
 mod prepare;
+mod project;
 mod results;
 mod run;
 pub mod simulate;
 
+pub use add::{add_datasets, AddRequest};
 pub use config::{ModelConfig, PreprocessConfig, RunConfig, RuntimeConfig};
 pub use error::DriverError;
 pub use model::{ModelDataset, SavedModel, MODEL_FORMAT_VERSION};
+pub use project::{project, ProjectRequest, ProjectSummary};
 pub use run::{peak_rss_bytes, run_online, InputSpec, RunRequest, RunSummary};

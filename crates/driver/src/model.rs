@@ -6,10 +6,12 @@
 //! /                      attrs: format ("inmf-model"), format_version, inmf_version,
 //!                               k, lambda, batch_size, epochs, shuffle_block,
 //!                               hals_sweeps, seed, iterations, epochs_done,
+//!                               checkpoint_iterations (checkpoint files only),
 //!                               normalization ("library-size"), scaling ("scaleNotCenter")
 //! /W                     genes × K, f64
 //! /genes                 gene names (variable-length UTF-8)
-//! /datasets/<i>/         attrs: name, path (as given), n_cells, frozen
+//! /epoch_objective       mean mini-batch objective per cell, per epoch of the last phase
+//! /datasets/<i>/         attrs: name, path (as given), n_cells, fingerprint, frozen
 //!          V, A, B, A_old, B_old   f64
 //!          scale          per-gene scale factor s_g of scaleNotCenter (f64, genes)
 //! ```
@@ -36,6 +38,8 @@ pub struct ModelDataset {
     pub path: PathBuf,
     /// Cells used (after dropping all-zero cells).
     pub n_cells: usize,
+    /// Content fingerprint of the input file (see `fingerprint.rs`).
+    pub fingerprint: String,
     /// scaleNotCenter factors s_g per model gene.
     pub scale: Vec<f64>,
 }
@@ -53,8 +57,13 @@ pub struct SavedModel {
     pub datasets: Vec<ModelDataset>,
     /// Online iterations performed.
     pub iterations: usize,
-    /// Epochs completed.
+    /// Epochs completed (of the last learning phase).
     pub epochs_done: usize,
+    /// Mean mini-batch objective per cell of each epoch of the last learning phase.
+    pub epoch_objective: Vec<f64>,
+    /// Set only in checkpoint files: iterations of the current learning
+    /// phase already done (the phase resumes at the next one).
+    pub checkpoint_iterations: Option<usize>,
 }
 
 fn h5err<'a>(path: &'a Path, what: &str) -> impl Fn(hdf5::Error) -> DriverError + 'a {
@@ -122,6 +131,13 @@ impl SavedModel {
             put_attr(&f, "seed", p.seed).map_err(&e)?;
             put_attr(&f, "iterations", self.iterations as u64).map_err(&e)?;
             put_attr(&f, "epochs_done", self.epochs_done as u64).map_err(&e)?;
+            if let Some(t) = self.checkpoint_iterations {
+                put_attr(&f, "checkpoint_iterations", t as u64).map_err(&e)?;
+            }
+            f.new_dataset_builder()
+                .with_data(&Array1::from(self.epoch_objective.clone()))
+                .create("epoch_objective")
+                .map_err(&e)?;
             put_attr_str(&f, "normalization", "library-size").map_err(&e)?;
             put_attr_str(&f, "scaling", "scaleNotCenter").map_err(&e)?;
             f.new_dataset_builder()
@@ -139,6 +155,7 @@ impl SavedModel {
                 put_attr_str(&g, "name", &meta.name).map_err(&e)?;
                 put_attr_str(&g, "path", &meta.path.to_string_lossy()).map_err(&e)?;
                 put_attr(&g, "n_cells", meta.n_cells as u64).map_err(&e)?;
+                put_attr_str(&g, "fingerprint", &meta.fingerprint).map_err(&e)?;
                 put_attr(&g, "frozen", u8::from(st.frozen)).map_err(&e)?;
                 for (name, arr) in [
                     ("V", &st.v),
@@ -246,6 +263,7 @@ impl SavedModel {
                 name: get_attr_str(&g, "name").map_err(&e)?,
                 path: PathBuf::from(get_attr_str(&g, "path").map_err(&e)?),
                 n_cells: get_attr::<u64>(&g, "n_cells").map_err(&e)? as usize,
+                fingerprint: get_attr_str(&g, "fingerprint").map_err(&e)?,
                 scale,
             });
         }
@@ -260,6 +278,76 @@ impl SavedModel {
             datasets,
             iterations: get_attr::<u64>(&f, "iterations").map_err(&e)? as usize,
             epochs_done: get_attr::<u64>(&f, "epochs_done").map_err(&e)? as usize,
+            epoch_objective: f.dataset("epoch_objective").map_err(&e)?.read_raw().map_err(&e)?,
+            checkpoint_iterations: match f.attr("checkpoint_iterations") {
+                Ok(a) => Some(a.read_scalar::<u64>().map_err(&e)? as usize),
+                Err(_) => None,
+            },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn example() -> SavedModel {
+        let w = Array2::from_shape_fn((4, 2), |(i, j)| (i * 2 + j) as f64 * 0.1 + 1e-17);
+        let mut model = OnlineInmf::new(w.clone(), vec![w.clone() * 0.5, w.clone() * 0.25], 5.0).unwrap();
+        model.datasets[0].frozen = true;
+        model.datasets[1].a[[0, 1]] = std::f64::consts::PI;
+        SavedModel {
+            model,
+            params: OnlineParams { k: 2, ..Default::default() },
+            genes: (0..4).map(|g| format!("g{g}")).collect(),
+            datasets: (0..2)
+                .map(|i| ModelDataset {
+                    name: format!("d{i}"),
+                    path: PathBuf::from(format!("/data/d{i}.h5ad")),
+                    n_cells: 10 + i,
+                    fingerprint: format!("{i:016x}"),
+                    scale: vec![0.5, 1.0, 2.0, 0.0],
+                })
+                .collect(),
+            iterations: 7,
+            epochs_done: 2,
+            epoch_objective: vec![3.0, 2.5],
+            checkpoint_iterations: Some(5),
+        }
+    }
+
+    #[test]
+    fn round_trip_is_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("model.h5");
+        let m = example();
+        m.save(&p).unwrap();
+        assert_eq!(SavedModel::load(&p).unwrap(), m);
+        let plain = SavedModel { checkpoint_iterations: None, ..m };
+        plain.save(&dir.path().join("b.h5")).unwrap();
+        assert_eq!(SavedModel::load(&dir.path().join("b.h5")).unwrap(), plain);
+        // Only the final file exists: no temporary left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn newer_versions_and_inconsistent_shapes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("model.h5");
+        example().save(&p).unwrap();
+        {
+            let f = hdf5::File::open_rw(&p).unwrap();
+            f.attr("format_version").unwrap().write_scalar(&(MODEL_FORMAT_VERSION + 1)).unwrap();
+        }
+        let e = SavedModel::load(&p).unwrap_err().to_string();
+        assert!(e.contains("newer"), "{e}");
+        let mut bad = example();
+        bad.params.k = 3;
+        bad.save(&p).unwrap();
+        let e = SavedModel::load(&p).unwrap_err().to_string();
+        assert!(e.contains("K = 3"), "{e}");
+        let e = SavedModel::load(&dir.path().join("nope.h5")).unwrap_err().to_string();
+        assert!(e.contains("does not exist"), "{e}");
     }
 }

@@ -1,5 +1,7 @@
 //! From the `[preprocess]` configuration to opened, preprocessed inputs.
 
+use std::path::Path;
+
 use inmf_reader::{open, Combine, GeneSelection, Hdf5Source, MatrixLocation, OpenOptions, PreprocessParams};
 
 use crate::config::PreprocessConfig;
@@ -20,9 +22,35 @@ pub fn matrix_location(s: &str) -> Result<MatrixLocation, DriverError> {
     }
 }
 
+/// Reads a gene list: one name per line, blank lines and `#` comments skipped.
+pub fn read_gene_list(path: &Path) -> Result<Vec<String>, DriverError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DriverError::Io { path: path.to_path_buf(), source })?;
+    let genes: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    if genes.is_empty() {
+        return Err(DriverError::InvalidParameter(format!("gene list {} names no gene", path.display())));
+    }
+    Ok(genes)
+}
+
 /// Opens every input read-only and runs the preprocessing passes (§9).
-pub fn open_and_preprocess(inputs: &[InputSpec], cfg: &PreprocessConfig) -> Result<Hdf5Source, DriverError> {
+/// `given_genes` (a model's genes) replaces gene selection; otherwise the
+/// configuration's `genes_file`, if set, does.
+pub fn open_and_preprocess(
+    inputs: &[InputSpec],
+    cfg: &PreprocessConfig,
+    given_genes: Option<&[String]>,
+) -> Result<Hdf5Source, DriverError> {
     let matrix = matrix_location(&cfg.matrix)?;
+    let genes = match (given_genes, &cfg.genes_file) {
+        (Some(g), _) => Some(g.to_vec()),
+        (None, Some(p)) => Some(read_gene_list(p)?),
+        (None, None) => None,
+    };
     let combine = match cfg.combine.as_str() {
         "union" => Combine::Union,
         "intersection" => Combine::Intersection,
@@ -39,6 +67,7 @@ pub fn open_and_preprocess(inputs: &[InputSpec], cfg: &PreprocessConfig) -> Resu
             n_genes: (cfg.n_genes > 0).then_some(cfg.n_genes),
             combine,
         },
+        genes,
         ..PreprocessParams::default()
     }
     .check()?;

@@ -7,11 +7,14 @@
 //! streamed as the final pass solves it); `varm['W']`, `varm['V_<dataset>']`;
 //! `uns['inmf']` = parameters, objective per epoch, final objective.
 
+use std::ops::Range;
 use std::path::Path;
 
-use inmf_learner::{CellSource, ObjectiveParts, OnlineInmf, OnlineParams};
-use inmf_reader::Hdf5Source;
-use ndarray::ArrayView2;
+use inmf_learner::{CellSource, CsrMatrix, LearnerError, ObjectiveParts, OnlineParams};
+use inmf_reader::{spawn_reader, Hdf5Source};
+use ndarray::{Array2, ArrayView2};
+
+use crate::learn::{progress_bar, thread_err};
 
 use crate::anndata::{AnnDataWriter, Axis, DatasetOptions, DenseAppender, UnsValue};
 use crate::error::DriverError;
@@ -19,114 +22,202 @@ use crate::error::DriverError;
 /// Cells per chunk when copying names from the inputs.
 const NAME_CHUNK: usize = 50_000;
 
+/// What the result file says besides H.
+pub(crate) struct ResultContent<'a> {
+    /// `uns['inmf']['method']`.
+    pub method: &'a str,
+    /// W (genes × K).
+    pub w: ArrayView2<'a, f64>,
+    /// `varm['V_<name>']` per output dataset (empty for a projection).
+    pub v: Vec<(String, ArrayView2<'a, f64>)>,
+    /// Parameters of the learning phase, if any.
+    pub params: Option<&'a OnlineParams>,
+    /// Mean mini-batch objective per cell of each epoch.
+    pub epoch_objective: &'a [f64],
+}
+
 /// Streams the result file; see the module doc for its content.
-pub struct ResultWriter {
+pub(crate) struct ResultWriter {
     file: AnnDataWriter,
     h: DenseAppender<f64>,
     /// Row offset of each dataset's first cell in obs.
     offsets: Vec<usize>,
     /// Rows of H written so far.
     written: usize,
+    /// Cells whose H row is all zeros (scenario 3 reports them), flagged per cell.
+    zero_rows: Vec<i64>,
+    zero_flags: Option<crate::anndata::NumericAppender<i8>>,
 }
 
 impl ResultWriter {
     /// Creates the (temporary) file and writes everything but H: obs (names,
     /// dataset, cell index, streamed from the source), var, W and V_i, and
-    /// the parameters and epoch objectives in `uns['inmf']`.
+    /// the parameters and epoch objectives in `uns['inmf']`. With
+    /// `flag_zero_rows`, obs gets a column `h_all_zero` (1 where a cell's H
+    /// is all zeros).
     pub fn create(
         path: &Path,
         source: &Hdf5Source,
-        model: &OnlineInmf,
-        params: &OnlineParams,
-        epoch_objective: &[f64],
+        content: ResultContent<'_>,
+        flag_zero_rows: bool,
     ) -> Result<Self, DriverError> {
+        let k = content.w.ncols();
         let mut file = AnnDataWriter::create(path)?;
         let names = source.dataset_names().to_vec();
         let mut index = file.index(Axis::Obs)?;
         let mut dataset = file.categorical_column(Axis::Obs, "dataset", &names, false)?;
-        let mut cell_index =
-            file.numeric_column::<i64>(Axis::Obs, "cell_index", DatasetOptions::default())?;
+        let mut cell_index = file.numeric_column::<i64>(Axis::Obs, "cell_index", DatasetOptions::default())?;
         let mut offsets = Vec::with_capacity(names.len());
         let mut total = 0;
         for d in 0..source.n_datasets() {
             offsets.push(total);
             let n = source.n_cells(d);
             let map = source.cell_map(d);
-            let mut s = 0;
-            while s < n {
+            for s in (0..n).step_by(NAME_CHUNK) {
                 let e = (s + NAME_CHUNK).min(n);
                 index.append(source.cell_names(d, s..e)?)?;
                 dataset.append(&vec![d as i32; e - s])?;
                 let orig: Vec<i64> = (s..e).map(|c| map.original(c) as i64).collect();
                 cell_index.append(&orig)?;
-                s = e;
             }
             total += n;
         }
         index.finish()?;
         dataset.finish()?;
         cell_index.finish()?;
+        let zero_flags = if flag_zero_rows {
+            Some(file.numeric_column::<i8>(Axis::Obs, "h_all_zero", DatasetOptions::default())?)
+        } else {
+            None
+        };
         file.write_index(Axis::Var, source.genes())?;
-        file.write_dense(Axis::Var, "W", model.w.view())?;
-        for (d, name) in names.iter().enumerate() {
-            file.write_dense(Axis::Var, &format!("V_{name}"), model.datasets[d].v.view())?;
+        file.write_dense(Axis::Var, "W", content.w)?;
+        for (name, v) in &content.v {
+            file.write_dense(Axis::Var, &format!("V_{name}"), *v)?;
         }
-        file.write_uns("inmf/method", UnsValue::Str("online iNMF (scenario 1)"))?;
+        file.write_uns("inmf/method", UnsValue::Str(content.method))?;
         file.write_uns("inmf/version", UnsValue::Str(env!("CARGO_PKG_VERSION")))?;
-        file.write_uns("inmf/params/k", UnsValue::I64(params.k as i64))?;
-        file.write_uns("inmf/params/lambda", UnsValue::F64(params.lambda))?;
-        file.write_uns("inmf/params/epochs", UnsValue::I64(params.epochs as i64))?;
-        file.write_uns("inmf/params/batch_size", UnsValue::I64(params.batch_size as i64))?;
-        file.write_uns(
-            "inmf/params/shuffle_block",
-            UnsValue::I64(params.shuffle_block as i64),
-        )?;
-        file.write_uns(
-            "inmf/params/hals_sweeps",
-            UnsValue::I64(params.hals_sweeps as i64),
-        )?;
-        file.write_uns("inmf/params/seed", UnsValue::I64(params.seed as i64))?;
-        file.write_uns("inmf/objective_per_epoch", UnsValue::F64s(epoch_objective))?;
+        file.write_uns("inmf/k", UnsValue::I64(k as i64))?;
+        if let Some(params) = content.params {
+            file.write_uns("inmf/params/k", UnsValue::I64(params.k as i64))?;
+            file.write_uns("inmf/params/lambda", UnsValue::F64(params.lambda))?;
+            file.write_uns("inmf/params/epochs", UnsValue::I64(params.epochs as i64))?;
+            file.write_uns("inmf/params/batch_size", UnsValue::I64(params.batch_size as i64))?;
+            file.write_uns("inmf/params/shuffle_block", UnsValue::I64(params.shuffle_block as i64))?;
+            file.write_uns("inmf/params/hals_sweeps", UnsValue::I64(params.hals_sweeps as i64))?;
+            file.write_uns("inmf/params/seed", UnsValue::I64(params.seed as i64))?;
+        }
+        file.write_uns("inmf/objective_per_epoch", UnsValue::F64s(content.epoch_objective))?;
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         file.write_uns("inmf/datasets", UnsValue::Strs(&name_refs))?;
-        let h = file.dense::<f64>(Axis::Obs, "X_inmf", total, params.k, DatasetOptions::default())?;
-        Ok(Self {
-            file,
-            h,
-            offsets,
-            written: 0,
-        })
+        let h = file.dense::<f64>(Axis::Obs, "X_inmf", total, k, DatasetOptions::default())?;
+        Ok(Self { file, h, offsets, written: 0, zero_rows: Vec::new(), zero_flags })
     }
 
-    /// Writes H for cells `cells` (kept-cell numbering) of `dataset`; blocks
-    /// must arrive in obs order.
-    pub fn write_h(
-        &mut self,
-        dataset: usize,
-        cells: std::ops::Range<usize>,
-        h: ArrayView2<f64>,
-    ) -> Result<(), DriverError> {
+    /// Writes H for cells `cells` (kept-cell numbering) of source dataset
+    /// `dataset`; blocks must arrive in obs order.
+    pub fn write_h(&mut self, dataset: usize, cells: Range<usize>, h: ArrayView2<f64>) -> Result<(), DriverError> {
         let row = self.offsets[dataset] + cells.start;
         if row != self.written || h.nrows() != cells.len() {
-            return Err(DriverError::InvalidParameter(format!(
-                "internal: H block for dataset {dataset} cells {cells:?} arrived out of order"
+            return Err(DriverError::Internal(format!(
+                "H block for dataset {dataset} cells {cells:?} arrived out of order"
             )));
         }
         self.h.append_rows(h)?;
+        if let Some(flags) = &mut self.zero_flags {
+            let z: Vec<i8> = h.rows().into_iter().map(|r| i8::from(r.iter().all(|&v| v == 0.0))).collect();
+            for (i, &f) in z.iter().enumerate() {
+                if f == 1 && self.zero_rows.len() < 20 {
+                    self.zero_rows.push((row + i) as i64);
+                }
+            }
+            flags.append(&z)?;
+        }
         self.written += cells.len();
         Ok(())
     }
 
     /// Records the objective of the final pass, completes and renames the file.
-    pub fn finish(mut self, objective: ObjectiveParts) -> Result<(), DriverError> {
-        self.file
-            .write_uns("inmf/objective/total", UnsValue::F64(objective.total()))?;
-        self.file
-            .write_uns("inmf/objective/residual", UnsValue::F64(objective.residual))?;
-        self.file
-            .write_uns("inmf/objective/penalty", UnsValue::F64(objective.penalty))?;
+    pub fn finish(mut self, objective: ObjectiveParts, zero_cells: usize) -> Result<(), DriverError> {
+        self.file.write_uns("inmf/objective/total", UnsValue::F64(objective.total()))?;
+        self.file.write_uns("inmf/objective/residual", UnsValue::F64(objective.residual))?;
+        self.file.write_uns("inmf/objective/penalty", UnsValue::F64(objective.penalty))?;
+        self.file.write_uns("inmf/cells_with_zero_h", UnsValue::I64(zero_cells as i64))?;
+        if let Some(flags) = self.zero_flags.take() {
+            flags.finish()?;
+        }
         self.h.finish()?;
         self.file.finish()?;
         Ok(())
     }
+}
+
+/// What the final pass found.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FinalPass {
+    /// Objective of all cells at their solved H.
+    pub objective: ObjectiveParts,
+    /// Cells whose H is all zeros.
+    pub zero_cells: usize,
+}
+
+/// Solves H for every cell of every source dataset in blocks of `block`
+/// cells read ahead by the reader thread, writes each block as it is solved
+/// and sums the objective. `solve(d, x)` solves source dataset d's block.
+pub(crate) fn solve_and_write<F>(
+    source: Hdf5Source,
+    writer: &mut ResultWriter,
+    solve: F,
+    block: usize,
+    read_ahead: usize,
+    quiet: bool,
+) -> Result<FinalPass, DriverError>
+where
+    F: Fn(usize, &CsrMatrix) -> Result<(Array2<f64>, ObjectiveParts), LearnerError>,
+{
+    let mut requests = Vec::new();
+    for d in 0..source.n_datasets() {
+        let n = source.n_cells(d);
+        for s in (0..n).step_by(block) {
+            let run = s..(s + block).min(n);
+            requests.push(vec![(d, std::iter::once(run).collect())]);
+        }
+    }
+    let total: usize = (0..source.n_datasets()).map(|d| source.n_cells(d)).sum();
+    let pb = progress_bar(quiet, total as u64, "final H");
+    let n_requests = requests.len();
+    let (rx, reader) = spawn_reader(source, requests, read_ahead).map_err(thread_err)?;
+    let mut pass = FinalPass::default();
+    let mut received = 0;
+    let mut outcome = Ok(());
+    'blocks: for msg in rx.iter() {
+        let batches = match msg {
+            Ok(b) => b,
+            Err(e) => {
+                outcome = Err(e.into());
+                break;
+            }
+        };
+        for mb in batches {
+            let step = solve(mb.dataset, &mb.x).map_err(DriverError::from).and_then(|(h, obj)| {
+                pass.objective += obj;
+                pass.zero_cells += h.rows().into_iter().filter(|r| r.iter().all(|&v| v == 0.0)).count();
+                writer.write_h(mb.dataset, mb.cells[0].clone(), h.view())
+            });
+            if let Err(e) = step {
+                outcome = Err(e);
+                break 'blocks;
+            }
+            pb.inc(mb.n_cells() as u64);
+        }
+        received += 1;
+    }
+    drop(rx);
+    pb.finish_and_clear();
+    reader.join().map_err(|_| DriverError::Internal("the reader thread panicked".into()))?;
+    outcome?;
+    if received != n_requests {
+        return Err(DriverError::Internal("the reader stopped before all cells were read".into()));
+    }
+    Ok(pass)
 }

@@ -11,16 +11,18 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use inmf_learner::{initial_model, plan_all, CellSource, FitError, ObjectiveParts, OnlineParams};
-use inmf_reader::{spawn_reader, Hdf5Source, ReaderError};
+use inmf_learner::{initial_model, plan_all, CellSource, FitError, ObjectiveParts, OnlineInmf, OnlineParams};
+use inmf_reader::{Hdf5Source, ReaderError};
+use ndarray::Array2;
 
+use crate::fingerprint::fingerprint;
+use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
 use crate::prepare::open_and_preprocess;
 
 use crate::config::RunConfig;
 use crate::error::DriverError;
 use crate::model::{ModelDataset, SavedModel};
-use crate::results::ResultWriter;
+use crate::results::{solve_and_write, ResultContent, ResultWriter};
 
 /// One input dataset: `NAME=PATH` or `PATH` (name = file stem).
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +65,8 @@ pub struct RunRequest {
     pub config: RunConfig,
     /// No progress bar.
     pub quiet: bool,
+    /// Continue from OUT/checkpoint.h5 of an interrupted run.
+    pub resume: bool,
 }
 
 /// What a run did, with timings; `Display` prints the summary.
@@ -164,6 +168,28 @@ fn source_err(e: FitError<ReaderError>) -> DriverError {
     }
 }
 
+/// Learner errors speak of datasets by index; add which input each index is.
+fn with_names(err: DriverError, names: &[String]) -> DriverError {
+    use inmf_learner::LearnerError as L;
+    let legend = || {
+        let list: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{i} = {n}"))
+            .collect();
+        format!(" (datasets: {})", list.join(", "))
+    };
+    match err {
+        DriverError::Learner(L::InvalidParameter(m)) if m.contains("dataset ") => {
+            DriverError::Learner(L::InvalidParameter(m + &legend()))
+        }
+        DriverError::Learner(L::InvalidData(m)) if m.contains("dataset ") => {
+            DriverError::Learner(L::InvalidData(m + &legend()))
+        }
+        other => other,
+    }
+}
+
 fn check_request(req: &RunRequest) -> Result<OnlineParams, DriverError> {
     let m = &req.config.model;
     let params = OnlineParams {
@@ -202,128 +228,119 @@ fn check_request(req: &RunRequest) -> Result<OnlineParams, DriverError> {
 }
 
 /// Runs scenario 1 end to end. On error nothing is left in the output
-/// directory that was not there before (files are written under temporary
-/// names and renamed at the end).
+/// directory that was not there before, except a checkpoint of an
+/// interrupted learning phase (files are written under temporary names and
+/// renamed at the end).
 pub fn run_online(req: &RunRequest) -> Result<RunSummary, DriverError> {
     let params = check_request(req)?;
-    let threads = req.config.runtime.threads;
+    in_pool(req.config.runtime.threads, || run_in_pool(req, &params))?
+}
+
+/// Runs `f` on a rayon pool of `threads` threads (0 = one per core).
+pub(crate) fn in_pool<T>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, DriverError>
+where
+    T: Send,
+{
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .map_err(|e| DriverError::InvalidParameter(format!("cannot start {threads} threads: {e}")))?;
-    pool.install(|| run_in_pool(req, &params))
+    Ok(pool.install(f))
 }
 
-fn progress_bar(quiet: bool, len: u64) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} ({per_sec}, ETA {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    pb
+/// Records each input of `source` for the model file.
+pub(crate) fn model_datasets(source: &Hdf5Source, inputs: &[InputSpec]) -> Result<Vec<ModelDataset>, DriverError> {
+    (0..source.n_datasets())
+        .map(|d| {
+            Ok(ModelDataset {
+                name: source.dataset_names()[d].clone(),
+                path: inputs[d].path.clone(),
+                n_cells: source.n_cells(d),
+                fingerprint: fingerprint(&inputs[d].path)?,
+                scale: source.scale_factors(d).to_vec(),
+            })
+        })
+        .collect()
 }
 
 fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, DriverError> {
     let t0 = Instant::now();
-    let mut source = open_and_preprocess(&req.inputs, &req.config.preprocess)?;
+    let mut source = open_and_preprocess(&req.inputs, &req.config.preprocess, None)?;
     if !req.quiet {
-        eprint!("{}", source.report());
+        eprintln!("{}", source.report().to_string().trim_end());
     }
+    let names = source.dataset_names().to_vec();
+    let template = SavedModel {
+        model: OnlineInmf::new(Array2::zeros((source.n_genes(), params.k)), Vec::new(), params.lambda)?,
+        params: params.clone(),
+        genes: source.genes().to_vec(),
+        datasets: model_datasets(&source, &req.inputs)?,
+        iterations: 0,
+        epochs_done: 0,
+        epoch_objective: Vec::new(),
+        checkpoint_iterations: None,
+    };
+    let checkpoint = CheckpointSpec {
+        path: req.out_dir.join("checkpoint.h5"),
+        every_epochs: req.config.runtime.checkpoint_every,
+        template,
+    };
     let t_pre = t0.elapsed().as_secs_f64();
 
     // Online learning.
     let t1 = Instant::now();
-    let mut model = initial_model(&mut source, params).map_err(source_err)?;
-    let plan = plan_all(&source, params)?;
-    let requests = plan.iter().map(|it| it.batches);
-    let (rx, reader) = spawn_reader(source, requests, req.config.runtime.read_ahead).map_err(thread_err)?;
-    let pb = progress_bar(req.quiet, plan.n_iterations() as u64);
-    pb.set_prefix("learning");
-    let mut epoch_objective = Vec::new();
-    let (mut epoch_sum, mut epoch_cells) = (0.0, 0usize);
-    let mut iterations = 0;
-    let mut stopped_early = false;
-    for info in plan.iter().map(|it| it.info) {
-        let batches = match rx.recv() {
-            Ok(b) => b?,
-            Err(_) => break, // the reader ended; its error (if any) comes from join below
-        };
-        let rep = model.step(info, &batches, params.hals_sweeps)?;
-        iterations += 1;
-        epoch_sum += rep.objective.total();
-        epoch_cells += rep.cells;
-        pb.inc(1);
-        if info.new_epoch {
-            let mean = epoch_sum / epoch_cells.max(1) as f64;
-            pb.set_message(format!("epoch {} objective/cell {mean:.5}", info.epoch));
-            let tol = req.config.model.tol;
-            let converged = tol > 0.0
-                && epoch_objective
-                    .last()
-                    .is_some_and(|&prev: &f64| ((prev - mean) / prev).abs() < tol);
-            epoch_objective.push(mean);
-            (epoch_sum, epoch_cells) = (0.0, 0);
-            if converged {
-                stopped_early = true;
-                break;
-            }
-        }
+    let mut state = if req.resume {
+        resume(&checkpoint)?
+    } else {
+        let model = initial_model(&mut source, params).map_err(source_err).map_err(|e| with_names(e, &names))?;
+        Learning { model, iterations: 0, epoch_objective: Vec::new() }
+    };
+    let plan = plan_all(&source, params).map_err(|e| with_names(e.into(), &names))?;
+    if checkpoint.every_epochs > 0 {
+        create_dir(&req.out_dir)?;
     }
-    drop(rx);
-    pb.finish_and_clear();
-    let source = reader
-        .join()
-        .map_err(|_| DriverError::Internal("the reader thread panicked".into()))?;
-    if iterations < plan.n_iterations() && !stopped_early {
-        return Err(DriverError::Internal(
-            "the reader stopped before the plan was done".into(),
-        ));
-    }
+    let settings = LearnSettings {
+        hals_sweeps: params.hals_sweeps,
+        tol: req.config.model.tol,
+        read_ahead: req.config.runtime.read_ahead,
+        quiet: req.quiet,
+        id_offset: 0,
+    };
+    let source = learn(&mut state, source, &plan, &settings, Some(&checkpoint))?;
     let t_learn = t1.elapsed().as_secs_f64();
 
     // Final H pass, objective, outputs.
     let t2 = Instant::now();
-    std::fs::create_dir_all(&req.out_dir).map_err(|source| DriverError::Io {
-        path: req.out_dir.clone(),
-        source,
-    })?;
+    create_dir(&req.out_dir)?;
     let model_path = req.out_dir.join("model.h5");
     let result_path = req.out_dir.join("result.h5ad");
-    let mut writer = ResultWriter::create(&result_path, &source, &model, params, &epoch_objective)?;
+    let model = state.model;
+    let vs = names.iter().zip(&model.datasets).map(|(n, d)| (n.clone(), d.v.view())).collect();
+    let content = ResultContent {
+        method: "online iNMF (scenario 1)",
+        w: model.w.view(),
+        v: vs,
+        params: Some(params),
+        epoch_objective: &state.epoch_objective,
+    };
+    let mut writer = ResultWriter::create(&result_path, &source, content, false)?;
+    let genes_in = source.report().genes_shared;
+    let datasets: Vec<(String, usize, usize)> =
+        (0..source.n_datasets()).map(|d| (names[d].clone(), source.cell_map(d).n_total(), source.n_cells(d))).collect();
+    let genes = source.n_genes();
+    let rt = &req.config.runtime;
+    let pass = solve_and_write(source, &mut writer, |d, x| model.solve_h(d, x), rt.final_block, rt.read_ahead, req.quiet)?;
     let saved = SavedModel {
         model,
-        params: params.clone(),
-        genes: source.genes().to_vec(),
-        datasets: (0..source.n_datasets())
-            .map(|d| ModelDataset {
-                name: req.inputs[d].name.clone(),
-                path: req.inputs[d].path.clone(),
-                n_cells: source.n_cells(d),
-                scale: source.scale_factors(d).to_vec(),
-            })
-            .collect(),
-        iterations,
-        epochs_done: epoch_objective.len(),
+        iterations: state.iterations,
+        epochs_done: state.epoch_objective.len(),
+        epoch_objective: state.epoch_objective.clone(),
+        ..checkpoint.template
     };
-    let genes_in = source.report().genes_shared;
-    let datasets: Vec<(String, usize, usize)> = (0..source.n_datasets())
-        .map(|d| {
-            (
-                req.inputs[d].name.clone(),
-                source.cell_map(d).n_total(),
-                source.n_cells(d),
-            )
-        })
-        .collect();
-    let genes = source.n_genes();
-    let final_objective = solve_all_h(source, &saved.model, &mut writer, req)?;
     let model_tmp = saved.save_to_temp(&model_path)?;
-    writer.finish(final_objective)?;
+    writer.finish(pass.objective, pass.zero_cells)?;
     model_tmp.commit()?;
+    let _ = std::fs::remove_file(&checkpoint.path);
     let t_final = t2.elapsed().as_secs_f64();
 
     Ok(RunSummary {
@@ -332,60 +349,16 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
         genes_in,
         k: params.k,
         lambda: params.lambda,
-        iterations,
-        epochs: epoch_objective.len(),
-        epoch_objective,
-        final_objective,
+        iterations: state.iterations,
+        epochs: state.epoch_objective.len(),
+        epoch_objective: state.epoch_objective,
+        final_objective: pass.objective,
         seconds: [t_pre, t_learn, t_final],
         outputs: vec![model_path, result_path],
         peak_rss_bytes: peak_rss_bytes(),
     })
 }
 
-fn thread_err(e: std::io::Error) -> DriverError {
-    DriverError::Internal(format!("cannot start the reader thread: {e}"))
-}
-
-/// Solves H for every cell of every dataset in blocks read ahead by the
-/// reader thread, writes each block as it is solved and sums the objective.
-fn solve_all_h(
-    source: Hdf5Source,
-    model: &inmf_learner::OnlineInmf,
-    writer: &mut ResultWriter,
-    req: &RunRequest,
-) -> Result<ObjectiveParts, DriverError> {
-    let block = req.config.runtime.final_block;
-    let mut requests = Vec::new();
-    for d in 0..source.n_datasets() {
-        let n = source.n_cells(d);
-        for s in (0..n).step_by(block) {
-            requests.push(vec![(d, vec![s..(s + block).min(n)])]);
-        }
-    }
-    let total: usize = (0..source.n_datasets()).map(|d| source.n_cells(d)).sum();
-    let pb = progress_bar(req.quiet, total as u64);
-    pb.set_prefix("final H");
-    let n_requests = requests.len();
-    let (rx, reader) = spawn_reader(source, requests, req.config.runtime.read_ahead).map_err(thread_err)?;
-    let mut objective = ObjectiveParts::default();
-    let mut received = 0;
-    for msg in rx.iter() {
-        for mb in msg? {
-            let (h, obj) = model.solve_h(mb.dataset, &mb.x)?;
-            objective += obj;
-            writer.write_h(mb.dataset, mb.cells[0].clone(), h.view())?;
-            pb.inc(mb.n_cells() as u64);
-        }
-        received += 1;
-    }
-    pb.finish_and_clear();
-    reader
-        .join()
-        .map_err(|_| DriverError::Internal("the reader thread panicked".into()))?;
-    if received != n_requests {
-        return Err(DriverError::Internal(
-            "the reader stopped before all cells were read".into(),
-        ));
-    }
-    Ok(objective)
+pub(crate) fn create_dir(dir: &std::path::Path) -> Result<(), DriverError> {
+    std::fs::create_dir_all(dir).map_err(|source| DriverError::Io { path: dir.to_path_buf(), source })
 }

@@ -156,12 +156,17 @@ pub fn inmf_anls(
         Some(f) => {
             validate_init(&f, datasets, genes, k)?;
             let warm = !f.h.is_empty();
-            let h = if warm {
-                f.h
+            let h: Vec<Array2<f64>> = if warm {
+                f.h.into_iter().map(standard_layout).collect()
             } else {
                 datasets.iter().map(|x| Array2::zeros((x.n_rows(), k))).collect()
             };
-            (f.w, f.v, h, warm)
+            (
+                standard_layout(f.w),
+                f.v.into_iter().map(standard_layout).collect::<Vec<_>>(),
+                h,
+                warm,
+            )
         }
         None => {
             let (w, v) = default_init(datasets, genes, k, params.seed)?;
@@ -224,6 +229,15 @@ pub fn inmf_anls(
         stop,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The NNLS steps write into the factors in place, which needs row-major storage.
+fn standard_layout(a: Array2<f64>) -> Array2<f64> {
+    if a.is_standard_layout() {
+        a
+    } else {
+        a.as_standard_layout().into_owned()
+    }
 }
 
 /// (F_{t−1} − F_t)/F_{t−1}; an increase is negative, and F_{t−1} = 0 gives 0.
@@ -556,6 +570,11 @@ mod tests {
             h: vec![],
         };
         assert!(inmf_anls(&d, &p, Some(ok())).is_ok());
+        // Column-major factors are accepted (copied to row-major).
+        let mut f = ok();
+        f.w = Array2::ones((3, 50)).reversed_axes();
+        assert!(!f.w.is_standard_layout());
+        assert!(inmf_anls(&d, &p, Some(f)).is_ok());
         let mut f = ok();
         f.v[1] = Array2::ones((49, 3));
         let e = inmf_anls(&d, &p, Some(f));

@@ -2,6 +2,7 @@
 //! caller's thread: initialisation (§3 "Initialisation") and the iteration
 //! loop. The driver runs the same steps with a reader thread in between.
 
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -28,10 +29,7 @@ pub enum FitError<E: std::error::Error + 'static> {
 /// all drawn from one ChaCha8 stream seeded by `params.seed`.
 ///
 /// Errors if K exceeds the genes, or a dataset has fewer than K non-zero cells.
-pub fn initial_model<S: CellSource>(
-    source: &mut S,
-    params: &OnlineParams,
-) -> Result<OnlineInmf, FitError<S::Error>> {
+pub fn initial_model<S: CellSource>(source: &mut S, params: &OnlineParams) -> Result<OnlineInmf, FitError<S::Error>> {
     params.check()?;
     let (m, k) = (source.n_genes(), params.k);
     if k > m {
@@ -44,33 +42,46 @@ pub fn initial_model<S: CellSource>(
     let w = random_w(m, k, &mut rng);
     let mut vs = Vec::with_capacity(source.n_datasets());
     for i in 0..source.n_datasets() {
-        let n = source.n_cells(i);
-        if k > n {
-            return Err(LearnerError::InvalidParameter(format!(
-                "K = {k} factors but dataset {i} has only {n} cells: choose K ≤ {n}"
-            ))
-            .into());
-        }
-        let mut chosen = CsrMatrix::empty(m);
-        for c in shuffled_cells(n, &mut rng) {
-            let cell = source.read_cells(i, c..c + 1).map_err(FitError::Source)?;
-            if cell.data().iter().any(|&x| x != 0.0) {
-                chosen.append(&cell);
-                if chosen.n_rows() == k {
-                    break;
-                }
-            }
-        }
-        if chosen.n_rows() < k {
-            return Err(LearnerError::InvalidData(format!(
-                "dataset {i} has only {} cells with non-zero values in the selected genes, fewer than K = {k}",
-                chosen.n_rows()
-            ))
-            .into());
-        }
-        vs.push(v_from_cells(&chosen)?);
+        vs.push(sample_v(source, i, k, &mut rng)?);
     }
     Ok(OnlineInmf::new(w, vs, params.lambda)?)
+}
+
+/// V_i (genes × K) from K distinct random cells of `dataset` with non-zero
+/// values, each scaled to unit L2 norm (§3 "Initialisation"; all-zero cells
+/// are skipped). Errors if the dataset has fewer than K such cells.
+pub fn sample_v<S: CellSource, R: rand::Rng>(
+    source: &mut S,
+    dataset: usize,
+    k: usize,
+    rng: &mut R,
+) -> Result<Array2<f64>, FitError<S::Error>> {
+    let m = source.n_genes();
+    let n = source.n_cells(dataset);
+    if k > n {
+        return Err(LearnerError::InvalidParameter(format!(
+            "K = {k} factors but dataset {dataset} has only {n} cells: choose K ≤ {n}"
+        ))
+        .into());
+    }
+    let mut chosen = CsrMatrix::empty(m);
+    for c in shuffled_cells(n, rng) {
+        let cell = source.read_cells(dataset, c..c + 1).map_err(FitError::Source)?;
+        if cell.data().iter().any(|&x| x != 0.0) {
+            chosen.append(&cell);
+            if chosen.n_rows() == k {
+                break;
+            }
+        }
+    }
+    if chosen.n_rows() < k {
+        return Err(LearnerError::InvalidData(format!(
+            "dataset {dataset} has only {} cells with non-zero values in the model genes, fewer than K = {k}",
+            chosen.n_rows()
+        ))
+        .into());
+    }
+    Ok(v_from_cells(&chosen)?)
 }
 
 /// The plan of scenario 1: all datasets of the source, learned together.

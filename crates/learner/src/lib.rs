@@ -11,26 +11,39 @@
 #![deny(missing_docs)]
 
 mod anls;
+mod batch;
 mod error;
 mod fit;
 mod hals;
 mod init;
+mod inmf_hals;
+mod inmf_mu;
 mod kernels;
+mod nmf_mu;
 mod nnls;
 mod objective;
+mod report;
 mod online;
 mod schedule;
 mod source;
 mod sparse;
+mod sparse_values;
+#[cfg(test)]
+mod testutil;
 
 pub use anls::{inmf_anls, InmfAnlsParams, InmfFactors, InmfFit, StopReason};
+pub use batch::{concat_rows, DEFAULT_EPS};
 pub use error::LearnerError;
-pub use fit::{initial_model, plan_all, run_plan, FitError};
+pub use fit::{initial_model, plan_all, run_plan, sample_v, FitError};
 pub use hals::{surrogate, update_v, update_w, DatasetStats, HALS_FLOOR};
 pub use init::{random_w, shuffled_cells, v_from_cells};
+pub use inmf_hals::{inmf_hals, InmfHalsParams};
+pub use inmf_mu::{inmf_mu, Coupling, InmfMuParams};
 pub use kernels::{accumulate_xt_h, gram_of_rows, project, project_into};
+pub use nmf_mu::{nmf_mu, nmf_objective, Loss, NmfMuParams};
 pub use nnls::{kkt_residual, nnls_bpp, nnls_bpp_into, nnls_bpp_warm_into, BppStats};
 pub use objective::{block_objective, dataset_objective, ObjectiveParts};
+pub use report::{relative_change, FitReport, NmfFactors, NmfFit};
 pub use online::{DatasetState, OnlineInmf, OnlineParams, StepReport};
 pub use schedule::{IterationInfo, IterationPlan, MiniBatchPlan};
 pub use source::{CellSource, InMemorySource, MiniBatch};

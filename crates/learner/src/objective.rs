@@ -12,19 +12,28 @@ use ndarray::{Array2, ArrayView2, Zip};
 use crate::kernels::{gram_of_rows, project};
 use crate::sparse::CsrMatrix;
 
-/// The two parts of the iNMF objective; [`ObjectiveParts::total`] is F.
+/// The parts of an objective; [`ObjectiveParts::total`] is F.
+///
+/// For iNMF (§1): residual = Σ ‖X_i − (W+V_i)H_i‖², penalty = λ Σ ‖V_i H_i‖².
+/// The batch solvers of §4–7 use the same three slots for their own terms:
+/// `residual` is the data-fit term (a squared Frobenius residual, or the
+/// KL divergence D(X‖WH) for the KL solvers), `penalty` the λ (or α)
+/// regularizer and `coupling` the γ term of the paired solvers (§4.4, §4.6);
+/// every solver documents which is which.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ObjectiveParts {
-    /// Σ ‖X_i − (W+V_i)H_i‖².
+    /// Data-fit term: Σ ‖X_i − (W+V_i)H_i‖² (or the KL divergence).
     pub residual: f64,
-    /// λ Σ ‖V_i H_i‖².
+    /// Regularizer: λ Σ ‖V_i H_i‖² (or the solver's λ / α term).
     pub penalty: f64,
+    /// Coupling of paired datasets: γ‖H_1 − H_2‖² or γ D(H_1‖H_2); 0 elsewhere.
+    pub coupling: f64,
 }
 
 impl ObjectiveParts {
-    /// F = residual + penalty.
+    /// F = residual + penalty + coupling.
     pub fn total(&self) -> f64 {
-        self.residual + self.penalty
+        self.residual + self.penalty + self.coupling
     }
 }
 
@@ -32,6 +41,7 @@ impl std::ops::AddAssign for ObjectiveParts {
     fn add_assign(&mut self, o: Self) {
         self.residual += o.residual;
         self.penalty += o.penalty;
+        self.coupling += o.coupling;
     }
 }
 
@@ -63,6 +73,7 @@ pub fn block_objective(
     ObjectiveParts {
         residual: (x_norm_sq - 2.0 * cross + trace_of_product(wv_gram, hth.view())).max(0.0),
         penalty: lambda * trace_of_product(v_gram, hth.view()),
+        coupling: 0.0,
     }
 }
 

@@ -330,7 +330,7 @@ impl OnlineInmf {
         Ok((h, obj))
     }
 
-    /// Σ over datasets of the HALS surrogate (see [`crate::hals`]).
+    /// Σ over datasets of the HALS surrogate S_i = tr((W+V_i)ᵀ(W+V_i)A_i) − 2tr((W+V_i)ᵀB_i) + λtr(V_iᵀV_iA_i).
     pub fn surrogate(&self) -> f64 {
         self.datasets
             .iter()

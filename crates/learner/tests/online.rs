@@ -94,7 +94,11 @@ fn online_with_full_batches_matches_batch_anls_within_one_percent() {
     .unwrap();
     let f_anls = anls.objective.last().unwrap().total();
     let rel = (f_online - f_anls) / f_anls;
-    eprintln!("online {f_online:.6e} vs batch ANLS {f_anls:.6e} ({} iterations): {:+.4}%", anls.iterations, 100.0 * rel);
+    eprintln!(
+        "online {f_online:.6e} vs batch ANLS {f_anls:.6e} ({} iterations): {:+.4}%",
+        anls.iterations,
+        100.0 * rel
+    );
     assert!(
         rel < 0.01,
         "online {f_online} vs ANLS {f_anls}: {:.3}% worse",

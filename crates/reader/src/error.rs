@@ -205,9 +205,10 @@ pub enum ReaderError {
 
     /// Genes requested by the caller (e.g. a saved model's genes) are missing from a file.
     #[error(
-        "{path} lacks {missing} of the {requested} requested genes (e.g. {}). A model can only \
-         be applied to datasets that measure all of its genes; check the gene naming of this \
-         file.",
+        "{path} lacks {missing} of the {requested} requested genes (e.g. {}), more than the \
+         allowed fraction. Missing genes are treated as zeros, but too many make the dataset \
+         incomparable with the model; check the gene naming of this file (symbols vs Ensembl \
+         ids, species) or lower the allowed fraction.",
         list(examples)
     )]
     MissingGenes {

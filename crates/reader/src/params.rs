@@ -57,9 +57,13 @@ pub struct PreprocessParams {
     /// How genes are selected (ignored when `genes` is set).
     pub selection: GeneSelection,
     /// Use exactly these genes, in this order, instead of selecting them
-    /// (scenarios 2 and 3: a saved model's genes). Each must be present in
-    /// every dataset. Default `None`.
+    /// (scenarios 2 and 3: a saved model's genes). A gene a dataset lacks
+    /// is a column of zeros there (counted in the report). Default `None`.
     pub genes: Option<Vec<String>>,
+    /// With `genes`: the smallest fraction of them each dataset must
+    /// measure; fewer is an error ([`crate::ReaderError::MissingGenes`]).
+    /// In [0, 1]. Default 0.5.
+    pub min_genes_present: f64,
     /// Cells read per chunk in the statistics pass; memory is about
     /// `chunk_cells` × (non-zeros per cell) × 8 bytes. Default 4096.
     pub chunk_cells: usize,
@@ -70,6 +74,7 @@ impl Default for PreprocessParams {
         Self {
             selection: GeneSelection::default(),
             genes: None,
+            min_genes_present: 0.5,
             chunk_cells: 4096,
         }
     }
@@ -113,6 +118,13 @@ impl PreprocessParams {
         }
         if self.chunk_cells == 0 {
             return bad("chunk_cells", "0".into(), "at least 1, e.g. 4096");
+        }
+        if !(0.0..=1.0).contains(&self.min_genes_present) {
+            return bad(
+                "min_genes_present",
+                self.min_genes_present.to_string(),
+                "a fraction in [0, 1]",
+            );
         }
         if let Some(g) = &self.genes {
             if g.is_empty() {

@@ -17,7 +17,7 @@ pub(crate) struct Prepared {
     /// Kept cells.
     pub(crate) cells: CellMap,
     /// Presented column of each model gene.
-    pub(crate) model_cols: Vec<usize>,
+    pub(crate) model_cols: Vec<Option<usize>>,
     /// s_g per model gene.
     pub(crate) scale: Vec<f64>,
 }
@@ -45,17 +45,17 @@ pub(crate) fn preprocess(
         Some(wanted) => {
             let mut cols = Vec::with_capacity(datasets.len());
             for d in datasets {
-                match find_genes(d.gene_names(), wanted) {
-                    Ok(c) => cols.push(c),
-                    Err(missing) => {
-                        return Err(ReaderError::MissingGenes {
-                            path: d.path().to_owned(),
-                            missing: missing.len(),
-                            requested: wanted.len(),
-                            examples: missing.into_iter().take(10).collect(),
-                        })
-                    }
+                let (c, missing) = find_genes(d.gene_names(), wanted);
+                let present = (wanted.len() - missing.len()) as f64 / wanted.len() as f64;
+                if present < p.min_genes_present || missing.len() == wanted.len() {
+                    return Err(ReaderError::MissingGenes {
+                        path: d.path().to_owned(),
+                        missing: missing.len(),
+                        requested: wanted.len(),
+                        examples: missing.into_iter().take(10).collect(),
+                    });
                 }
+                cols.push(c);
             }
             Some(cols)
         }
@@ -116,7 +116,7 @@ pub(crate) fn preprocess(
             let cols = matching
                 .cols
                 .iter()
-                .map(|c| chosen.iter().map(|&i| c[i]).collect())
+                .map(|c| chosen.iter().map(|&i| Some(c[i])).collect())
                 .collect();
             (genes, cols, counts.into_iter().map(Some).collect())
         }
@@ -125,7 +125,8 @@ pub(crate) fn preprocess(
     let mut prepared = Vec::with_capacity(datasets.len());
     let mut reports = Vec::with_capacity(datasets.len());
     for (i, (d, (s, cols))) in datasets.iter().zip(stats.into_iter().zip(model_cols)).enumerate() {
-        let scale = cols.iter().map(|&c| s.scale(c)).collect();
+        let scale = cols.iter().map(|c| c.map_or(0.0, |c| s.scale(c))).collect();
+        let genes_missing = cols.iter().filter(|c| c.is_none()).count();
         reports.push(DatasetReport {
             name: names[i].clone(),
             path: d.path().to_owned(),
@@ -134,6 +135,7 @@ pub(crate) fn preprocess(
             cells_dropped: s.cells.dropped().len(),
             genes: d.n_genes(),
             genes_not_shared: matching.not_shared[i],
+            genes_missing,
             duplicate_genes_renamed: d.duplicate_genes_renamed(),
             genes_selected: per_dataset_selected[i],
         });

@@ -23,6 +23,8 @@ pub struct DatasetReport {
     pub genes_not_shared: usize,
     /// Gene names renamed to make them unique (`name-1`, ...).
     pub duplicate_genes_renamed: usize,
+    /// Given (model) genes this dataset lacks: read as zeros.
+    pub genes_missing: usize,
     /// Genes this dataset's selectGenes kept (before combining); `None`
     /// when the genes were given.
     pub genes_selected: Option<usize>,
@@ -49,6 +51,9 @@ impl fmt::Display for PreprocessReport {
             )?;
             if d.duplicate_genes_renamed > 0 {
                 write!(f, ", {} duplicate names renamed", d.duplicate_genes_renamed)?;
+            }
+            if d.genes_missing > 0 {
+                write!(f, ", {} model genes missing (read as zeros)", d.genes_missing)?;
             }
             write!(f, ")")?;
             if let Some(s) = d.genes_selected {

@@ -119,22 +119,21 @@ pub(crate) fn combine(decisions: &[Vec<bool>], how: Combine) -> Vec<usize> {
 }
 
 /// Positions of `wanted` names in `names`; `Err` with the missing ones.
-pub(crate) fn find_genes(names: &[String], wanted: &[String]) -> Result<Vec<usize>, Vec<String>> {
+pub(crate) fn find_genes(names: &[String], wanted: &[String]) -> (Vec<Option<usize>>, Vec<String>) {
     let map: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut missing = Vec::new();
     let mut cols = Vec::with_capacity(wanted.len());
     let mut seen = HashSet::new();
     for w in wanted {
         match map.get(w.as_str()) {
-            Some(&c) if seen.insert(c) => cols.push(c),
-            _ => missing.push(w.clone()),
+            Some(&c) if seen.insert(c) => cols.push(Some(c)),
+            _ => {
+                cols.push(None);
+                missing.push(w.clone());
+            }
         }
     }
-    if missing.is_empty() {
-        Ok(cols)
-    } else {
-        Err(missing)
-    }
+    (cols, missing)
 }
 
 #[cfg(test)]
@@ -167,7 +166,13 @@ mod tests {
     #[test]
     fn find_genes_reports_missing() {
         let names = s(&["a", "b", "c"]);
-        assert_eq!(find_genes(&names, &s(&["c", "a"])), Ok(vec![2, 0]));
-        assert_eq!(find_genes(&names, &s(&["c", "z"])), Err(s(&["z"])));
+        assert_eq!(
+            find_genes(&names, &s(&["c", "a"])),
+            (vec![Some(2), Some(0)], vec![])
+        );
+        assert_eq!(
+            find_genes(&names, &s(&["c", "z"])),
+            (vec![Some(2), None], s(&["z"]))
+        );
     }
 }

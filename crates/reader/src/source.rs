@@ -67,8 +67,10 @@ impl Hdf5Source {
             .zip(prepared)
             .map(|(file, p)| {
                 let mut col_map = vec![NONE; file.n_genes()];
-                for (m, &c) in p.model_cols.iter().enumerate() {
-                    col_map[c] = m as u32;
+                for (m, c) in p.model_cols.iter().enumerate() {
+                    if let Some(c) = *c {
+                        col_map[c] = m as u32;
+                    }
                 }
                 let mut last = None;
                 let monotone = col_map.iter().filter(|&&m| m != NONE).all(|&m| {

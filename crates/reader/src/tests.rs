@@ -871,12 +871,38 @@ fn gene_set_errors() {
     assert!(matches!(e, ReaderError::NoGenesSelected { .. }), "{e}");
     assert!(e.to_string().contains("var_thresh"), "{e}");
 
+    // Too many given genes missing: an error naming the file.
     let given = PreprocessParams {
-        genes: Some(vec!["g1".into(), "zz".into()]),
+        genes: Some(vec!["g1".into(), "zz".into(), "zy".into()]),
         ..Default::default()
     };
     let e = Hdf5Source::preprocess(vec![open_default(&a).unwrap()], &checked(given)).unwrap_err();
-    assert!(matches!(e, ReaderError::MissingGenes { missing: 1, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ReaderError::MissingGenes {
+                missing: 2,
+                requested: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("a.h5ad"), "{e}");
+    // Within the allowed fraction: the missing gene is a column of zeros, reported.
+    let given = PreprocessParams {
+        genes: Some(vec!["zz".into(), "g1".into()]),
+        ..Default::default()
+    };
+    let mut src = Hdf5Source::preprocess(vec![open_default(&a).unwrap()], &checked(given)).unwrap();
+    assert_eq!(src.report().datasets[0].genes_missing, 1);
+    assert_eq!(src.scale_factors(0)[0], 0.0);
+    let x = src.read_cells(0, 0..src.n_cells(0)).unwrap();
+    assert!(
+        x.indices().iter().all(|&c| c == 1),
+        "the missing gene must stay empty"
+    );
+    assert!(x.nnz() > 0);
 
     let mut one = vec![vec![0.0; 6]; 5];
     one[2][1] = 3.0;

@@ -75,10 +75,18 @@ pub(crate) struct Model {
     chi2: ChiSquared<f64>,
 }
 
-/// One simulated cell: its type and its non-zero counts by gene.
-pub(crate) struct Cell {
-    pub(crate) cell_type: u16,
+/// Consecutive simulated cells of one dataset in CSR form.
+#[derive(Default)]
+pub(crate) struct CellBlock {
+    /// Index (0-based) of the first cell in its dataset.
+    pub(crate) start: usize,
+    /// Type (0-based) of each cell.
+    pub(crate) types: Vec<i32>,
+    /// Offsets of each cell's non-zeros: `cells + 1` entries from 0.
+    pub(crate) indptr: Vec<usize>,
+    /// Gene (0-based) of each non-zero, increasing within a cell.
     pub(crate) genes: Vec<u32>,
+    /// Count of each non-zero (≥ 1).
     pub(crate) counts: Vec<u32>,
 }
 
@@ -167,14 +175,38 @@ impl Model {
         }
     }
 
-    /// The normalized expression profile p_bt· of type `t` in dataset `b`.
-    pub(crate) fn profile(&self, b: usize, t: usize) -> &[f64] {
-        let start = (b * self.types + t) * self.genes;
-        &self.profiles[start..start + self.genes]
+    /// Draws cells `range` (0-based) of dataset `b` (0-based).
+    pub(crate) fn cells(&self, b: usize, range: std::ops::Range<usize>) -> CellBlock {
+        let mut block = CellBlock {
+            start: range.start,
+            ..CellBlock::default()
+        };
+        block.indptr.push(0);
+        let mut draws = Draws::default();
+        for c in range {
+            let t = self.cell_into(b, c, &mut block.genes, &mut block.counts, &mut draws);
+            block.types.push(t as i32);
+            block.indptr.push(block.genes.len());
+        }
+        block
     }
 
-    /// Draws cell `c` (0-based) of dataset `b` (0-based).
-    pub(crate) fn cell(&self, b: usize, c: usize) -> Cell {
+    /// Draws cell `c` of dataset `b`: appends its non-zeros to `genes` and
+    /// `counts`, returns its type.
+    ///
+    /// Two passes over the genes. The first draws one uniform u_g per gene
+    /// (in bulk) and keeps, without branching, the genes that the bound
+    /// P(0) ≥ 1 − m (see [`nb_given_u`]) cannot settle as zero; the second
+    /// decides those exactly from the same u_g. Same distribution as one
+    /// pass, without a mispredicted branch per gene.
+    fn cell_into(
+        &self,
+        b: usize,
+        c: usize,
+        genes: &mut Vec<u32>,
+        counts: &mut Vec<u32>,
+        draws: &mut Draws,
+    ) -> usize {
         let mut rng = stream(&self.key, (b as u64) << 40 | c as u64);
         let cum = &self.cum_props[b * self.types..(b + 1) * self.types];
         let u: f64 = rng.random();
@@ -188,23 +220,50 @@ impl Model {
         let inv_sqrt_lib = 1.0 / lib.sqrt();
         let chi2: f64 = self.chi2.sample(&mut rng);
         let s = (self.bcv_df / chi2).sqrt();
-        let mut genes = Vec::new();
-        let mut counts = Vec::new();
         let start = (b * self.types + t) * self.genes;
+        let p = &self.profiles[start..start + self.genes];
         let inv_sqrt = &self.inv_sqrt[start..start + self.genes];
-        for (g, (&p, &isp)) in self.profile(b, t).iter().zip(inv_sqrt).enumerate() {
-            let k = nb_count(&mut rng, lib * p, inv_sqrt_lib * isp, self.bcv_common, s);
+        draws.bits.resize(self.genes, 0);
+        rng.fill(&mut draws.bits[..]);
+        draws.cand.resize(self.genes, 0);
+        let mut n = 0;
+        for (g, (&pg, &bits)) in p.iter().zip(&draws.bits).enumerate() {
+            draws.cand[n] = g as u32;
+            n += (unit(bits) >= 1.0 - lib * pg) as usize;
+        }
+        for &g in &draws.cand[..n] {
+            let g = g as usize;
+            let u = unit(draws.bits[g]);
+            let k = nb_given_u(
+                &mut rng,
+                u,
+                lib * p[g],
+                inv_sqrt_lib * inv_sqrt[g],
+                self.bcv_common,
+                s,
+            );
             if k > 0 {
                 genes.push(g as u32);
                 counts.push(k);
             }
         }
-        Cell {
-            cell_type: t as u16,
-            genes,
-            counts,
-        }
+        t
     }
+}
+
+/// Per-task buffers of [`Model::cell_into`].
+#[derive(Default)]
+struct Draws {
+    /// One random word per gene.
+    bits: Vec<u64>,
+    /// Genes the cheap bound could not settle, in increasing order.
+    cand: Vec<u32>,
+}
+
+/// A uniform in [0, 1) from 53 random bits (as `rand` converts).
+#[inline]
+fn unit(bits: u64) -> f64 {
+    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// 1/(k+1) for the first steps of the CDF inversion (a multiplication
@@ -219,25 +278,33 @@ const RECIP: [f64; 64] = {
     t
 };
 
-/// One count with mean `m` (`inv_sqrt_m` = 1/√m) and
+/// [`nb_given_u`] with a fresh uniform (the one-pass form, for tests).
+#[cfg(test)]
+fn nb_count(rng: &mut ChaCha8Rng, m: f64, inv_sqrt_m: f64, common: f64, s: f64) -> u32 {
+    let u: f64 = rng.random();
+    if u < 1.0 - m {
+        return 0;
+    }
+    nb_given_u(rng, u, m, inv_sqrt_m, common, s)
+}
+
+/// One count, given the uniform `u` ∈ [0, 1), with mean `m` (`inv_sqrt_m` = 1/√m) and
 /// BCV = (`common` + 1/√m)·`s`: λ ~ Gamma(1/BCV², m·BCV²),
 /// count ~ Poisson(λ), which is negative binomial with size r = 1/BCV² and
 /// mean m: with x = m/r = m·BCV², P(0) = (1+x)^(−r),
 /// P(k+1) = P(k)·(k+r)/(k+1)·x/(1+x).
 ///
 /// Cost. Most entries of a count matrix are zeros with small means. One
-/// uniform u decides them: count = 0 iff u < P(0). Since
-/// P(0) ≥ e^(−m) ≥ 1 − m (a Gamma mixture of Poissons is at least as likely
-/// to be zero as the Poisson of the same mean, by Jensen), u < 1 − m settles
-/// it with one multiplication and no transcendental function. Otherwise,
+/// uniform u decides them: count = 0 iff u < P(0). Since ln(1+x) ≤ x,
+/// P(0) = e^(−r·ln(1+x)) ≥ e^(−m) ≥ 1 − m, so u < 1 − m settles it with one
+/// multiplication and no transcendental function. Otherwise,
 /// for m ≤ 8 the same u inverts the CDF from P(0) on (exact: the smallest k
 /// with CDF(k) > u; one `ln`, one `exp`, one division, then a
 /// multiply-add per unit of count); for larger m, Gamma then Poisson draws
 /// (as the model reads) cost the same whatever the mean.
 #[inline]
-fn nb_count(rng: &mut ChaCha8Rng, m: f64, inv_sqrt_m: f64, common: f64, s: f64) -> u32 {
-    let u: f64 = rng.random();
-    if u < 1.0 - m || m <= 0.0 || !inv_sqrt_m.is_finite() {
+fn nb_given_u(rng: &mut ChaCha8Rng, u: f64, m: f64, inv_sqrt_m: f64, common: f64, s: f64) -> u32 {
+    if m <= 0.0 || !inv_sqrt_m.is_finite() {
         return 0;
     }
     let bcv = (common + inv_sqrt_m) * s;

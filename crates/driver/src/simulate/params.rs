@@ -9,8 +9,10 @@ use crate::DriverError;
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// AnnData `DIR/<name>.h5ad`: X = CSR raw counts stored as float32 (as
-    /// most public `.h5ad` files store counts), obs index `<name>_cellC`,
-    /// obs `cell_type` and `dataset` (categoricals), var index `geneG`.
+    /// most public `.h5ad` files store counts; exact up to 2²⁴), obs index
+    /// `<name>_cellC`, obs `cell_type` (categories `type1..typeT`, all of
+    /// them even when some are missing) and `dataset` (categories: every
+    /// dataset name, so files concatenate cleanly), var index `geneG`.
     H5ad,
     /// 10x Genomics v3 `DIR/<name>.h5` (int32 counts) plus
     /// `DIR/<name>_labels.tsv` (barcode, cell_type, with a header line).
@@ -335,6 +337,6 @@ impl SimulationParams {
                 )));
             }
         }
-        Ok(super::Simulation::new(self.clone(), per_dataset))
+        Ok(super::Simulation::new(self, per_dataset))
     }
 }

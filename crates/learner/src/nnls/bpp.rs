@@ -1,20 +1,25 @@
 //! Block principal pivoting for many NNLS right-hand sides sharing one Gram
-//! matrix (Kim & Park, SIAM J. Sci. Comput. 33(6), 2011, Algorithm 2 with
-//! the column grouping of their §3.2; ALGORITHMS.md §2).
+//! matrix (Kim & Park, "Fast nonnegative matrix factorization: an
+//! active-set-like method and comparisons", SIAM J. Sci. Comput. 33(6),
+//! 2011: the method with its backup rule, and the grouping of right-hand
+//! sides that share a passive set; ALGORITHMS.md §2).
 //!
 //! For each right-hand side r (a row of `rhs`), with G K × K symmetric PSD:
 //!
 //!   min_{h ≥ 0} ½ hᵀGh − rᵀh   ⇔   min_{h ≥ 0} ‖Ch − d‖², G = CᵀC, r = Cᵀd.
 //!
 //! KKT: h ≥ 0, y = Gh − r ≥ 0, h∘y = 0. The method keeps a passive set P
-//! (h_P solves G[P,P]·h_P = r_P, y_P = 0) and its complement, the active set
-//! A (h_A = 0, y_A = G[A,P]·h_P − r_A). Variables with h_P < 0 or y_A < 0 are
+//! (h_P solves G_PP·h_P = r_P, y_P = 0) and its complement, the active set
+//! A (h_A = 0, y_A = G_AP·h_P − r_A). Variables with h_P < 0 or y_A < 0 are
 //! infeasible; all of them change sides at once ("full exchange"). If the
 //! count of infeasible variables has not decreased for 3 full exchanges in
 //! a row, only the infeasible variable with the largest index changes side
-//! (the backup rule, which terminates: Murty 1974); a decrease restores the
-//! full-exchange budget. Rows that share a passive set in a round share one
-//! Cholesky factor of G[P,P] (rows are sorted by their passive-set bitmask).
+//! (the backup rule: a single principal pivot, which terminates finitely);
+//! a decrease restores the full-exchange budget. Rows that share a passive
+//! set in a round share one Cholesky factor of G_PP (rows are sorted by
+//! their passive-set bitmask), and the group's solves and duals are done
+//! together, as p × m and |A| × m blocks, so the inner loops run over the
+//! m rows of the group and vectorize.
 //!
 //! Numerical conventions (all relative, so the solver is scale-invariant):
 //! - feasibility: h_j < −τ·max|h_P| or y_j < −τ·(max|r| + max diag(G)·max|h_P|)
@@ -24,13 +29,14 @@
 //!   consistent data r_j = Cᵀ_j d = 0 and 0 is optimal; with r_j > 0 the
 //!   problem is unbounded and 0 is returned for it ([`super::kkt_residual`]
 //!   will report the violation);
-//! - a block G[P,P] whose Cholesky factorization fails (semidefinite or
+//! - a block G_PP whose Cholesky factorization fails (semidefinite or
 //!   numerically singular, e.g. duplicated columns of C) is refactored as
-//!   G[P,P] + δI with δ = 1e-12·max diag(G[P,P]), then ×100 up to δ = 1e-6·max
+//!   G_PP + δI with δ = 1e-12·max diag(G_PP), then ×100 up to δ = 1e-6·max
 //!   diag; this picks a (near) minimum-norm solution among equivalent ones;
 //!   if even that fails G is not PSD and an error is returned;
 //! - each row may take at most max(5K, 10) exchange rounds; a row that
-//!   reaches the cap (never seen in practice) is finished from its clamped
+//!   reaches the cap (not observed in the tests or benches; 3 rounds at
+//!   most there) is finished from its clamped
 //!   iterate by exact coordinate descent, which decreases the objective
 //!   monotonically and converges to the optimum.
 //!
@@ -55,7 +61,7 @@ pub(crate) const FEAS_TOL: f64 = 1e-12;
 /// Full exchanges allowed without a decrease of the infeasible count (Kim & Park's α).
 const FULL_EXCHANGE_BUDGET: u8 = 3;
 
-/// First ridge, relative to max diag(G[P,P]), when a factorization fails.
+/// First ridge, relative to max diag(G_PP), when a factorization fails.
 const RIDGE_START: f64 = 1e-12;
 /// Growth of the ridge between attempts.
 const RIDGE_GROWTH: f64 = 100.0;
@@ -78,9 +84,9 @@ pub struct BppStats {
     pub max_row_exchanges: usize,
     /// Rounds that used the single-variable backup rule.
     pub backup_exchanges: usize,
-    /// Cholesky factors of a G[P,P] computed (one per distinct passive set per round).
+    /// Cholesky factors of a G_PP computed (one per distinct passive set per round).
     pub factorizations: usize,
-    /// Factors that needed the ridge G[P,P] + δI.
+    /// Factors that needed the ridge G_PP + δI.
     pub ridged_factorizations: usize,
     /// Rows that reached the exchange cap and were finished by coordinate descent.
     pub capped_rows: usize,
@@ -433,14 +439,14 @@ fn solve_block(
             let group = &pending[s..e];
             let m = group.len();
 
-            // X_P = G[P,P]⁻¹ R_P for the whole group (p × m, one column per row).
+            // X_P = G_PP⁻¹ R_P for the whole group (p × m, one column per row).
             for (t, &j) in pidx.iter().enumerate() {
                 for (dst, &c) in bmat[t * m..(t + 1) * m].iter_mut().zip(group) {
                     *dst = rhs[c as usize * k + j];
                 }
             }
             solve_many_in_place(factor, inv_diag, p, bmat, m);
-            // Y_A = G[A,P]·X_P − R_A for the free active variables (|A| × m).
+            // Y_A = G_AP·X_P − R_A for the free active variables (|A| × m).
             for (q, &a) in aidx.iter().enumerate() {
                 let yq = &mut ymat[q * m..(q + 1) * m];
                 for (dst, &c) in yq.iter_mut().zip(group) {
@@ -526,7 +532,7 @@ fn solve_block(
     Ok(st)
 }
 
-/// Factors G[P,P] (P = `pidx`) into `factor` (stride |P|), adding the ridge
+/// Factors G_PP (P = `pidx`) into `factor` (stride |P|), adding the ridge
 /// δI of the module docs if the plain factorization fails.
 fn factor_passive(
     pb: &Problem,

@@ -1,5 +1,5 @@
 //! Small dense Cholesky factor and solve, in place, for the passive-set
-//! blocks G[P,P] of block principal pivoting (|P| ≤ K, K a few tens).
+//! blocks G_PP of block principal pivoting (|P| ≤ K, K a few tens).
 //!
 //! Why not LAPACK (`dpotrf`/`dpotrs` through ndarray-linalg): the blocks are
 //! tiny and there is one factor per group of right-hand sides per exchange

@@ -32,7 +32,8 @@ pub use bpp::{nnls_bpp, nnls_bpp_into, nnls_bpp_warm_into, BppStats};
 ///
 /// with a term whose denominator is 0 counted as 0 (then its numerator is 0
 /// too). Returns +∞ if anything is non-finite. An exact solution gives 0;
-/// [`nnls_bpp`] gives ≲ 1e-12 on well-posed problems.
+/// [`nnls_bpp`] reaches rounding level (≈ 1e-16 on the
+/// test problems, κ(G) up to 1e8).
 #[track_caller]
 pub fn kkt_residual(gram: ArrayView2<f64>, rhs: ArrayView2<f64>, h: ArrayView2<f64>) -> f64 {
     let (n, k) = rhs.dim();

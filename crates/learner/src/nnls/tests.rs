@@ -65,7 +65,7 @@ fn objective(g: ArrayView2<f64>, r: ArrayView1<f64>, h: ArrayView1<f64>) -> f64 
     0.5 * h.dot(&g.dot(&h)) - r.dot(&h)
 }
 
-/// Solves G[P,P] z_P = r_P with ndarray-linalg's Cholesky; None if it fails.
+/// Solves G_PP z_P = r_P with ndarray-linalg's Cholesky; None if it fails.
 fn solve_on(g: &Array2<f64>, r: ArrayView1<f64>, p: &[usize]) -> Option<Array1<f64>> {
     let k = r.len();
     let gp = Array2::from_shape_fn((p.len(), p.len()), |(a, b)| g[[p[a], p[b]]]);
@@ -235,7 +235,8 @@ fn kkt_holds_on_well_conditioned_problems() {
         let h = nnls_bpp(g.view(), r.view()).unwrap();
         assert!(h.iter().all(|&v| v >= 0.0));
         let kkt = kkt_residual(g.view(), r.view(), h.view());
-        assert!(kkt <= 1e-8, "K = {k}: KKT residual {kkt:e}");
+        // The spec asks for 1e-8; rounding level (≈ 3e-16 here) is what the solver reaches.
+        assert!(kkt <= 1e-12, "K = {k}: KKT residual {kkt:e}");
         assert!(h.row(0).iter().chain(h.row(1).iter()).all(|&v| v == 0.0));
     }
 }
@@ -271,7 +272,7 @@ fn kkt_holds_on_nmf_like_problems() {
         let (g, r) = nmf_like(200, k, 500, &mut rng);
         let h = nnls_bpp(g.view(), r.view()).unwrap();
         let kkt = kkt_residual(g.view(), r.view(), h.view());
-        assert!(kkt <= 1e-8, "K = {k}: KKT residual {kkt:e}");
+        assert!(kkt <= 1e-12, "K = {k}: KKT residual {kkt:e}");
     }
 }
 
@@ -655,20 +656,12 @@ proptest! {
 }
 
 #[test]
-#[ignore]
-fn print_kkt_levels() {
-    let mut rng = ChaCha8Rng::seed_from_u64(1);
-    for k in [5, 20, 40] {
-        let c = gaussian(k + 20, k, &mut rng);
-        let d = gaussian(300, k + 20, &mut rng);
-        let (g, r) = normal_equations(&c, &d);
-        let h = nnls_bpp(g.view(), r.view()).unwrap();
-        let (g2, r2) = nmf_like(200, k, 500, &mut rng);
-        let h2 = nnls_bpp(g2.view(), r2.view()).unwrap();
-        let c3 = ill_conditioned(k + 30, k, 1e8, &mut rng);
-        let d3 = gaussian(300, k + 30, &mut rng);
-        let (g3, r3) = normal_equations(&c3, &d3);
-        let h3 = nnls_bpp(g3.view(), r3.view()).unwrap();
-        println!("K {k}: gaussian {:e} nmf {:e} ill(1e8) {:e}", kkt_residual(g.view(), r.view(), h.view()), kkt_residual(g2.view(), r2.view(), h2.view()), kkt_residual(g3.view(), r3.view(), h3.view()));
-    }
+fn accepts_any_rhs_layout() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let c = gaussian(20, 8, &mut rng);
+    let d = gaussian(30, 20, &mut rng);
+    let (g, r) = normal_equations(&c, &d);
+    let r_t = r.t().to_owned(); // K × n standard layout, so r_t.t() is a non-standard view of R
+    let h = nnls_bpp(g.view(), r.view()).unwrap();
+    assert_eq!(nnls_bpp(g.view(), r_t.t()).unwrap(), h);
 }

@@ -1,0 +1,316 @@
+//! The whole analysis of one factorization: quantile normalization → kNN
+//! graph → Leiden clusters → UMAP → metrics.
+
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2};
+
+use crate::cluster::{cluster, ClusterParams};
+use crate::error::{AnalysisError, Result};
+use crate::knn::{knn, recall, KnnParams};
+use crate::mixing::{alignment, kbet, AlignmentParams, KbetParams};
+use crate::partition::{adjusted_rand_index, normalized_mutual_info, purity};
+use crate::points::Points;
+use crate::quantile::{quantile_normalize, QuantileParams};
+use crate::silhouette::silhouette;
+use crate::umap::{umap, UmapParams};
+
+/// Every parameter of [`analyze`]; [`AnalysisParams::new`] gives the
+/// documented defaults with one seed for every random choice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalysisParams {
+    /// Quantile normalization (reference, quantiles, refinement).
+    pub quantile: QuantileParams,
+    /// The joint kNN graph on normalized H (k = 20, self included); UMAP
+    /// uses its first `umap.n_neighbors` columns.
+    pub knn: KnnParams,
+    /// Leiden clustering (resolution).
+    pub cluster: ClusterParams,
+    /// UMAP layout.
+    pub umap: UmapParams,
+    /// Alignment score.
+    pub alignment: AlignmentParams,
+    /// kBET.
+    pub kbet: KbetParams,
+    /// Cells sampled for the silhouette. Default 4,000.
+    pub silhouette_sample: usize,
+    /// Query cells for the kNN recall check against exact search
+    /// (0 = skip; only run when the graph is approximate). Default 500.
+    pub recall_queries: usize,
+}
+
+impl AnalysisParams {
+    /// Defaults with `seed` for every random choice.
+    pub fn new(seed: u64) -> Self {
+        let mut p = Self {
+            quantile: QuantileParams::default(),
+            knn: KnnParams::default(),
+            cluster: ClusterParams::default(),
+            umap: UmapParams::default(),
+            alignment: AlignmentParams::default(),
+            kbet: KbetParams::default(),
+            silhouette_sample: 4_000,
+            recall_queries: 500,
+        };
+        p.set_seed(seed);
+        p
+    }
+
+    /// Sets the seed of every step.
+    pub fn set_seed(&mut self, seed: u64) {
+        self.quantile.seed = seed;
+        self.quantile.knn.seed = seed;
+        self.knn.seed = seed;
+        self.cluster.seed = seed;
+        self.umap.seed = seed;
+        self.alignment.seed = seed;
+        self.kbet.seed = seed;
+    }
+}
+
+impl Default for AnalysisParams {
+    fn default() -> Self {
+        Self::new(1)
+    }
+}
+
+/// Cell labels (e.g. simulated cell types): `codes[c]` indexes `names`,
+/// [`crate::MISSING`] for an unlabelled cell.
+#[derive(Clone, Copy, Debug)]
+pub struct Labels<'a> {
+    /// One code per cell.
+    pub codes: &'a [u32],
+    /// Label names.
+    pub names: &'a [String],
+}
+
+/// What [`analyze`] reads.
+#[derive(Clone, Copy, Debug)]
+pub struct AnalysisInput<'a> {
+    /// H, cells × K (rows of all datasets).
+    pub h: ArrayView2<'a, f64>,
+    /// Dataset of each cell, indexing `dataset_names`.
+    pub datasets: &'a [u32],
+    /// Dataset names.
+    pub dataset_names: &'a [String],
+    /// Known labels, if any (enable ARI, NMI, purity).
+    pub labels: Option<Labels<'a>>,
+}
+
+/// The integration metrics (ALGORITHMS.md §10). `None` where undefined:
+/// dataset-mixing scores with a single dataset, label-based scores without
+/// labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metrics {
+    /// Alignment (1 = datasets perfectly mixed).
+    pub alignment: Option<f64>,
+    /// kBET acceptance rate.
+    pub kbet_acceptance: Option<f64>,
+    /// Mean silhouette width of the joint clusters on normalized H.
+    pub silhouette: Option<f64>,
+    /// Adjusted Rand index of clusters vs labels.
+    pub ari: Option<f64>,
+    /// Normalized mutual information of clusters vs labels.
+    pub nmi: Option<f64>,
+    /// Purity of clusters w.r.t. labels.
+    pub purity: Option<f64>,
+    /// Mean silhouette width of the labels on normalized H.
+    pub silhouette_labels: Option<f64>,
+}
+
+impl Metrics {
+    /// `(key, value)` of the defined metrics, in a fixed order; keys are
+    /// those of `uns['inmf']['metrics']`.
+    pub fn entries(&self) -> Vec<(&'static str, f64)> {
+        [
+            ("ari", self.ari),
+            ("nmi", self.nmi),
+            ("purity", self.purity),
+            ("alignment", self.alignment),
+            ("kbet_acceptance", self.kbet_acceptance),
+            ("silhouette", self.silhouette),
+            ("silhouette_labels", self.silhouette_labels),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+    }
+
+    /// A plain-text table of every metric ("n/a" where undefined, with why).
+    pub fn table(&self) -> String {
+        let rows: [(&str, Option<f64>, &str, &str); 7] = [
+            ("ARI", self.ari, "clusters vs labels; 1 = identical", "no labels"),
+            ("NMI", self.nmi, "clusters vs labels; 1 = identical", "no labels"),
+            ("purity", self.purity, "majority label share per cluster", "no labels"),
+            ("alignment", self.alignment, "dataset mixing; 1 = perfect, 0 = separate", "one dataset"),
+            ("kBET acceptance", self.kbet_acceptance, "neighbourhoods like the whole", "one dataset"),
+            ("silhouette", self.silhouette, "cluster separation, -1..1", "one cluster"),
+            ("silhouette (labels)", self.silhouette_labels, "label separation, -1..1", "no labels"),
+        ];
+        let mut s = String::new();
+        for (name, v, what, why) in rows {
+            match v {
+                Some(v) => s.push_str(&format!("  {name:<20} {v:>7.4}   {what}\n")),
+                None => s.push_str(&format!("  {name:<20} {:>7}   ({why})\n", "n/a")),
+            }
+        }
+        s
+    }
+}
+
+/// Facts about the kNN graph of an analysis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KnnInfo {
+    /// Neighbours per cell (self included).
+    pub k: usize,
+    /// True when found by NN-descent.
+    pub approximate: bool,
+    /// NN-descent iterations.
+    pub iterations: usize,
+    /// Recall against exact search on a sample (approximate graphs only).
+    pub recall: Option<f64>,
+}
+
+/// The results of [`analyze`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analysis {
+    /// Quantile-normalized H, cells × K.
+    pub h_norm: Array2<f64>,
+    /// UMAP layout, cells × 2.
+    pub umap: Array2<f32>,
+    /// Joint cluster of each cell (0 = largest).
+    pub clusters: Vec<u32>,
+    /// Number of clusters.
+    pub n_clusters: usize,
+    /// Refined arg-max factor of each cell (quantile normalization's labels).
+    pub factor_labels: Vec<u32>,
+    /// Reference dataset of the quantile normalization.
+    pub reference: usize,
+    /// The metrics.
+    pub metrics: Metrics,
+    /// The kNN graph.
+    pub knn: KnnInfo,
+    /// Alignment neighbourhood size `k`.
+    pub alignment_k: Option<usize>,
+    /// Wall time of each step, seconds, in order.
+    pub seconds: Vec<(&'static str, f64)>,
+}
+
+/// Runs the whole analysis (module doc of the crate); `progress` is called
+/// after each step with its name and wall time in seconds.
+pub fn analyze(
+    input: &AnalysisInput<'_>,
+    params: &AnalysisParams,
+    progress: &mut dyn FnMut(&str, f64),
+) -> Result<Analysis> {
+    let n = input.h.nrows();
+    let nd = input.dataset_names.len();
+    if input.datasets.len() != n {
+        return Err(AnalysisError::InvalidData(format!(
+            "H has {n} cells but {} dataset codes were given",
+            input.datasets.len()
+        )));
+    }
+    if let Some(l) = &input.labels {
+        if l.codes.len() != n {
+            return Err(AnalysisError::InvalidData(format!(
+                "H has {n} cells but {} labels were given",
+                l.codes.len()
+            )));
+        }
+    }
+    if n < 3 {
+        return Err(AnalysisError::InvalidData(format!("{n} cells are too few to analyse")));
+    }
+    let mut seconds = Vec::new();
+    let mut step = |name: &'static str, t: Instant, seconds: &mut Vec<(&'static str, f64)>| {
+        let s = t.elapsed().as_secs_f64();
+        progress(name, s);
+        seconds.push((name, s));
+    };
+
+    let t = Instant::now();
+    let qn = quantile_normalize(input.h, input.datasets, nd, &params.quantile)?;
+    step("quantile normalization", t, &mut seconds);
+
+    let t = Instant::now();
+    let points = Points::from_view(qn.h.view())?;
+    let k = params.knn.k.max(params.umap.n_neighbors);
+    let graph = knn(&points, &KnnParams { k, ..params.knn.clone() })?;
+    step("kNN graph", t, &mut seconds);
+    let mut info = KnnInfo {
+        k: graph.k(),
+        approximate: graph.approximate,
+        iterations: graph.iterations,
+        recall: None,
+    };
+    if graph.approximate && params.recall_queries > 0 {
+        let t = Instant::now();
+        info.recall = Some(recall(&points, &graph, params.recall_queries, params.knn.seed));
+        step("kNN recall check", t, &mut seconds);
+    }
+
+    let t = Instant::now();
+    let clusters = cluster(&graph.truncate(params.knn.k), &params.cluster)?;
+    let n_clusters = clusters.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
+    step("Leiden clustering", t, &mut seconds);
+
+    let t = Instant::now();
+    let layout = umap(&points, &graph, &params.umap)?;
+    drop(graph);
+    step("UMAP", t, &mut seconds);
+
+    let t = Instant::now();
+    let datasets_present = {
+        let mut seen = vec![false; nd];
+        for &d in input.datasets {
+            if let Some(s) = seen.get_mut(d as usize) {
+                *s = true;
+            }
+        }
+        seen.iter().filter(|&&x| x).count()
+    };
+    let (align, kb) = if datasets_present >= 2 {
+        let a = alignment(&points, input.datasets, nd, &params.alignment)?;
+        let kb = kbet(&points, input.datasets, nd, &params.kbet)?;
+        (Some(a), Some(kb))
+    } else {
+        (None, None)
+    };
+    let sil = if n_clusters >= 2 {
+        Some(silhouette(&points, &clusters, params.silhouette_sample, params.cluster.seed)?)
+    } else {
+        None
+    };
+    let mut metrics = Metrics {
+        alignment: align.as_ref().map(|a| a.score),
+        kbet_acceptance: kb.as_ref().map(|k| k.acceptance),
+        silhouette: sil,
+        ari: None,
+        nmi: None,
+        purity: None,
+        silhouette_labels: None,
+    };
+    if let Some(l) = &input.labels {
+        if l.codes.iter().any(|&c| c != crate::MISSING) {
+            metrics.ari = Some(adjusted_rand_index(&clusters, l.codes)?);
+            metrics.nmi = Some(normalized_mutual_info(&clusters, l.codes)?);
+            metrics.purity = Some(purity(&clusters, l.codes)?);
+            metrics.silhouette_labels = silhouette(&points, l.codes, params.silhouette_sample, params.cluster.seed).ok();
+        }
+    }
+    step("metrics", t, &mut seconds);
+
+    Ok(Analysis {
+        h_norm: qn.h,
+        umap: layout,
+        clusters,
+        n_clusters,
+        factor_labels: qn.labels,
+        reference: qn.reference,
+        metrics,
+        knn: info,
+        alignment_k: align.map(|a| a.k),
+        seconds,
+    })
+}

@@ -1,0 +1,94 @@
+//! Silhouette width on a sample (Rousseeuw 1987).
+
+use rayon::prelude::*;
+
+use crate::error::{AnalysisError, Result};
+use crate::partition::MISSING;
+use crate::points::{sq_dist, Points};
+use crate::rng::sample_indices;
+
+/// Mean silhouette width of the labelling `labels` on a seeded random
+/// sample of at most `sample` labelled cells, distances Euclidean and
+/// computed within the sample: for cell `i` with `a(i)` its mean distance to
+/// the other sampled cells of its label and `b(i)` the smallest mean
+/// distance to the sampled cells of another label,
+/// `s(i) = (b − a) / max(a, b)` (0 for a cell alone in its label).
+/// Cost `O(sample²·d)`. Needs ≥ 2 labels in the sample.
+pub fn silhouette(points: &Points, labels: &[u32], sample: usize, seed: u64) -> Result<f64> {
+    if labels.len() != points.len() {
+        return Err(AnalysisError::InvalidData(format!(
+            "{} labels for {} cells",
+            labels.len(),
+            points.len()
+        )));
+    }
+    let labelled: Vec<usize> = (0..labels.len()).filter(|&c| labels[c] != MISSING).collect();
+    let mut pick: Vec<usize> = sample_indices(seed, &[0x5111], labelled.len(), sample)
+        .into_iter()
+        .map(|i| labelled[i])
+        .collect();
+    pick.sort_unstable();
+    let mut codes: Vec<u32> = pick.iter().map(|&c| labels[c]).collect();
+    let mut distinct = codes.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 2 {
+        return Err(AnalysisError::InvalidData(
+            "silhouette needs at least two labels among the sampled cells".into(),
+        ));
+    }
+    for c in &mut codes {
+        *c = distinct.binary_search(c).unwrap_or(0) as u32;
+    }
+    let l = distinct.len();
+    let sub = points.subset(&pick);
+    let s: f64 = (0..pick.len())
+        .into_par_iter()
+        .map(|i| {
+            let mut sum = vec![0f64; l];
+            let mut cnt = vec![0usize; l];
+            for j in 0..pick.len() {
+                if j != i {
+                    let c = codes[j] as usize;
+                    sum[c] += (sq_dist(sub.row(i), sub.row(j)) as f64).sqrt();
+                    cnt[c] += 1;
+                }
+            }
+            let own = codes[i] as usize;
+            if cnt[own] == 0 {
+                return 0.0;
+            }
+            let a = sum[own] / cnt[own] as f64;
+            let b = (0..l)
+                .filter(|&c| c != own && cnt[c] > 0)
+                .map(|c| sum[c] / cnt[c] as f64)
+                .fold(f64::INFINITY, f64::min);
+            let m = a.max(b);
+            if m > 0.0 {
+                (b - a) / m
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    Ok(s / pick.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silhouette_hand_example_and_separation() {
+        // 1-D points 0, 1 (label 0) and 10, 11 (label 1):
+        // s(0) = (10.5 − 1)/10.5; s(1) = (9.5 − 1)/9.5; symmetric for the others.
+        let p = Points::from_vec(vec![0.0, 1.0, 10.0, 11.0], 4, 1).unwrap();
+        let s = silhouette(&p, &[0, 0, 1, 1], 100, 1).unwrap();
+        let expect = ((9.5 / 10.5) + (8.5 / 9.5)) / 2.0;
+        assert!((s - expect).abs() < 1e-6, "{s} vs {expect}");
+        // Swapping the labels of the pairs makes it negative.
+        assert!(silhouette(&p, &[0, 1, 0, 1], 100, 1).unwrap() < 0.0);
+        assert!(silhouette(&p, &[0, 0, 0, 0], 100, 1).is_err());
+        assert!(silhouette(&p, &[0, 0, MISSING, 1], 100, 1).is_ok());
+    }
+}

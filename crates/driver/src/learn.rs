@@ -1,0 +1,186 @@
+//! The online learning loop shared by scenario 1 (`inmf run`) and
+//! scenario 2 (`inmf add`): the reader thread streams each iteration's
+//! mini-batches, this thread steps the model (ALGORITHMS.md §3), tracks the
+//! objective per epoch and writes checkpoints at epoch boundaries so an
+//! interrupted run resumes to a bit-identical result.
+
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use inmf_learner::{MiniBatchPlan, OnlineInmf};
+use inmf_reader::{spawn_reader, Hdf5Source};
+
+use crate::error::DriverError;
+use crate::model::SavedModel;
+
+/// Where and how often to write checkpoints.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckpointSpec {
+    /// The checkpoint file (written via a temporary name).
+    pub path: PathBuf,
+    /// Write one every this many epochs; 0 = never.
+    pub every_epochs: usize,
+    /// Everything but the model state and counters, copied into each checkpoint.
+    pub template: SavedModel,
+}
+
+/// Knobs of one learning phase.
+#[derive(Debug, Clone)]
+pub(crate) struct LearnSettings {
+    /// HALS sweeps per iteration.
+    pub hals_sweeps: usize,
+    /// Early stop on the relative change of the epoch objective; 0 = off.
+    pub tol: f64,
+    /// Mini-batches read ahead.
+    pub read_ahead: usize,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Model dataset id of the source's dataset 0 (scenario 2 with a
+    /// source holding only the new datasets: the number of old ones).
+    pub id_offset: usize,
+}
+
+/// The state of a learning phase, possibly restored from a checkpoint.
+#[derive(Debug, Clone)]
+pub(crate) struct Learning {
+    /// The model being learned.
+    pub model: OnlineInmf,
+    /// Iterations of this phase already done.
+    pub iterations: usize,
+    /// Mean mini-batch objective per cell of each finished epoch.
+    pub epoch_objective: Vec<f64>,
+}
+
+pub(crate) fn progress_bar(quiet: bool, len: u64, prefix: &'static str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} {msg} ({per_sec}, ETA {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(prefix);
+    pb
+}
+
+pub(crate) fn thread_err(e: std::io::Error) -> DriverError {
+    DriverError::Internal(format!("cannot start the reader thread: {e}"))
+}
+
+/// Runs the remaining iterations of `plan` (plan ids are source dataset
+/// indices) and gives the source back.
+pub(crate) fn learn(
+    state: &mut Learning,
+    source: Hdf5Source,
+    plan: &MiniBatchPlan,
+    settings: &LearnSettings,
+    checkpoint: Option<&CheckpointSpec>,
+) -> Result<Hdf5Source, DriverError> {
+    let skip = state.iterations;
+    let requests = plan.iter().skip(skip).map(|it| it.batches);
+    let (rx, reader) = spawn_reader(source, requests, settings.read_ahead).map_err(thread_err)?;
+    let pb = progress_bar(settings.quiet, plan.n_iterations() as u64, "learning");
+    pb.set_position(skip as u64);
+    let (mut epoch_sum, mut epoch_cells) = (0.0, 0usize);
+    let mut stopped_early = false;
+    let mut outcome = Ok(());
+    for info in plan.iter().skip(skip).map(|it| it.info) {
+        let mut batches = match rx.recv() {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                outcome = Err(e.into());
+                break;
+            }
+            Err(_) => break, // reader ended early; checked below
+        };
+        for mb in &mut batches {
+            mb.dataset += settings.id_offset;
+        }
+        let rep = match state.model.step(info, &batches, settings.hals_sweeps) {
+            Ok(r) => r,
+            Err(e) => {
+                outcome = Err(e.into());
+                break;
+            }
+        };
+        state.iterations += 1;
+        epoch_sum += rep.objective.total();
+        epoch_cells += rep.cells;
+        pb.inc(1);
+        if info.new_epoch {
+            let mean = epoch_sum / epoch_cells.max(1) as f64;
+            pb.set_message(format!("epoch {} objective/cell {mean:.5}", info.epoch));
+            let converged = settings.tol > 0.0
+                && state.epoch_objective.last().is_some_and(|&prev| ((prev - mean) / prev).abs() < settings.tol);
+            state.epoch_objective.push(mean);
+            (epoch_sum, epoch_cells) = (0.0, 0);
+            if converged {
+                stopped_early = true;
+                break;
+            }
+            let last = state.iterations == plan.n_iterations();
+            if let Some(c) = checkpoint.filter(|c| c.every_epochs > 0 && !last) {
+                if info.epoch % c.every_epochs == 0 {
+                    if let Err(e) = write_checkpoint(c, state) {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    drop(rx);
+    pb.finish_and_clear();
+    let source = reader.join().map_err(|_| DriverError::Internal("the reader thread panicked".into()))?;
+    outcome?;
+    if state.iterations < plan.n_iterations() && !stopped_early {
+        return Err(DriverError::Internal("the reader stopped before the plan was done".into()));
+    }
+    Ok(source)
+}
+
+fn write_checkpoint(c: &CheckpointSpec, state: &Learning) -> Result<(), DriverError> {
+    let mut snap = c.template.clone();
+    snap.model = state.model.clone();
+    snap.iterations = c.template.iterations + state.iterations;
+    snap.epochs_done = state.epoch_objective.len();
+    snap.epoch_objective = state.epoch_objective.clone();
+    snap.checkpoint_iterations = Some(state.iterations);
+    snap.save(&c.path)
+}
+
+/// Restores a learning phase from the checkpoint at `spec.path`, after
+/// checking it belongs to this very run (same genes, datasets, fingerprints
+/// and parameters as `spec.template`).
+pub(crate) fn resume(spec: &CheckpointSpec) -> Result<Learning, DriverError> {
+    let invalid = |m: String| DriverError::InvalidParameter(format!("cannot resume from {}: {m}", spec.path.display()));
+    if !spec.path.exists() {
+        return Err(invalid(
+            "there is no checkpoint there; run without --resume (or with the same --out as the interrupted run)"
+                .into(),
+        ));
+    }
+    let ck = SavedModel::load(&spec.path)?;
+    let t = &spec.template;
+    let Some(iterations) = ck.checkpoint_iterations else {
+        return Err(invalid("the file is a finished model, not a checkpoint".into()));
+    };
+    if ck.params != t.params {
+        return Err(invalid(format!(
+            "it was written with other parameters ({:?}); rerun with the same ones or without --resume",
+            ck.params
+        )));
+    }
+    if ck.genes != t.genes {
+        return Err(invalid("its genes differ from this run's (inputs or preprocessing changed)".into()));
+    }
+    let same = |a: &crate::model::ModelDataset, b: &crate::model::ModelDataset| {
+        a.name == b.name && a.fingerprint == b.fingerprint && a.n_cells == b.n_cells && a.scale == b.scale
+    };
+    if ck.datasets.len() != t.datasets.len() || !ck.datasets.iter().zip(&t.datasets).all(|(a, b)| same(a, b)) {
+        return Err(invalid("its datasets differ from this run's inputs (a file changed or the list differs)".into()));
+    }
+    Ok(Learning { model: ck.model, iterations, epoch_objective: ck.epoch_objective })
+}

@@ -1,0 +1,131 @@
+//! Scenario 3 (ALGORITHMS.md §3): project query datasets onto a saved
+//! model's W. H = NNLS with G = WᵀW and R = X·W (V treated as 0, as in the
+//! anchor); the model does not change. Queries are preprocessed with the
+//! model's genes (missing genes read as zeros) and the model's scaling rule.
+//! Cells whose projection is all zeros are counted, named in the summary
+//! and flagged in `obs['h_all_zero']`: never silently kept.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use inmf_learner::{CellSource, ObjectiveParts};
+
+use crate::config::RunConfig;
+use crate::error::DriverError;
+use crate::model::SavedModel;
+use crate::prepare::open_and_preprocess;
+use crate::results::{solve_and_write, ResultContent, ResultWriter};
+use crate::run::{create_dir, in_pool, peak_rss_bytes, InputSpec};
+
+/// Everything `inmf project` needs.
+#[derive(Debug, Clone)]
+pub struct ProjectRequest {
+    /// Directory of the saved model (its `model.h5`).
+    pub model_dir: PathBuf,
+    /// Query datasets.
+    pub inputs: Vec<InputSpec>,
+    /// Output directory.
+    pub out_dir: PathBuf,
+    /// Preprocessing (`matrix`) and runtime settings.
+    pub config: RunConfig,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// What a projection did.
+#[derive(Debug, Clone)]
+pub struct ProjectSummary {
+    /// Per query dataset: name, cells in the file, cells used.
+    pub datasets: Vec<(String, usize, usize)>,
+    /// Model genes, and how many each query lacks.
+    pub genes: usize,
+    /// Model genes missing per query dataset.
+    pub genes_missing: Vec<usize>,
+    /// ‖X − WH‖² over all query cells.
+    pub objective: ObjectiveParts,
+    /// Cells whose H is all zeros.
+    pub zero_cells: usize,
+    /// Seconds.
+    pub seconds: f64,
+    /// The result file.
+    pub output: PathBuf,
+    /// Peak RSS.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl fmt::Display for ProjectSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cells: usize = self.datasets.iter().map(|d| d.2).sum();
+        writeln!(f, "inmf project: {cells} query cells onto W ({} genes)", self.genes)?;
+        for ((name, total, used), missing) in self.datasets.iter().zip(&self.genes_missing) {
+            writeln!(f, "  {name}: {used} cells used of {total}, {missing} model genes missing (zeros)")?;
+        }
+        writeln!(
+            f,
+            "  residual ‖X − WH‖² = {:.6e} ({:.6} per cell)",
+            self.objective.residual,
+            self.objective.residual / cells.max(1) as f64
+        )?;
+        if self.zero_cells > 0 {
+            writeln!(
+                f,
+                "  WARNING: {} cells project to all-zero H (nothing of W explains them); they are flagged in obs['h_all_zero']",
+                self.zero_cells
+            )?;
+        } else {
+            writeln!(f, "  every cell has a non-zero projection")?;
+        }
+        writeln!(f, "  time {:.2} s", self.seconds)?;
+        if let Some(b) = self.peak_rss_bytes {
+            writeln!(f, "  peak memory (RSS): {:.1} MB", b as f64 / 1048576.0)?;
+        }
+        writeln!(f, "  wrote {}", self.output.display())
+    }
+}
+
+/// Runs scenario 3; see the module doc.
+pub fn project(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> {
+    in_pool(req.config.runtime.threads, || project_in_pool(req))?
+}
+
+fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> {
+    let t0 = Instant::now();
+    let saved = SavedModel::load(&req.model_dir.join("model.h5"))?;
+    if req.inputs.is_empty() {
+        return Err(DriverError::InvalidParameter("no query dataset given".into()));
+    }
+    let source = open_and_preprocess(&req.inputs, &req.config.preprocess, Some(&saved.genes))?;
+    if !req.quiet {
+        eprintln!("{}", source.report().to_string().trim_end());
+    }
+    create_dir(&req.out_dir)?;
+    let output = req.out_dir.join("result.h5ad");
+    let model = &saved.model;
+    let content = ResultContent {
+        method: "projection onto W (scenario 3)",
+        w: model.w.view(),
+        v: Vec::new(),
+        params: None,
+        epoch_objective: &[],
+    };
+    let mut writer = ResultWriter::create(&output, &source, content, true)?;
+    let datasets: Vec<(String, usize, usize)> = (0..source.n_datasets())
+        .map(|d| (source.dataset_names()[d].clone(), source.cell_map(d).n_total(), source.n_cells(d)))
+        .collect();
+    let genes_missing = source.report().datasets.iter().map(|d| d.genes_missing).collect();
+    let genes = source.n_genes();
+    let rt = &req.config.runtime;
+    let pass = solve_and_write(source, &mut writer, |_, x| model.project_h(x), rt.final_block, rt.read_ahead, req.quiet)?;
+    writer.finish(pass.objective, pass.zero_cells)?;
+    Ok(ProjectSummary {
+        datasets,
+        genes,
+        genes_missing,
+        objective: pass.objective,
+        zero_cells: pass.zero_cells,
+        seconds: t0.elapsed().as_secs_f64(),
+        output,
+        peak_rss_bytes: peak_rss_bytes(),
+    })
+}
