@@ -2,8 +2,9 @@
 //!
 //! Subcommands: `run` (scenario 1: factorize datasets together), `add`
 //! (scenario 2: add datasets to a saved model), `project` (scenario 3:
-//! project queries onto W) and `simulate` (a Splatter-like multi-batch
-//! atlas). Exit codes: 0 success, 2 bad input or parameters (nothing is
+//! project queries onto W), `simulate` (a Splatter-like multi-batch
+//! atlas), `import` (Matrix Market directory to .h5ad) and `inspect`
+//! (describe an input). Exit codes: 0 success, 2 bad input or parameters (nothing is
 //! written), 1 any other failure.
 
 use std::path::PathBuf;
@@ -13,6 +14,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use inmf_driver::{AddRequest, DriverError, InputSpec, ProjectRequest, RunConfig, RunRequest};
 
+mod cmd_analyze;
+mod cmd_factor;
+mod cmd_import;
+mod cmd_inspect;
 mod cmd_simulate;
 
 /// Out-of-core online integrative NMF (LIGER family) for single-cell atlases.
@@ -48,6 +53,19 @@ enum Command {
     Project(ProjectArgs),
     /// Simulate a multi-batch single-cell atlas (Splatter-like, with batch × cell-type effects).
     Simulate(cmd_simulate::SimulateArgs),
+    /// Convert a Matrix Market directory (matrix.mtx, features.tsv, barcodes.tsv) to .h5ad.
+    ///
+    /// Streams the entries (sorting them by cell through a temporary file if
+    /// needed) into a CSR .h5ad in bounded memory; the output appears only
+    /// when complete.
+    Import(cmd_import::ImportArgs),
+    /// Describe an input: format, shape, dtypes, chunking, compression, and what inmf would read.
+    Inspect(cmd_inspect::InspectArgs),
+    /// Analyse a run: quantile normalization, Leiden clusters, UMAP, metrics, plots.
+    Analyze(cmd_analyze::AnalyzeArgs),
+    /// Factorize datasets in memory with a batch solver: NMF (Frobenius, KL), iNMF (ANLS, HALS, MU, KL, γ-coupled), diffusion NMF, ‖MW‖-regularized NMF.
+    #[command(long_about = cmd_factor::LONG_ABOUT)]
+    Factor(cmd_factor::FactorArgs),
 }
 
 /// Options of the online learning phase, shared by `run` and `add`.
@@ -95,6 +113,19 @@ struct CommonOpts {
     /// Print the summary as one JSON object on stdout (for scripts).
     #[arg(long)]
     json: bool,
+    /// Match genes across datasets by name or by id (10x features/id,
+    /// AnnData var/gene_ids, loom row_attrs/Accession) [default: name].
+    #[arg(long, value_name = "name|id")]
+    match_genes: Option<String>,
+    /// 10x inputs with several genomes: the one to read.
+    #[arg(long, value_name = "NAME")]
+    genome: Option<String>,
+    /// Directory of the preprocessed cache [default: .inmf-cache beside OUT].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Do not use the preprocessed cache: every epoch decodes the inputs.
+    #[arg(long, conflicts_with = "cache")]
+    no_cache: bool,
 }
 
 macro_rules! set {
@@ -113,6 +144,16 @@ impl CommonOpts {
         };
         set!(c.runtime.threads, self.threads);
         set!(c.preprocess.matrix, self.matrix.clone());
+        set!(c.preprocess.match_genes, self.match_genes.clone());
+        if self.genome.is_some() {
+            c.preprocess.genome = self.genome.clone();
+        }
+        if self.cache.is_some() {
+            c.runtime.cache_dir = self.cache.clone();
+        }
+        if self.no_cache {
+            c.runtime.cache = false;
+        }
         Ok(c)
     }
 }
@@ -131,8 +172,9 @@ impl LearnOpts {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Input datasets: .h5ad (AnnData, CSR X) or 10x Genomics .h5 files,
-    /// optionally named as NAME=PATH (default name: the file stem).
+    /// Input datasets: AnnData .h5ad (X as CSR, CSC or dense), 10x Genomics
+    /// .h5, loom or LIGER .h5 files (convert Matrix Market directories with
+    /// `inmf import`), optionally named as NAME=PATH (default name: the file stem).
     #[arg(required = true, value_name = "[NAME=]PATH")]
     inputs: Vec<InputSpec>,
     /// Output directory (created if missing).
@@ -263,6 +305,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => cmd_simulate::run(args),
+        Command::Import(args) => cmd_import::run(args),
+        Command::Inspect(args) => cmd_inspect::run(args),
+        Command::Analyze(args) => cmd_analyze::run(args),
+        Command::Factor(args) => cmd_factor::run(args),
     }
 }
 

@@ -68,6 +68,26 @@ fn dataframe(f: &hdf5::File, group: &str, index: &[String]) {
     attr_str(&d, "encoding-version", "0.2.0");
 }
 
+/// Creates an HDF5 file without HDF5's file lock. Tests run in threads
+/// that also spawn `inmf` processes; a child forked while a fixture is
+/// being written inherits its descriptor and, with it, the writer's
+/// exclusive lock, so later opens of the finished fixture would fail with
+/// "unable to lock file" while that child runs.
+pub fn create_unlocked(path: &Path) -> hdf5::File {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .create(path)
+        .unwrap()
+}
+
+/// Opens an HDF5 file read-write without the lock (see [`create_unlocked`]).
+pub fn open_rw_unlocked(path: &Path) -> hdf5::File {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open_rw(path)
+        .unwrap()
+}
+
 /// How the X of a fixture is laid out.
 pub enum Encoding {
     /// CSR cells × genes (supported).
@@ -80,7 +100,7 @@ pub enum Encoding {
 pub fn write_h5ad(path: &Path, cells: &[String], genes: &[String], dense: &[f32], enc: Encoding) {
     let (n, m) = (cells.len(), genes.len());
     assert_eq!(dense.len(), n * m);
-    let f = hdf5::File::create(path).unwrap();
+    let f = create_unlocked(path);
     attr_str(&f, "encoding-type", "anndata");
     attr_str(&f, "encoding-version", "0.1.0");
     dataframe(&f, "obs", cells);

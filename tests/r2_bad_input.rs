@@ -67,14 +67,26 @@ fn r2_h5ad_without_x() {
 
 #[test]
 fn r2_unsupported_x_encoding() {
+    // CSC and dense X are read since issue 3; an unknown encoding is not.
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("csc.h5ad");
+    let p = dir.path().join("coo.h5ad");
     let counts = two_type_counts(40, 30, 1);
     write_h5ad(&p, &names("c", 40), &names("g", 30), &counts, Encoding::Csc);
+    {
+        let f = open_rw_unlocked(&p);
+        let x = f.group("X").unwrap();
+        x.delete_attr("encoding-type").unwrap();
+        x.new_attr::<hdf5::types::VarLenUnicode>()
+            .shape(())
+            .create("encoding-type")
+            .unwrap()
+            .write_scalar(&"coo_matrix".parse::<hdf5::types::VarLenUnicode>().unwrap())
+            .unwrap();
+    }
     assert_refused(
         &[p.to_str().unwrap()],
         &dir.path().join("out"),
-        &["csc.h5ad", "csc"],
+        &["coo.h5ad", "coo_matrix"],
     );
 }
 

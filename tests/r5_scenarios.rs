@@ -14,8 +14,10 @@ fn sim(dir: &Path, args: &[&str]) -> Vec<PathBuf> {
     full.extend_from_slice(args);
     let o = inmf(&full);
     assert!(o.status.success(), "simulate failed: {}", stderr(&o));
-    let mut files: Vec<PathBuf> =
-        files_below(dir).into_iter().filter(|p| p.extension().is_some_and(|e| e == "h5ad")).collect();
+    let mut files: Vec<PathBuf> = files_below(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "h5ad"))
+        .collect();
     files.sort();
     files
 }
@@ -28,35 +30,78 @@ fn ok_json(args: &[String]) -> serde_json::Value {
 }
 
 fn args(cmd: &str, pre: &[&Path], inputs: &[&Path], out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a = vec![cmd.to_string(), "--json".into(), "--out".into(), out.display().to_string()];
+    let mut a = vec![
+        cmd.to_string(),
+        "--json".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
     a.extend(pre.iter().chain(inputs).map(|p| p.display().to_string()));
     a.extend(extra.iter().map(|s| s.to_string()));
     a
 }
 
 fn read2(path: &Path, ds: &str) -> Array2<f64> {
-    hdf5::File::open(path).unwrap().dataset(ds).unwrap().read_2d().unwrap()
+    hdf5::File::open(path)
+        .unwrap()
+        .dataset(ds)
+        .unwrap()
+        .read_2d()
+        .unwrap()
 }
 
 fn strings(path: &Path, ds: &str) -> Vec<String> {
-    hdf5::File::open(path).unwrap().dataset(ds).unwrap().read_raw::<VarLenUnicode>().unwrap().iter().map(|s| s.to_string()).collect()
+    hdf5::File::open(path)
+        .unwrap()
+        .dataset(ds)
+        .unwrap()
+        .read_raw::<VarLenUnicode>()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// The simulated cell type of every cell of an input file.
 fn cell_types(path: &Path) -> Vec<String> {
     let f = hdf5::File::open(path).unwrap();
     let cats = strings(path, "obs/cell_type/categories");
-    let codes: Vec<i64> = f.dataset("obs/cell_type/codes").unwrap().read_raw::<i64>().unwrap();
+    let codes: Vec<i64> = f
+        .dataset("obs/cell_type/codes")
+        .unwrap()
+        .read_raw::<i64>()
+        .unwrap();
     codes.iter().map(|&c| cats[c as usize].clone()).collect()
 }
 
-const LEARN: [&str; 8] = ["--k", "6", "--batch-size", "600", "--epochs", "6", "--quiet", "--seed"];
+const LEARN: [&str; 8] = [
+    "--k",
+    "6",
+    "--batch-size",
+    "600",
+    "--epochs",
+    "6",
+    "--quiet",
+    "--seed",
+];
 
 #[test]
 fn r5_datasets_arriving_one_at_a_time_reach_scenario_1_objective() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let files = sim(&d.join("data"), &["--datasets", "3", "--cells", "1500", "--genes", "400", "--cell-types", "5"]);
+    let files = sim(
+        &d.join("data"),
+        &[
+            "--datasets",
+            "3",
+            "--cells",
+            "1500",
+            "--genes",
+            "400",
+            "--cell-types",
+            "5",
+        ],
+    );
     let [b1, b2, b3] = [&files[0], &files[1], &files[2]].map(|p| p.as_path());
     let learn = [&LEARN[..], &["1"]].concat();
 
@@ -71,16 +116,38 @@ fn r5_datasets_arriving_one_at_a_time_reach_scenario_1_objective() {
     // Scenario 1 on all cells with the same genes.
     let list = d.join("genes.txt");
     std::fs::write(&list, genes.join("\n")).unwrap();
-    let s1 = ok_json(&args("run", &[], &[b1, b2, b3], &d.join("all"), &[&learn[..], &["--genes", list.to_str().unwrap()]].concat()));
-    let (f1, f2) = (s1["final_objective"]["total"].as_f64().unwrap(), s3["final_objective"]["total"].as_f64().unwrap());
+    let s1 = ok_json(&args(
+        "run",
+        &[],
+        &[b1, b2, b3],
+        &d.join("all"),
+        &[&learn[..], &["--genes", list.to_str().unwrap()]].concat(),
+    ));
+    let (f1, f2) = (
+        s1["final_objective"]["total"].as_f64().unwrap(),
+        s3["final_objective"]["total"].as_f64().unwrap(),
+    );
     let rel = (f2 - f1) / f1;
-    eprintln!("scenario 1 F = {f1:.6e}, scenario 2 (one at a time) F = {f2:.6e}: {:+.2}%", 100.0 * rel);
-    assert!(rel < 0.05, "scenario 2 objective {f2} is {:.2}% above scenario 1 {f1}", 100.0 * rel);
+    eprintln!(
+        "scenario 1 F = {f1:.6e}, scenario 2 (one at a time) F = {f2:.6e}: {:+.2}%",
+        100.0 * rel
+    );
+    assert!(
+        rel < 0.05,
+        "scenario 2 objective {f2} is {:.2}% above scenario 1 {f1}",
+        100.0 * rel
+    );
 
     // Chained model: 3 datasets, earlier V's frozen, obs in model order.
     let m3 = d.join("m3/model.h5");
-    assert_eq!(read2(&m3, "datasets/0/V"), read2(&d.join("m1/model.h5"), "datasets/0/V"));
-    assert_eq!(read2(&m3, "datasets/1/V"), read2(&d.join("m2/model.h5"), "datasets/1/V"));
+    assert_eq!(
+        read2(&m3, "datasets/0/V"),
+        read2(&d.join("m1/model.h5"), "datasets/0/V")
+    );
+    assert_eq!(
+        read2(&m3, "datasets/1/V"),
+        read2(&d.join("m2/model.h5"), "datasets/1/V")
+    );
     let f = hdf5::File::open(&m3).unwrap();
     assert_eq!(f.group("datasets").unwrap().member_names().unwrap().len(), 3);
     let mut names = strings(b1, "obs/_index");
@@ -93,13 +160,37 @@ fn r5_datasets_arriving_one_at_a_time_reach_scenario_1_objective() {
 fn r5_add_new_only_and_changed_old_files() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let files = sim(&d.join("data"), &["--datasets", "2", "--cells", "800", "--genes", "200", "--cell-types", "3"]);
+    let files = sim(
+        &d.join("data"),
+        &[
+            "--datasets",
+            "2",
+            "--cells",
+            "800",
+            "--genes",
+            "200",
+            "--cell-types",
+            "3",
+        ],
+    );
     let old_copy = d.join("old.h5ad");
     std::fs::copy(&files[0], &old_copy).unwrap();
-    ok_json(&args("run", &[], &[&old_copy], &d.join("m1"), &[&LEARN[..], &["1"]].concat()));
+    ok_json(&args(
+        "run",
+        &[],
+        &[&old_copy],
+        &d.join("m1"),
+        &[&LEARN[..], &["1"]].concat(),
+    ));
     let opts = ["--batch-size", "300", "--epochs", "2", "--quiet"];
     // --new-only: only the new cells in the result.
-    let s = ok_json(&args("add", &[&d.join("m1")], &[&files[1]], &d.join("n"), &[&opts[..], &["--new-only"]].concat()));
+    let s = ok_json(&args(
+        "add",
+        &[&d.join("m1")],
+        &[&files[1]],
+        &d.join("n"),
+        &[&opts[..], &["--new-only"]].concat(),
+    ));
     assert_eq!(s["cells"], 800);
     assert_eq!(read2(&d.join("n/result.h5ad"), "obsm/X_inmf").dim(), (800, 6));
     // A changed old file is refused (with a fix), nothing written.
@@ -108,10 +199,20 @@ fn r5_add_new_only_and_changed_old_files() {
     let a = args("add", &[&d.join("m1")], &[&files[1]], &out, &opts);
     let o = inmf(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("changed") && stderr(&o).contains("--new-only"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("changed") && stderr(&o).contains("--new-only"),
+        "{}",
+        stderr(&o)
+    );
     assert!(files_below(&out).is_empty());
     // A dataset name already in the model is refused.
-    let a = args("add", &[&d.join("m1")], &[&PathBuf::from(format!("old={}", files[1].display()))], &out, &[&opts[..], &["--new-only"]].concat());
+    let a = args(
+        "add",
+        &[&d.join("m1")],
+        &[&PathBuf::from(format!("old={}", files[1].display()))],
+        &out,
+        &[&opts[..], &["--new-only"]].concat(),
+    );
     let o = inmf(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     // Not a model directory.
@@ -134,7 +235,12 @@ fn normalize(h: &Array2<f64>) -> Array2<f64> {
 }
 
 /// For each query row: (majority type among its k nearest reference rows, mean cosine similarity to them).
-fn knn_vote(reference: &Array2<f64>, ref_types: &[String], query: &Array2<f64>, k: usize) -> Vec<(String, f64)> {
+fn knn_vote(
+    reference: &Array2<f64>,
+    ref_types: &[String],
+    query: &Array2<f64>,
+    k: usize,
+) -> Vec<(String, f64)> {
     let (r, q) = (normalize(reference), normalize(query));
     let sims = q.dot(&r.t());
     sims.axis_iter(Axis(0))
@@ -145,7 +251,12 @@ fn knn_vote(reference: &Array2<f64>, ref_types: &[String], query: &Array2<f64>, 
             for &i in &idx[..k] {
                 *counts.entry(&ref_types[i]).or_default() += 1;
             }
-            let best = counts.into_iter().max_by_key(|(t, c)| (*c, std::cmp::Reverse(*t))).unwrap().0.to_string();
+            let best = counts
+                .into_iter()
+                .max_by_key(|(t, c)| (*c, std::cmp::Reverse(*t)))
+                .unwrap()
+                .0
+                .to_string();
             (best, idx[..k].iter().map(|&i| row[i]).sum::<f64>() / k as f64)
         })
         .collect()
@@ -158,10 +269,35 @@ fn r5_projection_places_query_cells_near_their_own_type() {
     // Type 5 is absent from both reference datasets but present in the query.
     let files = sim(
         &d.join("data"),
-        &["--datasets", "3", "--cells", "1500", "--genes", "500", "--cell-types", "5", "--missing", "1:5", "--missing", "2:5"],
+        &[
+            "--datasets",
+            "3",
+            "--cells",
+            "1500",
+            "--genes",
+            "500",
+            "--cell-types",
+            "5",
+            "--missing",
+            "1:5",
+            "--missing",
+            "2:5",
+        ],
     );
-    ok_json(&args("run", &[], &[&files[0], &files[1]], &d.join("ref"), &["--k", "8", "--batch-size", "600", "--epochs", "8", "--quiet"]));
-    let s = ok_json(&args("project", &[&d.join("ref")], &[&files[2]], &d.join("q"), &["--quiet"]));
+    ok_json(&args(
+        "run",
+        &[],
+        &[&files[0], &files[1]],
+        &d.join("ref"),
+        &["--k", "8", "--batch-size", "600", "--epochs", "8", "--quiet"],
+    ));
+    let s = ok_json(&args(
+        "project",
+        &[&d.join("ref")],
+        &[&files[2]],
+        &d.join("q"),
+        &["--quiet"],
+    ));
     assert_eq!(s["cells"], 1500);
     assert_eq!(s["genes_missing"][0], 0);
 
@@ -190,16 +326,34 @@ fn r5_projection_places_query_cells_near_their_own_type() {
          {} cells with all-zero H",
         s["zero_cells"]
     );
-    assert!(frac >= 0.9, "only {frac:.3} of known-type query cells land among their own type");
+    assert!(
+        frac >= 0.9,
+        "only {frac:.3} of known-type query cells land among their own type"
+    );
     assert!(novel > 100);
-    assert!(sim_novel < sim_known, "the novel type should sit farther from every reference cell");
+    assert!(
+        sim_novel < sim_known,
+        "the novel type should sit farther from every reference cell"
+    );
 }
 
 #[test]
 fn r5_resume_after_kill_is_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let files = sim(&d.join("data"), &["--datasets", "2", "--cells", "3000", "--genes", "300", "--cell-types", "4"]);
+    let files = sim(
+        &d.join("data"),
+        &[
+            "--datasets",
+            "2",
+            "--cells",
+            "3000",
+            "--genes",
+            "300",
+            "--cell-types",
+            "4",
+        ],
+    );
     let base = ["--k", "6", "--batch-size", "400", "--epochs", "40", "--quiet"];
     let full = d.join("full");
     ok_json(&args("run", &[], &[&files[0], &files[1]], &full, &base));
@@ -222,13 +376,39 @@ fn r5_resume_after_kill_is_bit_identical() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(ck.exists(), "no checkpoint was written");
-    assert!(!cut.join("model.h5").exists(), "the run finished before it could be interrupted; make it longer");
-    let s = ok_json(&args("run", &[], &[&files[0], &files[1]], &cut, &[&base[..], &["--resume"]].concat()));
+    assert!(
+        !cut.join("model.h5").exists(),
+        "the run finished before it could be interrupted; make it longer"
+    );
+    let s = ok_json(&args(
+        "run",
+        &[],
+        &[&files[0], &files[1]],
+        &cut,
+        &[&base[..], &["--resume"]].concat(),
+    ));
     assert_eq!(s["epochs"], 40);
     assert!(!ck.exists(), "the checkpoint is removed once the run completes");
-    assert_eq!(read2(&full.join("model.h5"), "W"), read2(&cut.join("model.h5"), "W"));
-    assert_eq!(read2(&full.join("result.h5ad"), "obsm/X_inmf"), read2(&cut.join("result.h5ad"), "obsm/X_inmf"));
+    assert_eq!(
+        read2(&full.join("model.h5"), "W"),
+        read2(&cut.join("model.h5"), "W")
+    );
+    assert_eq!(
+        read2(&full.join("result.h5ad"), "obsm/X_inmf"),
+        read2(&cut.join("result.h5ad"), "obsm/X_inmf")
+    );
     // Resuming with other parameters is refused.
-    let o = inmf(&args("run", &[], &[&files[0], &files[1]], &d.join("full"), &[&base[..], &["--resume", "--seed", "9"]].concat()).iter().map(String::as_str).collect::<Vec<_>>());
+    let o = inmf(
+        &args(
+            "run",
+            &[],
+            &[&files[0], &files[1]],
+            &d.join("full"),
+            &[&base[..], &["--resume", "--seed", "9"]].concat(),
+        )
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

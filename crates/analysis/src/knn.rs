@@ -4,8 +4,9 @@
 //! **Exact**: every query scans every point (`O(n²·d)`), keeping the `k`
 //! smallest `(distance, index)` pairs, ties broken by index.
 //!
-//! **NN-descent** (Dong, Moses & Li, WWW 2011; the candidate sampling of
-//! PyNNDescent): start from `k` random neighbours per point; each iteration,
+//! **NN-descent** (Dong, Moses & Li, WWW 2011, as in PyNNDescent): start
+//! from the pairs sharing a leaf (≤ max(k, 10) points) in any of 8 random-
+//! projection trees, topped up with random neighbours; each iteration,
 //! every point's sampled *new* and *old* candidates (forward and reverse
 //! neighbours, at most `max_candidates` of each, chosen by seeded random
 //! priority) are joined pairwise, and every pair `(p, q)` closer than the
@@ -272,14 +273,10 @@ impl TopK {
         if self.cap == 0 {
             return;
         }
-        if self.items.len() == self.cap {
-            if (d, j) >= self.items[self.cap - 1] {
-                return;
-            }
+        if self.items.len() == self.cap && (d, j) >= self.items[self.cap - 1] {
+            return;
         }
-        let pos = self
-            .items
-            .partition_point(|&(e, i)| e < d || (e == d && i < j));
+        let pos = self.items.partition_point(|&(e, i)| e < d || (e == d && i < j));
         self.items.insert(pos, (d, j));
         self.items.truncate(self.cap);
     }
@@ -362,8 +359,115 @@ impl Candidates {
     }
 }
 
-const BLOCK: usize = 16_384;
+/// Points per block of the local join (bounds the proposals held at once).
+const BLOCK: usize = 4_096;
+/// Fixed ranges of target points over which proposals are applied in parallel.
 const SHARDS: usize = 64;
+/// Random-projection trees of the initial graph, and their leaf size.
+const TREES: usize = 8;
+
+impl Heaps {
+    /// Applies proposals `(p, q, d)` to both `p`'s and `q`'s lists, in
+    /// parallel over fixed ranges of target points, each range in proposal
+    /// order; returns how many list entries changed.
+    fn apply(&mut self, kk: usize, proposals: &[Vec<(u32, u32, f32)>]) -> usize {
+        let n = self.dist.len() / kk;
+        let shard_len = n.div_ceil(SHARDS).max(1);
+        let mut shards: Vec<Vec<(u32, u32, f32)>> = vec![Vec::new(); n.div_ceil(shard_len)];
+        for list in proposals {
+            for &(p, q, d) in list {
+                shards[p as usize / shard_len].push((p, q, d));
+                shards[q as usize / shard_len].push((q, p, d));
+            }
+        }
+        self.dist
+            .par_chunks_mut(shard_len * kk)
+            .zip(self.idx.par_chunks_mut(shard_len * kk))
+            .zip(self.new.par_chunks_mut(shard_len * kk))
+            .zip(shards.par_iter())
+            .enumerate()
+            .map(|(s, (((d, idx), nw), ups))| {
+                let base = s * shard_len;
+                let mut c = 0;
+                for &(t, o, dd) in ups {
+                    let r = (t as usize - base) * kk;
+                    if offer(&mut d[r..r + kk], &mut idx[r..r + kk], &mut nw[r..r + kk], dd, o) {
+                        c += 1;
+                    }
+                }
+                c
+            })
+            .sum()
+    }
+}
+
+/// Leaves of a random-projection tree over `idx` (Dasgupta & Freund 2008;
+/// PyNNDescent's Euclidean trees): split by the hyperplane equidistant from
+/// two random points until at most `leaf` points remain.
+fn rp_leaves(
+    points: &Points,
+    idx: Vec<u32>,
+    leaf: usize,
+    seed: u64,
+    tree: u64,
+    path: u64,
+    depth: u32,
+) -> Vec<Vec<u32>> {
+    if idx.len() <= leaf || depth >= 48 {
+        return vec![idx];
+    }
+    let mut r = Fast::new(seed, &[0x7EE, tree, path, depth as u64]);
+    let a = idx[r.below(idx.len())] as usize;
+    let mut b = idx[r.below(idx.len())] as usize;
+    for _ in 0..8 {
+        if points.dist2(a, b) > 0.0 {
+            break;
+        }
+        b = idx[r.below(idx.len())] as usize;
+    }
+    let (pa, pb) = (points.row(a), points.row(b));
+    let normal: Vec<f32> = pa.iter().zip(pb).map(|(x, y)| x - y).collect();
+    let offset: f32 = normal
+        .iter()
+        .zip(pa.iter().zip(pb))
+        .map(|(n, (x, y))| n * (x + y) / 2.0)
+        .sum();
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for &i in &idx {
+        let m: f32 = normal
+            .iter()
+            .zip(points.row(i as usize))
+            .map(|(n, x)| n * x)
+            .sum::<f32>()
+            - offset;
+        let go_left = if m == 0.0 { r.below(2) == 0 } else { m < 0.0 };
+        if go_left {
+            left.push(i);
+        } else {
+            right.push(i);
+        }
+    }
+    if left.is_empty() || right.is_empty() {
+        // All points on one side (duplicates): split in halves.
+        let mut all = idx;
+        right = all.split_off(all.len() / 2);
+        left = all;
+    }
+    let (pl, pr) = (2 * path, 2 * path + 1);
+    let (mut l, r) = if left.len() + right.len() > 20_000 {
+        rayon::join(
+            || rp_leaves(points, left, leaf, seed, tree, pl, depth + 1),
+            || rp_leaves(points, right, leaf, seed, tree, pr, depth + 1),
+        )
+    } else {
+        (
+            rp_leaves(points, left, leaf, seed, tree, pl, depth + 1),
+            rp_leaves(points, right, leaf, seed, tree, pr, depth + 1),
+        )
+    };
+    l.extend(r);
+    l
+}
 
 fn nn_descent(points: &Points, k: usize, params: &KnnParams) -> KnnGraph {
     let n = points.len();
@@ -384,7 +488,27 @@ fn nn_descent(points: &Points, k: usize, params: &KnnParams) -> KnnGraph {
         idx: vec![u32::MAX; n * kk],
         new: vec![false; n * kk],
     };
-    // Random initial neighbours.
+    // Initial graph: all pairs within the leaves of a few random-projection
+    // trees, then random neighbours for lists still not full.
+    let leaf = k.max(10);
+    for tree in 0..TREES as u64 {
+        let leaves = rp_leaves(points, (0..n as u32).collect(), leaf, seed, tree, 1, 0);
+        for chunk in leaves.chunks(BLOCK / 4) {
+            let proposals: Vec<Vec<(u32, u32, f32)>> = chunk
+                .par_iter()
+                .map(|l| {
+                    let mut out = Vec::with_capacity(l.len() * l.len() / 2);
+                    for (a, &p) in l.iter().enumerate() {
+                        for &q in &l[a + 1..] {
+                            out.push((p, q, points.dist2(p as usize, q as usize)));
+                        }
+                    }
+                    out
+                })
+                .collect();
+            h.apply(kk, &proposals);
+        }
+    }
     h.dist
         .par_chunks_mut(kk)
         .zip(h.idx.par_chunks_mut(kk))
@@ -434,7 +558,6 @@ fn nn_descent(points: &Points, k: usize, params: &KnnParams) -> KnnGraph {
                 }
             });
         let mut changed = 0usize;
-        let shard_len = n.div_ceil(SHARDS);
         for start in (0..n).step_by(BLOCK) {
             let end = (start + BLOCK).min(n);
             let hr = &h;
@@ -458,39 +581,7 @@ fn nn_descent(points: &Points, k: usize, params: &KnnParams) -> KnnGraph {
                     out
                 })
                 .collect();
-            let mut shards: Vec<Vec<(u32, u32, f32)>> = vec![Vec::new(); SHARDS];
-            for list in &proposals {
-                for &(p, q, d) in list {
-                    shards[p as usize / shard_len].push((p, q, d));
-                    shards[q as usize / shard_len].push((q, p, d));
-                }
-            }
-            drop(proposals);
-            changed += h
-                .dist
-                .par_chunks_mut(shard_len * kk)
-                .zip(h.idx.par_chunks_mut(shard_len * kk))
-                .zip(h.new.par_chunks_mut(shard_len * kk))
-                .zip(shards.par_iter())
-                .enumerate()
-                .map(|(s, (((d, idx), nw), ups))| {
-                    let base = s * shard_len;
-                    let mut c = 0;
-                    for &(t, o, dd) in ups {
-                        let r = (t as usize - base) * kk;
-                        if offer(
-                            &mut d[r..r + kk],
-                            &mut idx[r..r + kk],
-                            &mut nw[r..r + kk],
-                            dd,
-                            o,
-                        ) {
-                            c += 1;
-                        }
-                    }
-                    c
-                })
-                .sum::<usize>();
+            changed += h.apply(kk, &proposals);
         }
         if changed <= threshold {
             break;
@@ -563,11 +654,25 @@ mod tests {
     #[test]
     fn small_sets_and_k_larger_than_n() {
         let p = random_points(3, 2, 2);
-        let g = knn(&p, &KnnParams { k: 10, ..Default::default() }).unwrap();
+        let g = knn(
+            &p,
+            &KnnParams {
+                k: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(g.k(), 3);
         let empty = Points::from_vec(vec![], 0, 4).unwrap();
         assert!(knn(&empty, &KnnParams::default()).unwrap().is_empty());
-        assert!(knn(&p, &KnnParams { k: 0, ..Default::default() }).is_err());
+        assert!(knn(
+            &p,
+            &KnnParams {
+                k: 0,
+                ..Default::default()
+            }
+        )
+        .is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | quantile normalization | [`quantile_normalize`] | rliger `quantileNorm` (§10): RMS scaling (n − 1), arg-max labels refined by a k = 20 kNN vote, type-7 quantiles at 0, 1/50, …, 1 of ≤ 1000 sampled values mapped piecewise-linearly onto the reference's |
 //! | kNN graph | [`knn()`] | exact up to 20,000 cells, else NN-descent (deterministic, recall reported) |
-//! | clustering | [`cluster()`] | Leiden (modularity, resolution γ) on the Jaccard SNN graph, pruned at 1/15 |
+//! | clustering | [`cluster()`] | Leiden (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15 |
 //! | 2-D map | [`umap()`] | UMAP: fuzzy simplicial set, PCA init, SGD with negative sampling, `a`, `b` from `min_dist` |
 //! | metrics | [`alignment()`], [`kbet()`], [`adjusted_rand_index`], [`normalized_mutual_info`], [`purity`], [`silhouette()`] | §10 |
 //! | plots | [`embedding_plot`], [`objective_plot`], [`composition_plot`] | PNG + SVG |
@@ -22,20 +22,24 @@
 //!
 //! ## Memory per million cells (K = 20)
 //!
-//! The steps hold the whole H in memory (the kNN graph, the clustering and
-//! the layout need every cell at once); what each adds at its peak:
+//! The graph steps need every cell at once (the kNN graph, the clustering
+//! and the layout are global), so H is held in memory; what each step adds
+//! at its peak, per million cells:
 //!
 //! | step | memory per 10⁶ cells |
 //! |---|---|
-//! | H and normalized H (f64) and an f32 copy for distances | 0.4 GB |
-//! | quantile normalization (largest dataset's kNN, new values) | ≤ 0.5 GB |
-//! | kNN graph, k = 20 (indices + distances) | 0.16 GB (+ 0.7 GB NN-descent working set) |
-//! | SNN graph + Leiden (edge list and CSR in `leiden-rs`) | ≈ 1.5 GB |
-//! | UMAP (fuzzy graph, per-edge schedule, two layouts) | ≈ 1 GB |
-//! | metrics (samples only) | < 0.1 GB |
+//! | H, normalized H (f64) and an f32 copy for distances | 0.4 GB |
+//! | quantile normalization (a dataset's kNN graph, the new values) | ≤ 0.5 GB |
+//! | kNN graph, k = 20 (indices + distances) | 0.16 GB, + 0.7 GB while NN-descent runs |
+//! | SNN graph + Leiden (≈ 30 edges per cell: edge list, `leiden-rs` builder and CSR) | ≈ 2 GB |
+//! | UMAP (fuzzy graph, per-edge schedule, two layouts) | ≈ 0.7 GB, + 0.5 GB while sorting |
+//! | metrics (samples and per-thread scratch only) | < 0.05 GB |
 //!
-//! so about 3 GB per million cells at the peak (measured: see the driver's
-//! `inmf analyze` documentation and `scripts/bench-analyze`).
+//! Measured: `inmf analyze` on 200,000 cells peaks at 588 MB RSS (the
+//! whole process, including reading H), i.e. ≈ 3 GB per million cells
+//! (`scripts/bench-analyze`); the peak is the clustering step. Time grows as `n log n` for the graph steps
+//! (NN-descent, Leiden) and linearly for UMAP (200 epochs) and the
+//! sampled metrics.
 //!
 //! ```
 //! use inmf_analysis::{analyze, AnalysisInput, AnalysisParams};

@@ -30,7 +30,12 @@ impl Contingency {
                 b.len()
             )));
         }
-        let max = |v: &[u32]| v.iter().filter(|&&x| x != MISSING).max().map_or(0, |&m| m as usize + 1);
+        let max = |v: &[u32]| {
+            v.iter()
+                .filter(|&&x| x != MISSING)
+                .max()
+                .map_or(0, |&m| m as usize + 1)
+        };
         let (rows, cols) = (max(a), max(b));
         if rows.saturating_mul(cols) > 50_000_000 {
             return Err(AnalysisError::InvalidData(format!(
@@ -55,12 +60,16 @@ impl Contingency {
 
     /// Row sums `a_i`.
     pub fn row_sums(&self) -> Vec<u64> {
-        (0..self.rows).map(|i| (0..self.cols).map(|j| self.get(i, j)).sum()).collect()
+        (0..self.rows)
+            .map(|i| (0..self.cols).map(|j| self.get(i, j)).sum())
+            .collect()
     }
 
     /// Column sums `b_j`.
     pub fn col_sums(&self) -> Vec<u64> {
-        (0..self.cols).map(|j| (0..self.rows).map(|i| self.get(i, j)).sum()).collect()
+        (0..self.cols)
+            .map(|j| (0..self.rows).map(|i| self.get(i, j)).sum())
+            .collect()
     }
 
     /// Number of rows (clusters) and columns (labels).
@@ -118,12 +127,12 @@ pub fn normalized_mutual_info(clusters: &[u32], labels: &[u32]) -> Result<f64> {
     };
     let (ha, hb) = (entropy(&a), entropy(&b));
     let mut mi = 0.0;
-    for i in 0..t.rows {
-        for j in 0..t.cols {
+    for (i, &ai) in a.iter().enumerate() {
+        for (j, &bj) in b.iter().enumerate() {
             let x = t.get(i, j);
             if x > 0 {
                 let x = x as f64;
-                mi += x / n * (n * x / (a[i] as f64 * b[j] as f64)).ln();
+                mi += x / n * (n * x / (ai as f64 * bj as f64)).ln();
             }
         }
     }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::cluster::{cluster, ClusterParams};
+use crate::cluster::{leiden, snn_graph, ClusterParams};
 use crate::error::{AnalysisError, Result};
 use crate::knn::{knn, recall, KnnParams};
 use crate::mixing::{alignment, kbet, AlignmentParams, KbetParams};
@@ -141,11 +141,36 @@ impl Metrics {
         let rows: [(&str, Option<f64>, &str, &str); 7] = [
             ("ARI", self.ari, "clusters vs labels; 1 = identical", "no labels"),
             ("NMI", self.nmi, "clusters vs labels; 1 = identical", "no labels"),
-            ("purity", self.purity, "majority label share per cluster", "no labels"),
-            ("alignment", self.alignment, "dataset mixing; 1 = perfect, 0 = separate", "one dataset"),
-            ("kBET acceptance", self.kbet_acceptance, "neighbourhoods like the whole", "one dataset"),
-            ("silhouette", self.silhouette, "cluster separation, -1..1", "one cluster"),
-            ("silhouette (labels)", self.silhouette_labels, "label separation, -1..1", "no labels"),
+            (
+                "purity",
+                self.purity,
+                "majority label share per cluster",
+                "no labels",
+            ),
+            (
+                "alignment",
+                self.alignment,
+                "dataset mixing; 1 = perfect, 0 = separate",
+                "one dataset",
+            ),
+            (
+                "kBET acceptance",
+                self.kbet_acceptance,
+                "neighbourhoods like the whole",
+                "one dataset",
+            ),
+            (
+                "silhouette",
+                self.silhouette,
+                "cluster separation, -1..1",
+                "one cluster",
+            ),
+            (
+                "silhouette (labels)",
+                self.silhouette_labels,
+                "label separation, -1..1",
+                "no labels",
+            ),
         ];
         let mut s = String::new();
         for (name, v, what, why) in rows {
@@ -192,6 +217,8 @@ pub struct Analysis {
     pub knn: KnnInfo,
     /// Alignment neighbourhood size `k`.
     pub alignment_k: Option<usize>,
+    /// Edges of the shared-nearest-neighbour graph that was clustered.
+    pub snn_edges: usize,
     /// Wall time of each step, seconds, in order.
     pub seconds: Vec<(&'static str, f64)>,
 }
@@ -220,7 +247,9 @@ pub fn analyze(
         }
     }
     if n < 3 {
-        return Err(AnalysisError::InvalidData(format!("{n} cells are too few to analyse")));
+        return Err(AnalysisError::InvalidData(format!(
+            "{n} cells are too few to analyse"
+        )));
     }
     let mut seconds = Vec::new();
     let mut step = |name: &'static str, t: Instant, seconds: &mut Vec<(&'static str, f64)>| {
@@ -236,7 +265,13 @@ pub fn analyze(
     let t = Instant::now();
     let points = Points::from_view(qn.h.view())?;
     let k = params.knn.k.max(params.umap.n_neighbors);
-    let graph = knn(&points, &KnnParams { k, ..params.knn.clone() })?;
+    let graph = knn(
+        &points,
+        &KnnParams {
+            k,
+            ..params.knn.clone()
+        },
+    )?;
     step("kNN graph", t, &mut seconds);
     let mut info = KnnInfo {
         k: graph.k(),
@@ -251,7 +286,16 @@ pub fn analyze(
     }
 
     let t = Instant::now();
-    let clusters = cluster(&graph.truncate(params.knn.k), &params.cluster)?;
+    if !(0.0..1.0).contains(&params.cluster.prune) {
+        return Err(AnalysisError::InvalidParameter(format!(
+            "prune = {}; use a value in [0, 1)",
+            params.cluster.prune
+        )));
+    }
+    let snn = snn_graph(&graph.truncate(params.knn.k), params.cluster.prune);
+    let snn_edges = snn.edges.len();
+    let clusters = leiden(&snn, &params.cluster)?;
+    drop(snn);
     let n_clusters = clusters.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
     step("Leiden clustering", t, &mut seconds);
 
@@ -278,7 +322,12 @@ pub fn analyze(
         (None, None)
     };
     let sil = if n_clusters >= 2 {
-        Some(silhouette(&points, &clusters, params.silhouette_sample, params.cluster.seed)?)
+        Some(silhouette(
+            &points,
+            &clusters,
+            params.silhouette_sample,
+            params.cluster.seed,
+        )?)
     } else {
         None
     };
@@ -296,7 +345,8 @@ pub fn analyze(
             metrics.ari = Some(adjusted_rand_index(&clusters, l.codes)?);
             metrics.nmi = Some(normalized_mutual_info(&clusters, l.codes)?);
             metrics.purity = Some(purity(&clusters, l.codes)?);
-            metrics.silhouette_labels = silhouette(&points, l.codes, params.silhouette_sample, params.cluster.seed).ok();
+            metrics.silhouette_labels =
+                silhouette(&points, l.codes, params.silhouette_sample, params.cluster.seed).ok();
         }
     }
     step("metrics", t, &mut seconds);
@@ -311,6 +361,100 @@ pub fn analyze(
         metrics,
         knn: info,
         alignment_k: align.map(|a| a.k),
+        snn_edges,
         seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Fast;
+
+    /// Two datasets × three cell groups; group g loads factor g (plus noise),
+    /// dataset 1 scaled and shifted (a batch effect quantile normalization removes).
+    fn atlas() -> (Array2<f64>, Vec<u32>, Vec<u32>) {
+        let mut r = Fast::new(21, &[]);
+        let n = 1500;
+        let mut h = Array2::zeros((n, 4));
+        let (mut ds, mut lab) = (Vec::new(), Vec::new());
+        for c in 0..n {
+            let (d, g) = ((c >= 800) as usize, c % 3);
+            for j in 0..4 {
+                h[[c, j]] = 0.4 * r.unit();
+            }
+            let v = 2.0 + r.unit();
+            h[[c, g]] = if d == 0 { v } else { 3.0 * v * v };
+            ds.push(d as u32);
+            lab.push(g as u32);
+        }
+        (h, ds, lab)
+    }
+
+    #[test]
+    fn recovers_groups_mixes_datasets_and_is_thread_independent() {
+        let (h, ds, lab) = atlas();
+        let names = vec!["a".to_string(), "b".to_string()];
+        let groups = vec!["g0".to_string(), "g1".to_string(), "g2".to_string()];
+        let input = AnalysisInput {
+            h: h.view(),
+            datasets: &ds,
+            dataset_names: &names,
+            labels: Some(Labels {
+                codes: &lab,
+                names: &groups,
+            }),
+        };
+        let mut steps = Vec::new();
+        // Uniform blobs: modularity splits each in several at resolution 1.
+        let mut params = AnalysisParams::new(3);
+        params.cluster.resolution = 0.1;
+        let a = analyze(&input, &params, &mut |s, _| steps.push(s.to_string())).unwrap();
+        assert!((3..=6).contains(&a.n_clusters), "{:?}", a.metrics);
+        assert_eq!(steps.len(), 5, "{steps:?}"); // exact kNN: no recall step
+        assert!(a.metrics.ari.unwrap() > 0.7, "{:?}", a.metrics);
+        assert!(a.metrics.purity.unwrap() > 0.95);
+        assert!(a.metrics.alignment.unwrap() > 0.8, "{:?}", a.metrics);
+        assert_eq!(a.umap.dim(), (1500, 2));
+        assert_eq!(a.h_norm.dim(), (1500, 4));
+        let keys: Vec<&str> = a.metrics.entries().iter().map(|e| e.0).collect();
+        assert_eq!(
+            keys,
+            [
+                "ari",
+                "nmi",
+                "purity",
+                "alignment",
+                "kbet_acceptance",
+                "silhouette",
+                "silhouette_labels"
+            ]
+        );
+        assert!(a.metrics.table().contains("ARI"));
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| analyze(&input, &params, &mut |_, _| {}).unwrap());
+        assert!(a.h_norm == one.h_norm, "h_norm differs");
+        assert!(a.clusters == one.clusters, "clusters differ");
+        assert!(a.umap == one.umap, "umap differs");
+        assert!(a.metrics == one.metrics, "metrics differ");
+        // Without labels the label-based metrics are undefined.
+        let plain = AnalysisInput {
+            labels: None,
+            ..input
+        };
+        let b = analyze(&plain, &AnalysisParams::new(3), &mut |_, _| {}).unwrap();
+        assert!(b.metrics.ari.is_none() && b.metrics.table().contains("n/a"));
+        assert!(analyze(
+            &AnalysisInput {
+                datasets: &ds[..5],
+                ..plain
+            },
+            &AnalysisParams::new(3),
+            &mut |_, _| {}
+        )
+        .is_err());
+    }
 }

@@ -81,6 +81,20 @@ fn plot_err(path: &Path) -> impl Fn(String) -> AnalysisError + '_ {
 
 type Drawn = std::result::Result<(), String>;
 
+/// An axis tick: plain up to 10⁷ (one decimal from 100 up), scientific beyond.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e7).contains(&a) {
+        format!("{v:.3e}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
 fn s<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -108,12 +122,19 @@ where
 }
 
 /// Draws a legend of colored squares with names (at most 32 entries).
-fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, header: &str, names: &[String], counts: &[usize]) -> Drawn {
-    area.draw(&Text::new(header.to_string(), (10, 12), (FONT, 15))).map_err(s)?;
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    header: &str,
+    names: &[String],
+    counts: &[usize],
+) -> Drawn {
+    area.draw(&Text::new(header.to_string(), (10, 12), (FONT, 15)))
+        .map_err(s)?;
     let shown = names.len().min(32);
     for (g, name) in names.iter().enumerate().take(shown) {
         let y = 38 + 22 * g as i32;
-        area.draw(&Rectangle::new([(10, y), (26, y + 16)], color(g).filled())).map_err(s)?;
+        area.draw(&Rectangle::new([(10, y), (26, y + 16)], color(g).filled()))
+            .map_err(s)?;
         let label = match counts.get(g) {
             Some(c) => format!("{name} ({c})"),
             None => name.clone(),
@@ -122,8 +143,12 @@ fn legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, header: &str, names
     }
     if names.len() > shown {
         let y = 38 + 22 * shown as i32;
-        area.draw(&Text::new(format!("… {} more", names.len() - shown), (10, y), (FONT, 14)))
-            .map_err(s)?;
+        area.draw(&Text::new(
+            format!("… {} more", names.len() - shown),
+            (10, y),
+            (FONT, 14),
+        ))
+        .map_err(s)?;
     }
     Ok(())
 }
@@ -139,7 +164,11 @@ struct Scatter<'a> {
     bounds: (f32, f32, f32, f32),
 }
 
-fn draw_scatter<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Scatter<'_>, max_points: usize) -> Drawn {
+fn draw_scatter<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    p: &Scatter<'_>,
+    max_points: usize,
+) -> Drawn {
     root.fill(&WHITE).map_err(s)?;
     let (main, side) = root.split_horizontally(SIZE.0 - 260);
     let (x0, x1, y0, y1) = p.bounds;
@@ -169,8 +198,16 @@ fn draw_scatter<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Scatter<'
     chart
         .draw_series(p.order[..take].iter().map(|&i| {
             let g = p.groups[i] as usize;
-            let c = if g < p.names.len() { color(g) } else { RGBColor(190, 190, 190) };
-            Circle::new((p.embedding[[i, 0]], p.embedding[[i, 1]]), radius, c.mix(0.75).filled())
+            let c = if g < p.names.len() {
+                color(g)
+            } else {
+                RGBColor(190, 190, 190)
+            };
+            Circle::new(
+                (p.embedding[[i, 0]], p.embedding[[i, 1]]),
+                radius,
+                c.mix(0.75).filled(),
+            )
         }))
         .map_err(s)?;
     legend(&side, p.legend_title, p.names, &p.counts)
@@ -198,7 +235,8 @@ pub fn embedding_plot(
         )));
     }
     let order = sample_indices(seed, &[0x9107], n, MAX_PNG_POINTS);
-    let (mut x0, mut x1, mut y0, mut y1) = (f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY, f32::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) =
+        (f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY, f32::NEG_INFINITY);
     for r in embedding.outer_iter() {
         x0 = x0.min(r[0]);
         x1 = x1.max(r[0]);
@@ -236,7 +274,9 @@ fn draw_objective<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, values: &[f
     root.fill(&WHITE).map_err(s)?;
     let (lo, hi) = values
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+            (l.min(v), h.max(v))
+        });
     let (lo, hi) = if values.is_empty() {
         (0.0, 1.0)
     } else if hi > lo {
@@ -257,10 +297,15 @@ fn draw_objective<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, values: &[f
         .y_desc("objective")
         .label_style((FONT, 13))
         .x_labels(values.len().clamp(2, 20))
-        .y_label_formatter(&|v| format!("{v:.4e}"))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|v| tick(*v))
         .draw()
         .map_err(s)?;
-    let pts: Vec<(f64, f64)> = values.iter().enumerate().map(|(i, &v)| (i as f64 + 1.0, v)).collect();
+    let pts: Vec<(f64, f64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (i as f64 + 1.0, v))
+        .collect();
     chart
         .draw_series(LineSeries::new(pts.iter().copied(), color(0).stroke_width(2)))
         .map_err(s)?;
@@ -273,15 +318,22 @@ fn draw_objective<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, values: &[f
 /// Line plot of the objective per epoch; writes `STEM.png` and `STEM.svg`.
 pub fn objective_plot(stem: &Path, values: &[f64], title: &str) -> Result<Vec<PathBuf>> {
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(AnalysisError::InvalidData("objective plot: a value is not finite".into()));
+        return Err(AnalysisError::InvalidData(
+            "objective plot: a value is not finite".into(),
+        ));
     }
-    write_both(stem, |r| draw_objective(r, values, title), |r| draw_objective(r, values, title))
+    write_both(
+        stem,
+        |r| draw_objective(r, values, title),
+        |r| draw_objective(r, values, title),
+    )
 }
 
 struct Composition<'a> {
     /// fractions[c][d]: share of cluster c's cells from dataset d.
     fractions: Vec<Vec<f64>>,
     sizes: Vec<usize>,
+    dataset_sizes: Vec<usize>,
     overall: Vec<f64>,
     names: &'a [String],
     title: &'a str,
@@ -301,6 +353,7 @@ fn draw_composition<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Compo
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(WHITE)
         .x_desc("cluster")
         .y_desc("share of the cluster's cells")
         .label_style((FONT, 13))
@@ -345,12 +398,21 @@ fn draw_composition<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, p: &Compo
                 .map_err(s)?;
         }
     }
-    let names: Vec<String> = p.names.to_vec();
-    legend(&side, "dataset (cells)", &names, &[])?;
-    let y = 38 + 22 * names.len().min(32) as i32 + 20;
-    side.draw(&Text::new("dashed: overall shares".to_string(), (10, y), (FONT, 13))).map_err(s)?;
+    legend(&side, "dataset (cells)", p.names, &p.dataset_sizes)?;
+    let y = 38 + 22 * p.names.len().min(32) as i32 + 20;
     side.draw(&Text::new(
-        format!("{} clusters, sizes {}–{}", nc, p.sizes.iter().min().unwrap_or(&0), p.sizes.iter().max().unwrap_or(&0)),
+        "dashed: overall shares".to_string(),
+        (10, y),
+        (FONT, 13),
+    ))
+    .map_err(s)?;
+    side.draw(&Text::new(
+        format!(
+            "{} clusters, sizes {}–{}",
+            nc,
+            p.sizes.iter().min().unwrap_or(&0),
+            p.sizes.iter().max().unwrap_or(&0)
+        ),
         (10, y + 20),
         (FONT, 13),
     ))
@@ -369,7 +431,9 @@ pub fn composition_plot(
     title: &str,
 ) -> Result<Vec<PathBuf>> {
     if clusters.len() != datasets.len() {
-        return Err(AnalysisError::InvalidData("composition plot: lengths differ".into()));
+        return Err(AnalysisError::InvalidData(
+            "composition plot: lengths differ".into(),
+        ));
     }
     let nc = clusters.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
     let nd = dataset_names.len();
@@ -392,6 +456,7 @@ pub fn composition_plot(
         fractions,
         sizes,
         overall: overall.iter().map(|&x| x as f64 / total.max(1) as f64).collect(),
+        dataset_sizes: overall,
         names: dataset_names,
         title,
     };
@@ -424,7 +489,14 @@ mod tests {
         assert_eq!(&std::fs::read(dir.join("emb.png")).unwrap()[1..4], b"PNG");
         objective_plot(&dir.join("obj"), &[5.0, 3.0, 2.5], "objective").unwrap();
         objective_plot(&dir.join("obj1"), &[5.0], "objective").unwrap();
-        composition_plot(&dir.join("comp"), &[0, 0, 1, 1, 2], &[0, 1, 0, 1, 1], &names[..2], "composition").unwrap();
+        composition_plot(
+            &dir.join("comp"),
+            &[0, 0, 1, 1, 2],
+            &[0, 1, 0, 1, 1],
+            &names[..2],
+            "composition",
+        )
+        .unwrap();
         assert!(embedding_plot(&dir.join("bad"), e.view(), &groups[..5], &names, "t", "g", 1).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }

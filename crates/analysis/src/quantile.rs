@@ -290,13 +290,20 @@ pub fn quantile_normalize(
         .map(|&(d, c, j)| {
             let cells_d = &by_label[d][c];
             let q_ref = quantiles_type7(
-                &sorted_sample(&by_label[reference][c], j, &[0x9A, reference as u64, c as u64, j as u64]),
+                &sorted_sample(
+                    &by_label[reference][c],
+                    j,
+                    &[0x9A, reference as u64, c as u64, j as u64],
+                ),
                 q,
             );
             let q_d = if d == reference {
                 q_ref.clone()
             } else {
-                quantiles_type7(&sorted_sample(cells_d, j, &[0x9A, d as u64, c as u64, j as u64]), q)
+                quantiles_type7(
+                    &sorted_sample(cells_d, j, &[0x9A, d as u64, c as u64, j as u64]),
+                    q,
+                )
             };
             let warp = if degenerate(&q_ref) || degenerate(&q_d) {
                 None
@@ -354,7 +361,11 @@ mod tests {
         for c in 0..n {
             let g = c % 2;
             let u = r.unit();
-            let v = if c < n0 { 1.0 + u } else { 3.0 * (1.0 + u).powi(2) + 0.5 };
+            let v = if c < n0 {
+                1.0 + u
+            } else {
+                3.0 * (1.0 + u).powi(2) + 0.5
+            };
             h[[c, g]] = v;
             h[[c, 1 - g]] = 0.05 * r.unit();
             if c >= n0 {
@@ -382,16 +393,30 @@ mod tests {
         // dataset 0's (which are the scaled originals).
         for g in 0..2 {
             let vals = |d: u32| -> Vec<f64> {
-                (0..5000).filter(|&c| ds[c] == d && c % 2 == g).map(|c| r.h[[c, g]]).collect()
+                (0..5000)
+                    .filter(|&c| ds[c] == d && c % 2 == g)
+                    .map(|c| r.h[[c, g]])
+                    .collect()
             };
             let (v0, v1) = (vals(0), vals(1));
             for p in [0.05, 0.25, 0.5, 0.75, 0.95] {
                 let (a, b) = (quantile_of(v0.clone(), p), quantile_of(v1.clone(), p));
-                assert!((a - b).abs() < 0.03 * a.abs().max(0.1), "group {g} p {p}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() < 0.03 * a.abs().max(0.1),
+                    "group {g} p {p}: {a} vs {b}"
+                );
             }
         }
         // Before normalization the scaled distributions differed clearly.
-        let med = |d: u32| quantile_of((0..5000).filter(|&c| ds[c] == d && c % 2 == 0).map(|c| h[[c, 0]]).collect(), 0.5);
+        let med = |d: u32| {
+            quantile_of(
+                (0..5000)
+                    .filter(|&c| ds[c] == d && c % 2 == 0)
+                    .map(|c| h[[c, 0]])
+                    .collect(),
+                0.5,
+            )
+        };
         assert!((med(0) - med(1)).abs() > 1.0);
         // Deterministic for a seed.
         let r2 = quantile_normalize(h.view(), &ds, 2, &QuantileParams::default()).unwrap();
@@ -423,7 +448,12 @@ mod tests {
         // Dataset 1 has only 10 cells: nothing is normalized there.
         let (h, ds) = two_datasets(300, 10);
         let r = quantile_normalize(h.view(), &ds, 2, &QuantileParams::default()).unwrap();
-        let denom = ((0..310).filter(|&c| ds[c] == 1).map(|c| h[[c, 0]].powi(2)).sum::<f64>() / 9.0).sqrt();
+        let denom = ((0..310)
+            .filter(|&c| ds[c] == 1)
+            .map(|c| h[[c, 0]].powi(2))
+            .sum::<f64>()
+            / 9.0)
+            .sqrt();
         for c in 300..310 {
             assert!((r.h[[c, 0]] - h[[c, 0]] / denom).abs() < 1e-12);
         }

@@ -42,14 +42,15 @@ pub fn silhouette(points: &Points, labels: &[u32], sample: usize, seed: u64) -> 
     }
     let l = distinct.len();
     let sub = points.subset(&pick);
-    let s: f64 = (0..pick.len())
+    // Collected, then summed in order: the same result whatever the thread count.
+    let per_cell: Vec<f64> = (0..pick.len())
         .into_par_iter()
         .map(|i| {
             let mut sum = vec![0f64; l];
             let mut cnt = vec![0usize; l];
-            for j in 0..pick.len() {
+            for (j, &code) in codes.iter().enumerate() {
                 if j != i {
-                    let c = codes[j] as usize;
+                    let c = code as usize;
                     sum[c] += (sq_dist(sub.row(i), sub.row(j)) as f64).sqrt();
                     cnt[c] += 1;
                 }
@@ -70,8 +71,8 @@ pub fn silhouette(points: &Points, labels: &[u32], sample: usize, seed: u64) -> 
                 0.0
             }
         })
-        .sum();
-    Ok(s / pick.len() as f64)
+        .collect();
+    Ok(per_cell.iter().sum::<f64>() / pick.len() as f64)
 }
 
 #[cfg(test)]

@@ -20,12 +20,12 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::RunConfig;
 use crate::error::DriverError;
-use crate::fingerprint::fingerprint;
 use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
 use crate::model::SavedModel;
-use crate::prepare::open_and_preprocess;
+use crate::prepare::{cache_root, finish_cache, open_and_preprocess};
 use crate::results::{solve_and_write, ResultContent, ResultWriter};
 use crate::run::{create_dir, in_pool, model_datasets, peak_rss_bytes, InputSpec, RunSummary};
+use inmf_reader::fingerprint;
 
 /// Everything `inmf add` needs.
 #[derive(Debug, Clone)]
@@ -71,7 +71,9 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     }
     let n_old = saved.datasets.len();
     for (i, inp) in req.inputs.iter().enumerate() {
-        if saved.datasets.iter().any(|d| d.name == inp.name) || req.inputs[..i].iter().any(|b| b.name == inp.name) {
+        if saved.datasets.iter().any(|d| d.name == inp.name)
+            || req.inputs[..i].iter().any(|b| b.name == inp.name)
+        {
             return Err(DriverError::InvalidParameter(format!(
                 "a dataset named {:?} is already in the model or given twice; name the new one as NAME=PATH",
                 inp.name
@@ -110,11 +112,20 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
                     d.path.display()
                 )));
             }
-            inputs.push(InputSpec { name: d.name.clone(), path: d.path.clone() });
+            inputs.push(InputSpec {
+                name: d.name.clone(),
+                path: d.path.clone(),
+            });
         }
     }
     inputs.extend(req.inputs.iter().cloned());
-    let mut source = open_and_preprocess(&inputs, &req.config.preprocess, Some(&saved.genes))?;
+    let cache_root = cache_root(&req.config.runtime, &req.out_dir);
+    let (mut source, cache) = open_and_preprocess(
+        &inputs,
+        &req.config.preprocess,
+        Some(&saved.genes),
+        cache_root.as_deref(),
+    )?;
     if !req.quiet {
         eprintln!("{}", source.report().to_string().trim_end());
     }
@@ -134,9 +145,21 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     // Model ids of the source's datasets.
     let model_id = |d: usize| if req.new_only { n_old + d } else { d };
 
-    let new_ids: Vec<(usize, usize)> = (first_new..source.n_datasets()).map(|d| (d, source.n_cells(d))).collect();
-    let plan = MiniBatchPlan::new(&new_ids, params.batch_size, params.shuffle_block, params.epochs, params.seed)?;
+    let new_ids: Vec<(usize, usize)> = (first_new..source.n_datasets())
+        .map(|d| (d, source.n_cells(d)))
+        .collect();
+    let plan = MiniBatchPlan::new(
+        &new_ids,
+        params.batch_size,
+        params.shuffle_block,
+        params.epochs,
+        params.seed,
+    )?;
     let new_meta = model_datasets(&source, &inputs)?.split_off(first_new);
+    let cache_line = finish_cache(&mut source, cache)?;
+    if !req.quiet {
+        eprintln!("{cache_line}");
+    }
     let mut all_meta = saved.datasets.clone();
     all_meta.extend(new_meta);
     let mut base = saved.model.clone();
@@ -174,7 +197,11 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
             })?;
             model.datasets.push(DatasetState::new(v));
         }
-        Learning { model, iterations: 0, epoch_objective: Vec::new() }
+        Learning {
+            model,
+            iterations: 0,
+            epoch_objective: Vec::new(),
+        }
     };
     if checkpoint.every_epochs > 0 {
         create_dir(&req.out_dir)?;
@@ -195,7 +222,9 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     let result_path = req.out_dir.join("result.h5ad");
     let model = state.model;
     let names = source.dataset_names().to_vec();
-    let vs = (0..source.n_datasets()).map(|d| (names[d].clone(), model.datasets[model_id(d)].v.view())).collect();
+    let vs = (0..source.n_datasets())
+        .map(|d| (names[d].clone(), model.datasets[model_id(d)].v.view()))
+        .collect();
     let content = ResultContent {
         method: "online iNMF (scenario 2: datasets added to a saved model)",
         w: model.w.view(),
@@ -204,8 +233,9 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
         epoch_objective: &state.epoch_objective,
     };
     let mut writer = ResultWriter::create(&result_path, &source, content, false)?;
-    let datasets: Vec<(String, usize, usize)> =
-        (0..source.n_datasets()).map(|d| (names[d].clone(), source.cell_map(d).n_total(), source.n_cells(d))).collect();
+    let datasets: Vec<(String, usize, usize)> = (0..source.n_datasets())
+        .map(|d| (names[d].clone(), source.cell_map(d).n_total(), source.n_cells(d)))
+        .collect();
     let genes = source.n_genes();
     let rt = &req.config.runtime;
     let pass = solve_and_write(

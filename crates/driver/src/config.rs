@@ -61,6 +61,13 @@ pub struct PreprocessConfig {
     /// Use the genes listed in this file (one name per line) instead of
     /// selecting them; a gene a dataset lacks reads as zeros. Default: unset.
     pub genes_file: Option<std::path::PathBuf>,
+    /// How genes are matched across datasets: "name" or "id" (10x
+    /// `features/id`, AnnData `var/gene_ids`, loom `row_attrs/Accession`).
+    /// Default "name".
+    pub match_genes: String,
+    /// 10x inputs: the genome to read (Cell Ranger 2 group, Cell Ranger 3
+    /// `features/genome`). Default: unset (the only genome / all features).
+    pub genome: Option<String>,
 }
 
 impl Default for PreprocessConfig {
@@ -72,6 +79,8 @@ impl Default for PreprocessConfig {
             n_genes: 0,
             combine: "union".into(),
             genes_file: None,
+            match_genes: "name".into(),
+            genome: None,
         }
     }
 }
@@ -88,6 +97,10 @@ pub struct RuntimeConfig {
     pub final_block: usize,
     /// Write a checkpoint every this many epochs (resume with `--resume`); 0 = never. Default 1.
     pub checkpoint_every: usize,
+    /// Use the preprocessed cache (epochs read compact preprocessed CSR). Default true.
+    pub cache: bool,
+    /// Where cache entries live; default `.inmf-cache` beside the output directory.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -97,6 +110,8 @@ impl Default for RuntimeConfig {
             read_ahead: 2,
             final_block: 5000,
             checkpoint_every: 1,
+            cache: true,
+            cache_dir: None,
         }
     }
 }

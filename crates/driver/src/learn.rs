@@ -113,7 +113,10 @@ pub(crate) fn learn(
             let mean = epoch_sum / epoch_cells.max(1) as f64;
             pb.set_message(format!("epoch {} objective/cell {mean:.5}", info.epoch));
             let converged = settings.tol > 0.0
-                && state.epoch_objective.last().is_some_and(|&prev| ((prev - mean) / prev).abs() < settings.tol);
+                && state
+                    .epoch_objective
+                    .last()
+                    .is_some_and(|&prev| ((prev - mean) / prev).abs() < settings.tol);
             state.epoch_objective.push(mean);
             (epoch_sum, epoch_cells) = (0.0, 0);
             if converged {
@@ -133,10 +136,14 @@ pub(crate) fn learn(
     }
     drop(rx);
     pb.finish_and_clear();
-    let source = reader.join().map_err(|_| DriverError::Internal("the reader thread panicked".into()))?;
+    let source = reader
+        .join()
+        .map_err(|_| DriverError::Internal("the reader thread panicked".into()))?;
     outcome?;
     if state.iterations < plan.n_iterations() && !stopped_early {
-        return Err(DriverError::Internal("the reader stopped before the plan was done".into()));
+        return Err(DriverError::Internal(
+            "the reader stopped before the plan was done".into(),
+        ));
     }
     Ok(source)
 }
@@ -155,7 +162,8 @@ fn write_checkpoint(c: &CheckpointSpec, state: &Learning) -> Result<(), DriverEr
 /// checking it belongs to this very run (same genes, datasets, fingerprints
 /// and parameters as `spec.template`).
 pub(crate) fn resume(spec: &CheckpointSpec) -> Result<Learning, DriverError> {
-    let invalid = |m: String| DriverError::InvalidParameter(format!("cannot resume from {}: {m}", spec.path.display()));
+    let invalid =
+        |m: String| DriverError::InvalidParameter(format!("cannot resume from {}: {m}", spec.path.display()));
     if !spec.path.exists() {
         return Err(invalid(
             "there is no checkpoint there; run without --resume (or with the same --out as the interrupted run)"
@@ -174,13 +182,22 @@ pub(crate) fn resume(spec: &CheckpointSpec) -> Result<Learning, DriverError> {
         )));
     }
     if ck.genes != t.genes {
-        return Err(invalid("its genes differ from this run's (inputs or preprocessing changed)".into()));
+        return Err(invalid(
+            "its genes differ from this run's (inputs or preprocessing changed)".into(),
+        ));
     }
     let same = |a: &crate::model::ModelDataset, b: &crate::model::ModelDataset| {
         a.name == b.name && a.fingerprint == b.fingerprint && a.n_cells == b.n_cells && a.scale == b.scale
     };
-    if ck.datasets.len() != t.datasets.len() || !ck.datasets.iter().zip(&t.datasets).all(|(a, b)| same(a, b)) {
-        return Err(invalid("its datasets differ from this run's inputs (a file changed or the list differs)".into()));
+    if ck.datasets.len() != t.datasets.len() || !ck.datasets.iter().zip(&t.datasets).all(|(a, b)| same(a, b))
+    {
+        return Err(invalid(
+            "its datasets differ from this run's inputs (a file changed or the list differs)".into(),
+        ));
     }
-    Ok(Learning { model: ck.model, iterations, epoch_objective: ck.epoch_objective })
+    Ok(Learning {
+        model: ck.model,
+        iterations,
+        epoch_objective: ck.epoch_objective,
+    })
 }

@@ -5,10 +5,12 @@
 #![deny(missing_docs)]
 
 mod add;
+mod analyze;
 pub mod anndata;
 mod config;
 mod error;
-mod fingerprint;
+mod factor;
+mod import;
 mod learn;
 mod model;
 mod output;
@@ -19,8 +21,15 @@ mod run;
 pub mod simulate;
 
 pub use add::{add_datasets, AddRequest};
+pub use analyze::{run_analyze, AnalyzeRequest, AnalyzeSummary};
 pub use config::{ModelConfig, PreprocessConfig, RunConfig, RuntimeConfig};
 pub use error::DriverError;
+pub use factor::{
+    run_factor, CellGraphInput, FactorMethod, FactorOptions, FactorRequest, FactorSummary, GeneGraphOperator,
+    GeneOperatorInput,
+};
+pub use import::{import_mtx, ImportRequest, ImportSummary};
 pub use model::{ModelDataset, SavedModel, MODEL_FORMAT_VERSION};
+pub use prepare::matrix_location;
 pub use project::{project, ProjectRequest, ProjectSummary};
 pub use run::{peak_rss_bytes, run_online, InputSpec, RunRequest, RunSummary};

@@ -299,7 +299,10 @@ mod tests {
         model.datasets[1].a[[0, 1]] = std::f64::consts::PI;
         SavedModel {
             model,
-            params: OnlineParams { k: 2, ..Default::default() },
+            params: OnlineParams {
+                k: 2,
+                ..Default::default()
+            },
             genes: (0..4).map(|g| format!("g{g}")).collect(),
             datasets: (0..2)
                 .map(|i| ModelDataset {
@@ -324,7 +327,10 @@ mod tests {
         let m = example();
         m.save(&p).unwrap();
         assert_eq!(SavedModel::load(&p).unwrap(), m);
-        let plain = SavedModel { checkpoint_iterations: None, ..m };
+        let plain = SavedModel {
+            checkpoint_iterations: None,
+            ..m
+        };
         plain.save(&dir.path().join("b.h5")).unwrap();
         assert_eq!(SavedModel::load(&dir.path().join("b.h5")).unwrap(), plain);
         // Only the final file exists: no temporary left behind.
@@ -338,7 +344,10 @@ mod tests {
         example().save(&p).unwrap();
         {
             let f = hdf5::File::open_rw(&p).unwrap();
-            f.attr("format_version").unwrap().write_scalar(&(MODEL_FORMAT_VERSION + 1)).unwrap();
+            f.attr("format_version")
+                .unwrap()
+                .write_scalar(&(MODEL_FORMAT_VERSION + 1))
+                .unwrap();
         }
         let e = SavedModel::load(&p).unwrap_err().to_string();
         assert!(e.contains("newer"), "{e}");
@@ -347,7 +356,9 @@ mod tests {
         bad.save(&p).unwrap();
         let e = SavedModel::load(&p).unwrap_err().to_string();
         assert!(e.contains("K = 3"), "{e}");
-        let e = SavedModel::load(&dir.path().join("nope.h5")).unwrap_err().to_string();
+        let e = SavedModel::load(&dir.path().join("nope.h5"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not exist"), "{e}");
     }
 }

@@ -1,10 +1,13 @@
 //! From the `[preprocess]` configuration to opened, preprocessed inputs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use inmf_reader::{open, Combine, GeneSelection, Hdf5Source, MatrixLocation, OpenOptions, PreprocessParams};
+use inmf_reader::{
+    open, CacheLookup, CheckedPreprocessParams, Combine, GeneKey, GeneSelection, Hdf5Source, MatrixLocation,
+    OpenOptions, PreprocessParams,
+};
 
-use crate::config::PreprocessConfig;
+use crate::config::{PreprocessConfig, RuntimeConfig};
 use crate::error::DriverError;
 use crate::run::InputSpec;
 
@@ -22,9 +25,23 @@ pub fn matrix_location(s: &str) -> Result<MatrixLocation, DriverError> {
     }
 }
 
+/// Parses `name` or `id` (how genes are matched across datasets).
+pub fn gene_key(s: &str) -> Result<GeneKey, DriverError> {
+    match s {
+        "name" | "names" => Ok(GeneKey::Name),
+        "id" | "ids" => Ok(GeneKey::Id),
+        _ => Err(DriverError::InvalidParameter(format!(
+            "match_genes {s:?} is not \"name\" or \"id\""
+        ))),
+    }
+}
+
 /// Reads a gene list: one name per line, blank lines and `#` comments skipped.
 pub fn read_gene_list(path: &Path) -> Result<Vec<String>, DriverError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DriverError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| DriverError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let genes: Vec<String> = text
         .lines()
         .map(str::trim)
@@ -32,19 +49,48 @@ pub fn read_gene_list(path: &Path) -> Result<Vec<String>, DriverError> {
         .map(String::from)
         .collect();
     if genes.is_empty() {
-        return Err(DriverError::InvalidParameter(format!("gene list {} names no gene", path.display())));
+        return Err(DriverError::InvalidParameter(format!(
+            "gene list {} names no gene",
+            path.display()
+        )));
     }
     Ok(genes)
 }
 
+/// Whether and where the preprocessed cache is used.
+#[derive(Debug, Clone)]
+pub enum CacheUse {
+    /// No cache: every epoch decodes the inputs.
+    Off,
+    /// An entry existed and is being used (its directory).
+    Reused(PathBuf),
+    /// No entry yet: [`finish_cache`] builds it under this root.
+    ToBuild(PathBuf, CheckedPreprocessParams),
+}
+
+impl CacheUse {
+    /// One line for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            CacheUse::Off => "preprocessed cache: off".into(),
+            CacheUse::Reused(d) => format!("preprocessed cache: reused {}", d.display()),
+            CacheUse::ToBuild(r, _) => format!("preprocessed cache: building under {}", r.display()),
+        }
+    }
+}
+
 /// Opens every input read-only and runs the preprocessing passes (§9).
 /// `given_genes` (a model's genes) replaces gene selection; otherwise the
-/// configuration's `genes_file`, if set, does.
+/// configuration's `genes_file`, if set, does. With `cache_root`, a
+/// complete cache entry of the same inputs and parameters is used instead
+/// of the statistics pass; without one, [`finish_cache`] builds it later
+/// (after the caller validated what depends on the data).
 pub fn open_and_preprocess(
     inputs: &[InputSpec],
     cfg: &PreprocessConfig,
     given_genes: Option<&[String]>,
-) -> Result<Hdf5Source, DriverError> {
+    cache_root: Option<&Path>,
+) -> Result<(Hdf5Source, CacheUse), DriverError> {
     let matrix = matrix_location(&cfg.matrix)?;
     let genes = match (given_genes, &cfg.genes_file) {
         (Some(g), _) => Some(g.to_vec()),
@@ -68,6 +114,7 @@ pub fn open_and_preprocess(
             combine,
         },
         genes,
+        match_genes: gene_key(&cfg.match_genes)?,
         ..PreprocessParams::default()
     }
     .check()?;
@@ -77,10 +124,52 @@ pub fn open_and_preprocess(
             let opts = OpenOptions {
                 matrix: matrix.clone(),
                 name: Some(i.name.clone()),
+                genome: cfg.genome.clone(),
                 ..OpenOptions::default()
             };
             open(&i.path, &opts)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Hdf5Source::preprocess(datasets, &params)?)
+    let Some(root) = cache_root else {
+        return Ok((Hdf5Source::preprocess(datasets, &params)?, CacheUse::Off));
+    };
+    match Hdf5Source::from_cache(datasets, &params, root)? {
+        CacheLookup::Hit(src, dir) => Ok((*src, CacheUse::Reused(dir))),
+        CacheLookup::Miss(datasets) => Ok((
+            Hdf5Source::preprocess(datasets, &params)?,
+            CacheUse::ToBuild(root.to_path_buf(), params),
+        )),
+    }
+}
+
+/// Builds the cache entry if [`open_and_preprocess`] asked for it; the
+/// source then serves from it. Returns the log line.
+pub fn finish_cache(source: &mut Hdf5Source, cache: CacheUse) -> Result<String, DriverError> {
+    match cache {
+        CacheUse::ToBuild(root, params) => {
+            let t = std::time::Instant::now();
+            let dir = source.build_cache(&params, &root)?;
+            Ok(format!(
+                "preprocessed cache: built {} in {:.2} s",
+                dir.display(),
+                t.elapsed().as_secs_f64()
+            ))
+        }
+        other => Ok(other.describe()),
+    }
+}
+
+/// The cache root of a run writing to `out_dir`: `runtime.cache_dir` if
+/// set, else `.inmf-cache` beside the output directory; None when disabled.
+pub fn cache_root(rt: &RuntimeConfig, out_dir: &Path) -> Option<PathBuf> {
+    if !rt.cache {
+        return None;
+    }
+    Some(rt.cache_dir.clone().unwrap_or_else(|| {
+        let parent = out_dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        parent.join(".inmf-cache")
+    }))
 }

@@ -57,9 +57,16 @@ pub struct ProjectSummary {
 impl fmt::Display for ProjectSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cells: usize = self.datasets.iter().map(|d| d.2).sum();
-        writeln!(f, "inmf project: {cells} query cells onto W ({} genes)", self.genes)?;
+        writeln!(
+            f,
+            "inmf project: {cells} query cells onto W ({} genes)",
+            self.genes
+        )?;
         for ((name, total, used), missing) in self.datasets.iter().zip(&self.genes_missing) {
-            writeln!(f, "  {name}: {used} cells used of {total}, {missing} model genes missing (zeros)")?;
+            writeln!(
+                f,
+                "  {name}: {used} cells used of {total}, {missing} model genes missing (zeros)"
+            )?;
         }
         writeln!(
             f,
@@ -95,7 +102,8 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
     if req.inputs.is_empty() {
         return Err(DriverError::InvalidParameter("no query dataset given".into()));
     }
-    let source = open_and_preprocess(&req.inputs, &req.config.preprocess, Some(&saved.genes))?;
+    // One pass over the query: a cache would cost a pass more than it saves.
+    let (source, _) = open_and_preprocess(&req.inputs, &req.config.preprocess, Some(&saved.genes), None)?;
     if !req.quiet {
         eprintln!("{}", source.report().to_string().trim_end());
     }
@@ -111,12 +119,25 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
     };
     let mut writer = ResultWriter::create(&output, &source, content, true)?;
     let datasets: Vec<(String, usize, usize)> = (0..source.n_datasets())
-        .map(|d| (source.dataset_names()[d].clone(), source.cell_map(d).n_total(), source.n_cells(d)))
+        .map(|d| {
+            (
+                source.dataset_names()[d].clone(),
+                source.cell_map(d).n_total(),
+                source.n_cells(d),
+            )
+        })
         .collect();
     let genes_missing = source.report().datasets.iter().map(|d| d.genes_missing).collect();
     let genes = source.n_genes();
     let rt = &req.config.runtime;
-    let pass = solve_and_write(source, &mut writer, |_, x| model.project_h(x), rt.final_block, rt.read_ahead, req.quiet)?;
+    let pass = solve_and_write(
+        source,
+        &mut writer,
+        |_, x| model.project_h(x),
+        rt.final_block,
+        rt.read_ahead,
+        req.quiet,
+    )?;
     writer.finish(pass.objective, pass.zero_cells)?;
     Ok(ProjectSummary {
         datasets,

@@ -15,9 +15,9 @@ use inmf_learner::{initial_model, plan_all, CellSource, FitError, ObjectiveParts
 use inmf_reader::{Hdf5Source, ReaderError};
 use ndarray::Array2;
 
-use crate::fingerprint::fingerprint;
 use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
-use crate::prepare::open_and_preprocess;
+use crate::prepare::{cache_root, finish_cache, open_and_preprocess};
+use inmf_reader::fingerprint;
 
 use crate::config::RunConfig;
 use crate::error::DriverError;
@@ -249,7 +249,10 @@ where
 }
 
 /// Records each input of `source` for the model file.
-pub(crate) fn model_datasets(source: &Hdf5Source, inputs: &[InputSpec]) -> Result<Vec<ModelDataset>, DriverError> {
+pub(crate) fn model_datasets(
+    source: &Hdf5Source,
+    inputs: &[InputSpec],
+) -> Result<Vec<ModelDataset>, DriverError> {
     (0..source.n_datasets())
         .map(|d| {
             Ok(ModelDataset {
@@ -265,13 +268,19 @@ pub(crate) fn model_datasets(source: &Hdf5Source, inputs: &[InputSpec]) -> Resul
 
 fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, DriverError> {
     let t0 = Instant::now();
-    let mut source = open_and_preprocess(&req.inputs, &req.config.preprocess, None)?;
+    let cache_root = cache_root(&req.config.runtime, &req.out_dir);
+    let (mut source, cache) =
+        open_and_preprocess(&req.inputs, &req.config.preprocess, None, cache_root.as_deref())?;
     if !req.quiet {
         eprintln!("{}", source.report().to_string().trim_end());
     }
     let names = source.dataset_names().to_vec();
     let template = SavedModel {
-        model: OnlineInmf::new(Array2::zeros((source.n_genes(), params.k)), Vec::new(), params.lambda)?,
+        model: OnlineInmf::new(
+            Array2::zeros((source.n_genes(), params.k)),
+            Vec::new(),
+            params.lambda,
+        )?,
         params: params.clone(),
         genes: source.genes().to_vec(),
         datasets: model_datasets(&source, &req.inputs)?,
@@ -285,17 +294,30 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
         every_epochs: req.config.runtime.checkpoint_every,
         template,
     };
-    let t_pre = t0.elapsed().as_secs_f64();
 
     // Online learning.
     let t1 = Instant::now();
     let mut state = if req.resume {
         resume(&checkpoint)?
     } else {
-        let model = initial_model(&mut source, params).map_err(source_err).map_err(|e| with_names(e, &names))?;
-        Learning { model, iterations: 0, epoch_objective: Vec::new() }
+        let model = initial_model(&mut source, params)
+            .map_err(source_err)
+            .map_err(|e| with_names(e, &names))?;
+        Learning {
+            model,
+            iterations: 0,
+            epoch_objective: Vec::new(),
+        }
     };
     let plan = plan_all(&source, params).map_err(|e| with_names(e.into(), &names))?;
+    let t_cache = Instant::now();
+    let cache_line = finish_cache(&mut source, cache)?;
+    if !req.quiet {
+        eprintln!("{cache_line}");
+    }
+    // Preprocessing time includes building the cache; learning starts after it.
+    let t_pre = (t1 - t0).as_secs_f64() + t_cache.elapsed().as_secs_f64();
+    let t1 = Instant::now();
     if checkpoint.every_epochs > 0 {
         create_dir(&req.out_dir)?;
     }
@@ -315,7 +337,11 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     let model_path = req.out_dir.join("model.h5");
     let result_path = req.out_dir.join("result.h5ad");
     let model = state.model;
-    let vs = names.iter().zip(&model.datasets).map(|(n, d)| (n.clone(), d.v.view())).collect();
+    let vs = names
+        .iter()
+        .zip(&model.datasets)
+        .map(|(n, d)| (n.clone(), d.v.view()))
+        .collect();
     let content = ResultContent {
         method: "online iNMF (scenario 1)",
         w: model.w.view(),
@@ -325,11 +351,19 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     };
     let mut writer = ResultWriter::create(&result_path, &source, content, false)?;
     let genes_in = source.report().genes_shared;
-    let datasets: Vec<(String, usize, usize)> =
-        (0..source.n_datasets()).map(|d| (names[d].clone(), source.cell_map(d).n_total(), source.n_cells(d))).collect();
+    let datasets: Vec<(String, usize, usize)> = (0..source.n_datasets())
+        .map(|d| (names[d].clone(), source.cell_map(d).n_total(), source.n_cells(d)))
+        .collect();
     let genes = source.n_genes();
     let rt = &req.config.runtime;
-    let pass = solve_and_write(source, &mut writer, |d, x| model.solve_h(d, x), rt.final_block, rt.read_ahead, req.quiet)?;
+    let pass = solve_and_write(
+        source,
+        &mut writer,
+        |d, x| model.solve_h(d, x),
+        rt.final_block,
+        rt.read_ahead,
+        req.quiet,
+    )?;
     let saved = SavedModel {
         model,
         iterations: state.iterations,
@@ -360,5 +394,8 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
 }
 
 pub(crate) fn create_dir(dir: &std::path::Path) -> Result<(), DriverError> {
-    std::fs::create_dir_all(dir).map_err(|source| DriverError::Io { path: dir.to_path_buf(), source })
+    std::fs::create_dir_all(dir).map_err(|source| DriverError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
 }

@@ -73,7 +73,11 @@ pub(crate) fn validate_datasets(datasets: &[CsrMatrix], k: usize) -> Result<usiz
 
 /// Paired (coupled) solvers: `count` datasets (or at least 2 if `None`)
 /// with the same cells in the same order.
-pub(crate) fn validate_paired(datasets: &[CsrMatrix], count: Option<usize>, method: &str) -> Result<(), LearnerError> {
+pub(crate) fn validate_paired(
+    datasets: &[CsrMatrix],
+    count: Option<usize>,
+    method: &str,
+) -> Result<(), LearnerError> {
     match count {
         Some(c) if datasets.len() != c => {
             return Err(LearnerError::InvalidData(format!(
@@ -103,7 +107,12 @@ pub(crate) fn validate_paired(datasets: &[CsrMatrix], count: Option<usize>, meth
 }
 
 /// Entries of a factor must be finite and ≥ 0 and its shape `rows × k`.
-pub(crate) fn check_factor(a: ArrayView2<f64>, name: &str, rows: usize, k: usize) -> Result<(), LearnerError> {
+pub(crate) fn check_factor(
+    a: ArrayView2<f64>,
+    name: &str,
+    rows: usize,
+    k: usize,
+) -> Result<(), LearnerError> {
     if a.dim() != (rows, k) {
         return Err(LearnerError::InvalidData(format!(
             "init: {name} is {} × {}, expected {rows} × {k}",
@@ -234,7 +243,10 @@ pub(crate) fn inmf_start(
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let w = random_w(genes, k, &mut rng);
             let v = datasets.iter().map(|_| random_w(genes, k, &mut rng)).collect();
-            let h = datasets.iter().map(|x| random_h(x.n_rows(), k, &mut rng)).collect();
+            let h = datasets
+                .iter()
+                .map(|x| random_h(x.n_rows(), k, &mut rng))
+                .collect();
             Ok(InmfFactors { w, v, h })
         }
         None => {
@@ -305,7 +317,9 @@ pub(crate) fn check_positive(value: f64, name: &str) -> Result<(), LearnerError>
 /// max_iter ≥ 1 and tol finite ≥ 0.
 pub(crate) fn check_loop(max_iter: usize, tol: f64) -> Result<(), LearnerError> {
     if max_iter == 0 {
-        return Err(LearnerError::InvalidParameter("max_iter must be at least 1".into()));
+        return Err(LearnerError::InvalidParameter(
+            "max_iter must be at least 1".into(),
+        ));
     }
     check_nonneg(tol, "tol")
 }

@@ -29,7 +29,10 @@ pub enum FitError<E: std::error::Error + 'static> {
 /// all drawn from one ChaCha8 stream seeded by `params.seed`.
 ///
 /// Errors if K exceeds the genes, or a dataset has fewer than K non-zero cells.
-pub fn initial_model<S: CellSource>(source: &mut S, params: &OnlineParams) -> Result<OnlineInmf, FitError<S::Error>> {
+pub fn initial_model<S: CellSource>(
+    source: &mut S,
+    params: &OnlineParams,
+) -> Result<OnlineInmf, FitError<S::Error>> {
     params.check()?;
     let (m, k) = (source.n_genes(), params.k);
     if k > m {

@@ -34,22 +34,28 @@ pub struct DatasetStats<'a> {
 pub fn update_w(W: &mut Array2<f64>, stats: &[DatasetStats<'_>]) {
     let (m, k) = W.dim();
     let mut num = vec![0.0; m];
+    let mut a_j = vec![0.0; k];
+    let vs: Vec<_> = stats.iter().map(|s| s.v.as_standard_layout()).collect();
+    let bs: Vec<_> = stats.iter().map(|s| s.b.as_standard_layout()).collect();
+    let w = W.as_slice_mut().expect("W in standard layout");
     for j in 0..k {
         let den: f64 = stats.iter().map(|s| s.a[[j, j]]).sum();
         if den <= 0.0 {
             continue;
         }
         num.fill(0.0);
-        for s in stats {
-            let a_j = s.a.column(j);
+        for ((s, v), b) in stats.iter().zip(&vs).zip(&bs) {
+            a_j.iter_mut().zip(s.a.column(j)).for_each(|(d, &x)| *d = x);
+            let (v, b) = (v.as_slice().expect("standard"), b.as_slice().expect("standard"));
             for (g, n) in num.iter_mut().enumerate() {
-                let (wr, vr) = (W.row(g), s.v.row(g));
-                let fit: f64 = (0..k).map(|l| (wr[l] + vr[l]) * a_j[l]).sum();
-                *n += s.b[[g, j]] - fit;
+                let (wr, vr) = (&w[g * k..(g + 1) * k], &v[g * k..(g + 1) * k]);
+                let fit: f64 = wr.iter().zip(vr).zip(&a_j).map(|((x, y), a)| (x + y) * a).sum();
+                *n += b[g * k + j] - fit;
             }
         }
-        for g in 0..m {
-            W[[g, j]] = (W[[g, j]] + num[g] / den).max(HALS_FLOOR);
+        for (g, n) in num.iter().enumerate() {
+            let e = &mut w[g * k + j];
+            *e = (*e + n / den).max(HALS_FLOOR);
         }
     }
 }
@@ -66,18 +72,26 @@ pub fn update_v(
 ) {
     let (m, k) = V.dim();
     let c = 1.0 + lambda;
+    let (w, b) = (W.as_standard_layout(), B.as_standard_layout());
+    let (w, b) = (w.as_slice().expect("standard"), b.as_slice().expect("standard"));
+    let v = V.as_slice_mut().expect("V in standard layout");
+    let mut a_j = vec![0.0; k];
     for j in 0..k {
         let den = c * A[[j, j]];
         if den <= 0.0 {
             continue;
         }
-        let a_j = A.column(j);
+        a_j.iter_mut().zip(A.column(j)).for_each(|(d, &x)| *d = x);
         for g in 0..m {
-            let mut acc = B[[g, j]];
-            for l in 0..k {
-                acc -= (W[[g, l]] + c * V[[g, l]]) * a_j[l];
-            }
-            V[[g, j]] = (V[[g, j]] + acc / den).max(HALS_FLOOR);
+            let (wr, vr) = (&w[g * k..(g + 1) * k], &v[g * k..(g + 1) * k]);
+            let fit: f64 = wr
+                .iter()
+                .zip(vr)
+                .zip(&a_j)
+                .map(|((x, y), a)| (x + c * y) * a)
+                .sum();
+            let e = b[g * k + j] - fit;
+            v[g * k + j] = (v[g * k + j] + e / den).max(HALS_FLOOR);
         }
     }
 }

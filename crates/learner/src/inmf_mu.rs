@@ -34,8 +34,8 @@ use ndarray::{Array2, Zip};
 
 use crate::anls::{InmfFactors, InmfFit};
 use crate::batch::{
-    check_eps, check_k, check_loop, check_nonneg, check_positive, inmf_start, validate_datasets, validate_paired,
-    DEFAULT_EPS,
+    check_eps, check_k, check_loop, check_nonneg, check_positive, inmf_start, validate_datasets,
+    validate_paired, DEFAULT_EPS,
 };
 use crate::error::LearnerError;
 use crate::kernels::{accumulate_xt_h, gram_of_rows, project_into};
@@ -269,7 +269,9 @@ pub(crate) fn pairwise_sq_distance(h: &[Array2<f64>]) -> f64 {
     let mut s = 0.0;
     for i in 0..h.len() {
         for j in i + 1..h.len() {
-            s += Zip::from(&h[i]).and(&h[j]).fold(0.0, |acc, &a, &b| acc + (a - b) * (a - b));
+            s += Zip::from(&h[i])
+                .and(&h[j])
+                .fold(0.0, |acc, &a, &b| acc + (a - b) * (a - b));
         }
     }
     s
@@ -288,19 +290,29 @@ mod tests {
 
     fn unpaired(seed: u64) -> Vec<CsrMatrix> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        vec![random_sparse(50, 20, 0.3, &mut rng), random_sparse(35, 20, 0.4, &mut rng)]
+        vec![
+            random_sparse(50, 20, 0.3, &mut rng),
+            random_sparse(35, 20, 0.4, &mut rng),
+        ]
     }
 
     fn paired(seed: u64) -> Vec<CsrMatrix> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        vec![random_sparse(40, 20, 0.3, &mut rng), random_sparse(40, 20, 0.4, &mut rng)]
+        vec![
+            random_sparse(40, 20, 0.3, &mut rng),
+            random_sparse(40, 20, 0.4, &mut rng),
+        ]
     }
 
     fn params(k: usize, lambda: f64, gamma: f64, max_iter: usize, tol: f64) -> InmfMuParams {
         InmfMuParams {
             k,
             lambda,
-            coupling: if gamma > 0.0 { Coupling::Paired { gamma } } else { Coupling::None },
+            coupling: if gamma > 0.0 {
+                Coupling::Paired { gamma }
+            } else {
+                Coupling::None
+            },
             max_iter,
             tol,
             ..InmfMuParams::default()
@@ -321,7 +333,13 @@ mod tests {
     }
 
     /// §4.3/§4.4 in the seed's notation (X_i genes × cells, H_i K × cells), dense.
-    fn dense_reference(x: &[Array2<f64>], f0: &InmfFactors, lambda: f64, gamma: f64, iters: usize) -> InmfFactors {
+    fn dense_reference(
+        x: &[Array2<f64>],
+        f0: &InmfFactors,
+        lambda: f64,
+        gamma: f64,
+        iters: usize,
+    ) -> InmfFactors {
         let eps = DEFAULT_EPS;
         let floor = |a: Array2<f64>| a.mapv(|v| v.max(eps));
         let mut w = f0.w.clone();
@@ -363,19 +381,43 @@ mod tests {
     #[test]
     fn defaults_and_parameter_checks() {
         let p = InmfMuParams::default();
-        assert_eq!((p.k, p.lambda, p.coupling, p.max_iter, p.tol, p.seed), (20, 5.0, Coupling::None, 200, 1e-4, 1));
+        assert_eq!(
+            (p.k, p.lambda, p.coupling, p.max_iter, p.tol, p.seed),
+            (20, 5.0, Coupling::None, 200, 1e-4, 1)
+        );
         assert!(p.check().is_ok());
         let bad = |p: InmfMuParams, word: &str| {
-            assert!(matches!(p.check(), Err(LearnerError::InvalidParameter(m)) if m.contains(word)), "{word}");
+            assert!(
+                matches!(p.check(), Err(LearnerError::InvalidParameter(m)) if m.contains(word)),
+                "{word}"
+            );
         };
         bad(InmfMuParams::new(0), "K");
         bad(params(2, -1.0, 0.0, 5, 0.0), "lambda");
         bad(params(2, f64::NAN, 0.0, 5, 0.0), "lambda");
-        bad(InmfMuParams { coupling: Coupling::Paired { gamma: 0.0 }, ..InmfMuParams::new(2) }, "gamma");
-        bad(InmfMuParams { coupling: Coupling::Paired { gamma: f64::INFINITY }, ..InmfMuParams::new(2) }, "gamma");
+        bad(
+            InmfMuParams {
+                coupling: Coupling::Paired { gamma: 0.0 },
+                ..InmfMuParams::new(2)
+            },
+            "gamma",
+        );
+        bad(
+            InmfMuParams {
+                coupling: Coupling::Paired { gamma: f64::INFINITY },
+                ..InmfMuParams::new(2)
+            },
+            "gamma",
+        );
         bad(params(2, 1.0, 0.0, 0, 0.0), "max_iter");
         bad(params(2, 1.0, 0.0, 5, -1.0), "tol");
-        bad(InmfMuParams { eps: 0.0, ..InmfMuParams::new(2) }, "eps");
+        bad(
+            InmfMuParams {
+                eps: 0.0,
+                ..InmfMuParams::new(2)
+            },
+            "eps",
+        );
     }
 
     #[test]
@@ -385,22 +427,35 @@ mod tests {
             matches!(e, Err(LearnerError::InvalidData(m)) if m.contains("paired") && m.contains("50") && m.contains("35"))
         );
         let one = vec![unpaired(1).remove(0)];
-        assert!(matches!(inmf_mu(&one, &params(3, 1.0, 0.5, 5, 0.0), None), Err(LearnerError::InvalidData(_))));
+        assert!(matches!(
+            inmf_mu(&one, &params(3, 1.0, 0.5, 5, 0.0), None),
+            Err(LearnerError::InvalidData(_))
+        ));
         assert!(inmf_mu(&unpaired(1), &params(3, 1.0, 0.0, 5, 0.0), None).is_ok());
     }
 
     #[test]
     fn rejects_bad_data_and_init() {
         let d = unpaired(2);
-        assert!(matches!(inmf_mu(&[], &InmfMuParams::new(2), None), Err(LearnerError::InvalidData(m)) if m.contains("no datasets")));
+        assert!(
+            matches!(inmf_mu(&[], &InmfMuParams::new(2), None), Err(LearnerError::InvalidData(m)) if m.contains("no datasets"))
+        );
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let other = vec![d[0].clone(), random_sparse(10, 19, 0.5, &mut rng)];
         assert!(
             matches!(inmf_mu(&other, &InmfMuParams::new(2), None), Err(LearnerError::InvalidData(m)) if m.contains("dataset 1 has 19 genes"))
         );
-        assert!(matches!(inmf_mu(&d, &InmfMuParams::new(21), None), Err(LearnerError::InvalidParameter(m)) if m.contains("genes")));
-        let no_h = InmfFactors { w: Array2::ones((20, 2)), v: vec![Array2::ones((20, 2)); 2], h: vec![] };
-        assert!(matches!(inmf_mu(&d, &params(2, 1.0, 0.0, 2, 0.0), Some(no_h)), Err(LearnerError::InvalidData(m)) if m.contains("H matrices")));
+        assert!(
+            matches!(inmf_mu(&d, &InmfMuParams::new(21), None), Err(LearnerError::InvalidParameter(m)) if m.contains("genes"))
+        );
+        let no_h = InmfFactors {
+            w: Array2::ones((20, 2)),
+            v: vec![Array2::ones((20, 2)); 2],
+            h: vec![],
+        };
+        assert!(
+            matches!(inmf_mu(&d, &params(2, 1.0, 0.0, 2, 0.0), Some(no_h)), Err(LearnerError::InvalidData(m)) if m.contains("H matrices"))
+        );
     }
 
     #[test]
@@ -442,10 +497,19 @@ mod tests {
             let fit = inmf_mu(&d, &params(3, 2.0, gamma, 30, 0.0), Some(f0.clone())).unwrap();
             let dense: Vec<Array2<f64>> = d.iter().map(|x| x.to_dense().reversed_axes()).collect();
             let r = dense_reference(&dense, &f0, 2.0, gamma, 30);
-            assert!(max_rel_diff(fit.factors.w.view(), r.w.view()) < 1e-10, "γ {gamma}: W");
+            assert!(
+                max_rel_diff(fit.factors.w.view(), r.w.view()) < 1e-10,
+                "γ {gamma}: W"
+            );
             for i in 0..2 {
-                assert!(max_rel_diff(fit.factors.v[i].view(), r.v[i].view()) < 1e-10, "γ {gamma}: V_{i}");
-                assert!(max_rel_diff(fit.factors.h[i].view(), r.h[i].view()) < 1e-10, "γ {gamma}: H_{i}");
+                assert!(
+                    max_rel_diff(fit.factors.v[i].view(), r.v[i].view()) < 1e-10,
+                    "γ {gamma}: V_{i}"
+                );
+                assert!(
+                    max_rel_diff(fit.factors.h[i].view(), r.h[i].view()) < 1e-10,
+                    "γ {gamma}: H_{i}"
+                );
             }
         }
     }
@@ -485,14 +549,20 @@ mod tests {
         for sigma in [0.0, 0.01, 0.05] {
             let mut rng = ChaCha8Rng::seed_from_u64(12);
             let w = planted_w(30, 3, &mut rng);
-            let d: Vec<CsrMatrix> =
-                [70, 50].iter().map(|&n| noisy(&planted_h(n, 3, &mut rng).dot(&w.t()), sigma, &mut rng)).collect();
+            let d: Vec<CsrMatrix> = [70, 50]
+                .iter()
+                .map(|&n| noisy(&planted_h(n, 3, &mut rng).dot(&w.t()), sigma, &mut rng))
+                .collect();
             let fit = inmf_mu(&d, &params(3, 5.0, 0.0, 5000, 1e-12), None).unwrap();
             let last = fit.objective.last().unwrap();
             let scale: f64 = d.iter().map(CsrMatrix::frobenius_sq).sum();
             let rel = (last.residual / scale).sqrt();
             assert!(rel <= 1.05 * sigma + 3e-3, "σ = {sigma}: relative residual {rel}");
-            assert!(last.penalty <= 1e-3 * scale, "σ = {sigma}: penalty {}", last.penalty);
+            assert!(
+                last.penalty <= 1e-3 * scale,
+                "σ = {sigma}: penalty {}",
+                last.penalty
+            );
         }
     }
 
@@ -510,10 +580,16 @@ mod tests {
     #[test]
     fn same_seed_same_result_for_any_thread_count() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let d = vec![random_sparse(1100, 30, 0.2, &mut rng), random_sparse(1100, 30, 0.2, &mut rng)];
+        let d = vec![
+            random_sparse(1100, 30, 0.2, &mut rng),
+            random_sparse(1100, 30, 0.2, &mut rng),
+        ];
         let p = params(4, 5.0, 0.5, 8, 0.0);
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| inmf_mu(&d, &p, None).unwrap())
         };
         let (a, b) = (run(1), run(2));
@@ -529,7 +605,10 @@ mod tests {
         let fit = inmf_mu(&d, &params(3, 5.0, 0.0, 2000, 1e-3), None).unwrap();
         assert_eq!(fit.stop, StopReason::Converged);
         let fit = inmf_mu(&d, &params(3, 5.0, 0.0, 3, 0.0), None).unwrap();
-        assert_eq!((fit.stop, fit.iterations, fit.objective.len()), (StopReason::MaxIterations, 3, 3));
+        assert_eq!(
+            (fit.stop, fit.iterations, fit.objective.len()),
+            (StopReason::MaxIterations, 3, 3)
+        );
     }
 
     proptest! {

@@ -15,9 +15,40 @@ use rayon::prelude::*;
 
 use crate::sparse::CsrMatrix;
 
-/// Cells per parallel work unit. Fixed (not derived from the thread count)
-/// so reductions happen in the same order on any machine.
+/// Cells per parallel work unit of [`project`]. Fixed (not derived from
+/// the thread count) so results are the same on any machine.
 pub(crate) const CELL_BLOCK: usize = 512;
+
+/// Number of cell chunks whose partial B sums [`accumulate_xt_h`] adds in
+/// order: fixed, so the reduction order never depends on the thread count,
+/// and small, so the partials (chunks × genes × K) stay cheap.
+const B_CHUNKS: usize = 4;
+
+/// Calls `$f::<K>` for the common factor counts (the inner loops then have
+/// a compile-time length and vectorize fully: ~2.5× faster here) and
+/// `$f::<0>` (run-time length) otherwise.
+macro_rules! dispatch_k {
+    ($k:expr, $f:ident ( $($arg:expr),* )) => {
+        match $k {
+            5 => $f::<5>($($arg),*),
+            8 => $f::<8>($($arg),*),
+            10 => $f::<10>($($arg),*),
+            12 => $f::<12>($($arg),*),
+            15 => $f::<15>($($arg),*),
+            16 => $f::<16>($($arg),*),
+            20 => $f::<20>($($arg),*),
+            24 => $f::<24>($($arg),*),
+            25 => $f::<25>($($arg),*),
+            30 => $f::<30>($($arg),*),
+            32 => $f::<32>($($arg),*),
+            40 => $f::<40>($($arg),*),
+            50 => $f::<50>($($arg),*),
+            60 => $f::<60>($($arg),*),
+            64 => $f::<64>($($arg),*),
+            _ => $f::<0>($($arg),*),
+        }
+    };
+}
 
 /// R = X·M: for each cell c, r_c = Σ_g x_cg · M_g· (cells × K).
 ///
@@ -28,6 +59,35 @@ pub fn project(x: &CsrMatrix, m: ArrayView2<f64>) -> Array2<f64> {
     let mut r = Array2::<f64>::zeros((x.n_rows(), k));
     project_into(x, m, r.view_mut());
     r
+}
+
+/// Rows `first..` of R into `out` (rows × k); `K` = k at compile time, or 0.
+fn project_rows<const K: usize>(x: &CsrMatrix, ms: &[f64], k: usize, first: usize, out: &mut [f64]) {
+    for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
+        let (cols, vals) = x.row(first + i);
+        if K > 0 {
+            let mut acc = [0.0f64; K];
+            for (&g, &v) in cols.iter().zip(vals) {
+                let mg: &[f64; K] = ms[g as usize * K..(g as usize + 1) * K]
+                    .try_into()
+                    .expect("K values");
+                let v = f64::from(v);
+                for j in 0..K {
+                    acc[j] += v * mg[j];
+                }
+            }
+            row_out.copy_from_slice(&acc);
+        } else {
+            row_out.fill(0.0);
+            for (&g, &v) in cols.iter().zip(vals) {
+                let mg = &ms[g as usize * k..(g as usize + 1) * k];
+                let v = f64::from(v);
+                for (o, &w) in row_out.iter_mut().zip(mg) {
+                    *o += v * w;
+                }
+            }
+        }
+    }
 }
 
 /// [`project`] into a caller's buffer (`n × K`, standard layout).
@@ -42,32 +102,60 @@ pub fn project_into(x: &CsrMatrix, m: ArrayView2<f64>, mut out: ArrayViewMut2<f6
     );
     assert_eq!(out.dim(), (x.n_rows(), m.ncols()), "output shape");
     let k = m.ncols();
+    if k == 0 {
+        return;
+    }
     let m = m.as_standard_layout();
     let ms = m.as_slice().expect("standard layout");
     let out_s = out.as_slice_mut().expect("output must be in standard layout");
     out_s
-        .par_chunks_mut(CELL_BLOCK * k.max(1))
+        .par_chunks_mut(CELL_BLOCK * k)
         .enumerate()
         .for_each(|(blk, chunk)| {
-            let first = blk * CELL_BLOCK;
-            for (i, row_out) in chunk.chunks_mut(k).enumerate() {
-                row_out.fill(0.0);
-                let (cols, vals) = x.row(first + i);
-                for (&g, &v) in cols.iter().zip(vals) {
-                    let mg = &ms[g as usize * k..(g as usize + 1) * k];
-                    let v = f64::from(v);
-                    for (o, &w) in row_out.iter_mut().zip(mg) {
-                        *o += v * w;
-                    }
+            dispatch_k!(k, project_rows(x, ms, k, blk * CELL_BLOCK, chunk));
+        });
+}
+
+/// acc += s · X[range]ᵀ · H[range] (scatter of each non-zero into its gene row).
+fn scatter_rows<const K: usize>(
+    x: &CsrMatrix,
+    hs: &[f64],
+    k: usize,
+    scale: f64,
+    range: std::ops::Range<usize>,
+    acc: &mut [f64],
+) {
+    for c in range {
+        let (cols, vals) = x.row(c);
+        if K > 0 {
+            let hc: &[f64; K] = hs[c * K..(c + 1) * K].try_into().expect("K values");
+            for (&g, &v) in cols.iter().zip(vals) {
+                let v = scale * f64::from(v);
+                let row: &mut [f64; K] = (&mut acc[g as usize * K..(g as usize + 1) * K])
+                    .try_into()
+                    .expect("K values");
+                for j in 0..K {
+                    row[j] += v * hc[j];
                 }
             }
-        });
+        } else {
+            let hc = &hs[c * k..(c + 1) * k];
+            for (&g, &v) in cols.iter().zip(vals) {
+                let v = scale * f64::from(v);
+                let row = &mut acc[g as usize * k..(g as usize + 1) * k];
+                for (o, &hv) in row.iter_mut().zip(hc) {
+                    *o += v * hv;
+                }
+            }
+        }
+    }
 }
 
 /// B += s · Xᵀ·H: for each cell c and each non-zero x_cg, B_g· += s·x_cg·h_c.
 ///
-/// Shapes: `x` n × m, `h` n × K, `b` m × K. Partial sums per fixed block of
-/// cells are added to `b` in block order (deterministic for any thread count).
+/// Shapes: `x` n × m, `h` n × K, `b` m × K. The cells are cut into a fixed
+/// number of chunks whose partial sums are added to `b` in chunk order
+/// (deterministic for any thread count).
 #[track_caller]
 pub fn accumulate_xt_h(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b: ArrayViewMut2<f64>) {
     assert_eq!(
@@ -79,34 +167,24 @@ pub fn accumulate_xt_h(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b: Arr
     );
     assert_eq!(b.dim(), (x.n_cols(), h.ncols()), "B shape");
     let k = h.ncols();
+    if k == 0 {
+        return;
+    }
     let h = h.as_standard_layout();
     let hs = h.as_slice().expect("standard layout");
     let n = x.n_rows();
-    let n_blocks = n.div_ceil(CELL_BLOCK);
-    let scatter = |range: std::ops::Range<usize>, acc: &mut [f64]| {
-        for c in range {
-            let (cols, vals) = x.row(c);
-            let hc = &hs[c * k..(c + 1) * k];
-            for (&g, &v) in cols.iter().zip(vals) {
-                let v = scale * f64::from(v);
-                let row = &mut acc[g as usize * k..(g as usize + 1) * k];
-                for (o, &hv) in row.iter_mut().zip(hc) {
-                    *o += v * hv;
-                }
-            }
-        }
-    };
     let bs = b.as_slice_mut().expect("B must be in standard layout");
-    if n_blocks <= 1 {
-        scatter(0..n, bs);
+    if n < 2 * CELL_BLOCK {
+        dispatch_k!(k, scatter_rows(x, hs, k, scale, 0..n, bs));
         return;
     }
-    // Partials per block, then an ordered sum.
-    let partials: Vec<Vec<f64>> = (0..n_blocks)
+    let per = n.div_ceil(B_CHUNKS);
+    let partials: Vec<Vec<f64>> = (0..B_CHUNKS)
         .into_par_iter()
-        .map(|blk| {
+        .map(|c| {
             let mut acc = vec![0.0; bs.len()];
-            scatter(blk * CELL_BLOCK..((blk + 1) * CELL_BLOCK).min(n), &mut acc);
+            let range = c * per..((c + 1) * per).min(n);
+            dispatch_k!(k, scatter_rows(x, hs, k, scale, range, &mut acc));
             acc
         })
         .collect();
@@ -160,16 +238,25 @@ mod tests {
     }
 
     #[test]
-    fn accumulate_is_blocked_and_exact_over_many_cells() {
+    fn kernels_are_exact_over_many_cells_for_specialized_and_generic_k() {
         let n = 3 * CELL_BLOCK + 7;
-        let dense: Vec<f32> = (0..n * 5).map(|i| ((i * 7919) % 13) as f32 * 0.25).collect();
-        let x = CsrMatrix::from_dense(n, 5, &dense);
-        let h = Array2::from_shape_fn((n, 3), |(i, j)| ((i + 2 * j) % 5) as f64);
-        let mut b = Array2::zeros((5, 3));
-        accumulate_xt_h(&x, h.view(), 1.0, b.view_mut());
-        let expect = x.to_dense().t().dot(&h);
-        assert!((&b - &expect).iter().all(|v| v.abs() < 1e-9));
-        let g = gram_of_rows(h.view());
-        assert!((&g - &h.t().dot(&h)).iter().all(|v| v.abs() < 1e-9));
+        let dense: Vec<f32> = (0..n * 9).map(|i| ((i * 7919) % 13) as f32 * 0.25).collect();
+        let x = CsrMatrix::from_dense(n, 9, &dense);
+        // 20 is specialized at compile time, 3 and 21 take the generic path.
+        for k in [3, 20, 21] {
+            let h = Array2::from_shape_fn((n, k), |(i, j)| ((i + 2 * j) % 5) as f64);
+            let mut b = Array2::zeros((9, k));
+            accumulate_xt_h(&x, h.view(), 1.0, b.view_mut());
+            let expect = x.to_dense().t().dot(&h);
+            assert!((&b - &expect).iter().all(|v| v.abs() < 1e-9), "k = {k}");
+            let m = Array2::from_shape_fn((9, k), |(i, j)| (i * j % 7) as f64 * 0.5);
+            let r = project(&x, m.view());
+            assert!(
+                (&r - &x.to_dense().dot(&m)).iter().all(|v| v.abs() < 1e-9),
+                "k = {k}"
+            );
+            let g = gram_of_rows(h.view());
+            assert!((&g - &h.t().dot(&h)).iter().all(|v| v.abs() < 1e-9));
+        }
     }
 }

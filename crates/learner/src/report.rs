@@ -183,7 +183,10 @@ mod tests {
         let mut t = Trace::new(10, 0.0);
         assert!(!t.record(parts(1.0)).unwrap());
         assert!(!t.record(parts(1.0)).unwrap(), "tol 0 never converges");
-        assert!(matches!(t.record(parts(f64::NAN)), Err(LearnerError::Numerical(_))));
+        assert!(matches!(
+            t.record(parts(f64::NAN)),
+            Err(LearnerError::Numerical(_))
+        ));
     }
 
     #[test]

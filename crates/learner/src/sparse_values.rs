@@ -40,36 +40,63 @@ fn blocks_mut<'a>(x: &CsrMatrix, values: &'a mut [f64]) -> Vec<(usize, &'a mut [
 ///
 /// Shapes: `x` n × m, `h` n × K, `m` m × K, both standard layout.
 #[track_caller]
-pub(crate) fn kl_ratio(x: &CsrMatrix, h: ArrayView2<f64>, m: ArrayView2<f64>, eps: f64, q: &mut [f64]) -> f64 {
+pub(crate) fn kl_ratio(
+    x: &CsrMatrix,
+    h: ArrayView2<f64>,
+    m: ArrayView2<f64>,
+    eps: f64,
+    q: &mut [f64],
+) -> f64 {
+    ratio_pass::<true>(x, h, m, eps, q)
+}
+
+/// [`kl_ratio`] without the logarithms (for passes that only need Q).
+#[track_caller]
+pub(crate) fn kl_ratio_only(x: &CsrMatrix, h: ArrayView2<f64>, m: ArrayView2<f64>, eps: f64, q: &mut [f64]) {
+    ratio_pass::<false>(x, h, m, eps, q);
+}
+
+#[track_caller]
+fn ratio_pass<const LOG: bool>(
+    x: &CsrMatrix,
+    h: ArrayView2<f64>,
+    m: ArrayView2<f64>,
+    eps: f64,
+    q: &mut [f64],
+) -> f64 {
     assert_eq!(q.len(), x.nnz(), "q has one entry per non-zero");
     assert_eq!((h.nrows(), m.nrows()), (x.n_rows(), x.n_cols()), "shapes");
     let k = h.ncols();
     let hs = h.as_slice().expect("H in standard layout");
     let ms = m.as_slice().expect("M in standard layout");
-    let partial: Vec<f64> = blocks_mut(x, q)
-        .into_par_iter()
-        .map(|(first, qb)| {
-            let base = x.indptr()[first];
-            let mut sum = 0.0;
-            let last = (first + CELL_BLOCK).min(x.n_rows());
-            for c in first..last {
-                let hc = &hs[c * k..(c + 1) * k];
-                let (s, e) = (x.indptr()[c] - base, x.indptr()[c + 1] - base);
-                let (cols, vals) = x.row(c);
-                for ((&g, &v), qv) in cols.iter().zip(vals).zip(&mut qb[s..e]) {
-                    let mg = &ms[g as usize * k..(g as usize + 1) * k];
-                    let y: f64 = hc.iter().zip(mg).map(|(a, b)| a * b).sum();
-                    let y = y.max(eps);
-                    let xv = f64::from(v);
-                    *qv = xv / y;
-                    if xv > 0.0 {
-                        sum += xv * (xv / y).ln();
-                    }
+    let block = |(first, qb): (usize, &mut [f64])| {
+        let base = x.indptr()[first];
+        let mut sum = 0.0;
+        let last = (first + CELL_BLOCK).min(x.n_rows());
+        for c in first..last {
+            let hc = &hs[c * k..(c + 1) * k];
+            let (s, e) = (x.indptr()[c] - base, x.indptr()[c + 1] - base);
+            let (cols, vals) = x.row(c);
+            for ((&g, &v), qv) in cols.iter().zip(vals).zip(&mut qb[s..e]) {
+                let mg = &ms[g as usize * k..(g as usize + 1) * k];
+                let y: f64 = hc.iter().zip(mg).map(|(a, b)| a * b).sum();
+                let y = y.max(eps);
+                let xv = f64::from(v);
+                *qv = xv / y;
+                if LOG && xv > 0.0 {
+                    sum += xv * (xv / y).ln();
                 }
             }
-            sum
-        })
-        .collect();
+        }
+        sum
+    };
+    let blocks = blocks_mut(x, q);
+    // One block runs inline: dispatching to the pool would cost more than the work.
+    let partial: Vec<f64> = if blocks.len() <= 1 {
+        blocks.into_iter().map(block).collect()
+    } else {
+        blocks.into_par_iter().map(block).collect()
+    };
     partial.iter().sum()
 }
 
@@ -82,22 +109,27 @@ pub(crate) fn project_values(x: &CsrMatrix, q: &[f64], m: ArrayView2<f64>, mut o
     assert_eq!(out.dim(), (x.n_rows(), k), "output shape");
     let ms = m.as_slice().expect("M in standard layout");
     let os = out.as_slice_mut().expect("output in standard layout");
-    os.par_chunks_mut(CELL_BLOCK * k.max(1))
-        .enumerate()
-        .for_each(|(blk, chunk)| {
-            let first = blk * CELL_BLOCK;
-            for (i, row_out) in chunk.chunks_mut(k).enumerate() {
-                let c = first + i;
-                row_out.fill(0.0);
-                let (s, e) = (x.indptr()[c], x.indptr()[c + 1]);
-                for (&g, &v) in x.indices()[s..e].iter().zip(&q[s..e]) {
-                    let mg = &ms[g as usize * k..(g as usize + 1) * k];
-                    for (o, &w) in row_out.iter_mut().zip(mg) {
-                        *o += v * w;
-                    }
+    let block = |(blk, chunk): (usize, &mut [f64])| {
+        let first = blk * CELL_BLOCK;
+        for (i, row_out) in chunk.chunks_mut(k).enumerate() {
+            let c = first + i;
+            row_out.fill(0.0);
+            let (s, e) = (x.indptr()[c], x.indptr()[c + 1]);
+            for (&g, &v) in x.indices()[s..e].iter().zip(&q[s..e]) {
+                let mg = &ms[g as usize * k..(g as usize + 1) * k];
+                for (o, &w) in row_out.iter_mut().zip(mg) {
+                    *o += v * w;
                 }
             }
-        });
+        }
+    };
+    if x.n_rows() <= CELL_BLOCK {
+        block((0, os));
+    } else {
+        os.par_chunks_mut(CELL_BLOCK * k.max(1))
+            .enumerate()
+            .for_each(block);
+    }
 }
 
 /// b += Qᵀ·H (genes × K), Q with the pattern of `x` and values `q`; partial
@@ -177,7 +209,13 @@ mod tests {
 
     fn example(n: usize) -> CsrMatrix {
         let dense: Vec<f32> = (0..n * 6)
-            .map(|i| if (i * 7) % 5 < 2 { ((i % 11) as f32) * 0.5 } else { 0.0 })
+            .map(|i| {
+                if (i * 7) % 5 < 2 {
+                    ((i % 11) as f32) * 0.5
+                } else {
+                    0.0
+                }
+            })
             .collect();
         CsrMatrix::from_dense(n, 6, &dense)
     }
@@ -193,7 +231,13 @@ mod tests {
         let xlogx = kl_ratio(&x, h.view(), m.view(), 1e-16, &mut q);
         let xd = x.to_dense();
         let y = h.dot(&m.t());
-        let qd = Array2::from_shape_fn(xd.dim(), |(c, g)| if xd[[c, g]] != 0.0 { xd[[c, g]] / y[[c, g]] } else { 0.0 });
+        let qd = Array2::from_shape_fn(xd.dim(), |(c, g)| {
+            if xd[[c, g]] != 0.0 {
+                xd[[c, g]] / y[[c, g]]
+            } else {
+                0.0
+            }
+        });
         let expect_xlogx: f64 = xd
             .iter()
             .zip(&y)

@@ -76,7 +76,10 @@ pub(crate) fn kkt_violation(f: ArrayView2<f64>, pos: ArrayView2<f64>, neg: Array
 /// max |a − b| / max |b|.
 pub(crate) fn max_rel_diff(a: ArrayView2<f64>, b: ArrayView2<f64>) -> f64 {
     assert_eq!(a.dim(), b.dim());
-    let scale = b.iter().fold(0.0f64, |m, &v| m.max(v.abs())).max(f64::MIN_POSITIVE);
+    let scale = b
+        .iter()
+        .fold(0.0f64, |m, &v| m.max(v.abs()))
+        .max(f64::MIN_POSITIVE);
     a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 

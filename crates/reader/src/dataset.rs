@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 
 use inmf_learner::CsrMatrix;
 
+use crate::arrays::{Outer, SparseArrays};
+use crate::csc::CscStore;
+use crate::dense::DenseStore;
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, Member, NumKind};
+use crate::h5::{self, Ctx, Member};
 use crate::names::make_unique;
-use crate::{anndata, tenx};
+use crate::obs::{self, ObsColumn, ObsLayout, ObsStore, ObsValues};
+use crate::{anndata, liger, loom, tenx};
 
 /// Which matrix of an AnnData file to read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -25,16 +29,32 @@ pub enum MatrixLocation {
 }
 
 /// How to open an input. Defaults: matrix `X`, 10x feature type
-/// "Gene Expression", dataset name = the file name without its extension.
+/// "Gene Expression", every genome, format-detected prescaling, the system
+/// temporary directory, dataset name = the file name without its extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenOptions {
-    /// Which AnnData matrix to read (10x files have only
-    /// [`MatrixLocation::X`]; asking them for another is an error).
+    /// Which matrix to read: AnnData `X`, `raw/X` or `layers/<name>`; loom
+    /// `matrix` or `layers/<name>`. 10x and LIGER files have only
+    /// [`MatrixLocation::X`]; asking them for another is an error.
     pub matrix: MatrixLocation,
     /// 10x files: keep only features of this `feature_type` (default
     /// `Some("Gene Expression")`); `None` keeps all features. Ignored for
-    /// AnnData files.
+    /// other formats.
     pub feature_type: Option<String>,
+    /// 10x files: the genome to read. Cell Ranger 2 keeps one group per
+    /// genome (required when there are several); Cell Ranger ≥ 3 files
+    /// keep only features of this `features/genome`. Default `None`: the
+    /// only genome (v2), all features (v3).
+    pub genome: Option<String>,
+    /// Whether the input holds already normalized and scaled values
+    /// (`is_prescaled`): `None` (default) detects it (LIGER files with
+    /// `scaleDataSparse/`, 10x-layout files named `*_scaleData.h5`);
+    /// `Some(true)` forces it for any file; `Some(false)` reads a LIGER
+    /// file's raw counts (`matrix/`) instead of its scaled data.
+    pub prescaled: Option<bool>,
+    /// Directory for temporary files (the CSR copy of a CSC matrix).
+    /// Default `None`: the system's (`TMPDIR`, else `/tmp`).
+    pub temp_dir: Option<PathBuf>,
     /// Name of the dataset in reports and outputs (default: the file stem).
     pub name: Option<String>,
 }
@@ -44,6 +64,9 @@ impl Default for OpenOptions {
         Self {
             matrix: MatrixLocation::X,
             feature_type: Some("Gene Expression".into()),
+            genome: None,
+            prescaled: None,
+            temp_dir: None,
             name: None,
         }
     }
@@ -52,73 +75,138 @@ impl Default for OpenOptions {
 /// The detected file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// AnnData .h5ad (anndata ≥ 0.7 layout; CSR matrix).
+    /// AnnData .h5ad: matrix as CSR, CSC or dense; dataframes of anndata
+    /// ≥ 0.7 (groups) or older (compound datasets).
     AnnData,
     /// 10x Genomics .h5 of Cell Ranger ≥ 3 (`matrix/`, `features/`).
     TenXV3,
     /// 10x Genomics .h5 of Cell Ranger 2 (one group per genome).
     TenXV2,
+    /// loom (`/matrix` genes × cells, `row_attrs/`, `col_attrs/`).
+    Loom,
+    /// LIGER .h5 written by rliger, read from its `scaleDataSparse/`
+    /// (already normalized and scaled).
+    Liger,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::AnnData => "AnnData .h5ad",
+            Format::TenXV3 => "10x Genomics .h5 (Cell Ranger >= 3)",
+            Format::TenXV2 => "10x Genomics .h5 (Cell Ranger 2)",
+            Format::Loom => "loom",
+            Format::Liger => "LIGER .h5 (rliger scaleDataSparse)",
+        })
+    }
+}
+
+/// How the count matrix is stored in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Storage {
+    /// Compressed rows of cells in this group (AnnData CSR; 10x and LIGER
+    /// CSC genes × cells, which is the same layout).
+    Csr(String),
+    /// AnnData CSC (compressed gene columns) in this group.
+    Csc(String),
+    /// A 2-d dataset; genes along the first axis for loom.
+    Dense { name: String, genes_first: bool },
+}
+
+/// Where cell names are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NameSource {
+    /// A 1-d string dataset.
+    Strings(String),
+    /// A string field of a compound dataset (AnnData < 0.7 `obs`).
+    Compound { dataset: String, field: String },
+}
+
+impl NameSource {
+    fn object(&self) -> String {
+        match self {
+            NameSource::Strings(d) => format!("/{d}"),
+            NameSource::Compound { dataset, field } => format!("/{dataset} (field `{field}`)"),
+        }
+    }
 }
 
 /// Where a format keeps things; produced by the format modules.
 #[derive(Debug)]
 pub(crate) struct Layout {
     pub(crate) format: Format,
-    /// HDF5 path of the group holding `data`, `indices`, `indptr` (no leading `/`).
-    pub(crate) matrix: String,
+    pub(crate) storage: Storage,
     /// Cells and file columns, if the format records them (else inferred).
     pub(crate) shape: Option<(usize, usize)>,
     /// One name per file column.
     pub(crate) genes: Vec<String>,
+    /// Where the gene names come from (for `inmf inspect`).
+    pub(crate) genes_object: String,
     /// One id per file column, if the format has them.
     pub(crate) gene_ids: Option<Vec<String>>,
     /// One feature type per file column (10x v3).
     pub(crate) feature_types: Option<Vec<String>>,
-    /// HDF5 path of the cell-name dataset.
-    pub(crate) cell_names: String,
+    /// One genome per file column (10x v3 `features/genome`).
+    pub(crate) genomes: Option<Vec<String>>,
+    pub(crate) cell_names: NameSource,
+    /// Already normalized and scaled values.
+    pub(crate) prescaled: bool,
+    /// Where obs columns are.
+    pub(crate) obs: ObsLayout,
 }
 
 const NONE: u32 = u32::MAX;
 
-/// An opened input file (read-only): a cells × genes count matrix in CSR
-/// form (AnnData CSR, or 10x CSC genes × cells, which is the same layout),
-/// its gene names (made unique) and cell names.
+/// How the matrix is read.
+#[derive(Debug)]
+enum Store {
+    Csr(SparseArrays),
+    Csc(CscStore),
+    Dense(DenseStore),
+}
+
+/// An opened input file (read-only): a cells × genes matrix however the
+/// file stores it (CSR, CSC through a temporary CSR copy, dense by row or
+/// column blocks), its gene names (made unique), cell names and obs
+/// columns.
 ///
-/// Reads of a contiguous run of cells cost one read of `indptr`, then one
-/// read each of `indices` and `data` (anndata-rs' habit), and validate as
-/// they go: row pointers non-decreasing and within the stored values,
-/// column indices in range, values finite and ≥ 0.
+/// Reads of a contiguous run of cells validate as they go: row pointers
+/// non-decreasing and within the stored values, column indices in range,
+/// values finite and ≥ 0.
 #[derive(Debug)]
 pub struct Dataset {
     path: PathBuf,
     name: String,
     format: Format,
     matrix: String,
+    storage: Storage,
     _file: hdf5::File,
-    indptr: hdf5::Dataset,
-    indices: hdf5::Dataset,
-    data: hdf5::Dataset,
-    indptr_kind: NumKind,
-    indices_kind: NumKind,
-    data_kind: NumKind,
+    store: Store,
     n_cells: usize,
-    n_file_cols: usize,
     nnz: usize,
     genes: Vec<String>,
+    genes_object: String,
     gene_ids: Option<Vec<String>>,
     duplicates_renamed: usize,
-    /// File column → presented column, or `NONE` (10x feature-type filter).
+    /// File column → presented column, or `NONE` (10x feature filters).
     col_filter: Option<Vec<u32>>,
+    /// File columns left out by the feature filters, by feature type.
+    features_dropped: Vec<(String, usize)>,
+    prescaled: bool,
     cell_names: hdf5::Dataset,
-    cell_names_object: String,
+    cell_names_source: NameSource,
+    obs: Vec<(ObsColumn, ObsStore)>,
 }
 
 /// Opens an input read-only, detecting its format from its content (not
-/// its extension): AnnData .h5ad (`X`/`obs`/`var`), 10x Genomics .h5 of
-/// Cell Ranger ≥ 3 (`matrix/`) or 2 (one genome group).
+/// its extension): AnnData .h5ad (`X`/`obs`/`var`; CSR, CSC or dense;
+/// anndata < 0.7 compound dataframes too), 10x Genomics .h5 of Cell Ranger
+/// ≥ 3 (`matrix/`) or 2 (genome groups), loom (`matrix`, `row_attrs/`,
+/// `col_attrs/`), LIGER .h5 (`scaleDataSparse/`, prescaled).
 ///
 /// Checks the structure up front (encoding, data types, array lengths,
-/// the ends of `indptr`); values are validated as cells are read.
+/// the ends of `indptr`); values are validated as cells are read. A CSC
+/// matrix is converted to a temporary CSR copy on the first read.
 pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Dataset, ReaderError> {
     Dataset::open(path.as_ref(), options)
 }
@@ -126,122 +214,88 @@ pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Dataset, Re
 impl Dataset {
     fn open(path: &Path, options: &OpenOptions) -> Result<Self, ReaderError> {
         let file = h5::open_read_only(path)?;
-        let layout = detect(&file, path, options)?;
-        let m = &layout.matrix;
-        let get = |name: &str| -> Result<(hdf5::Dataset, String), ReaderError> {
-            let object = format!("/{m}/{name}");
-            if h5::member(&file, &format!("{m}/{name}")) != Member::Dataset {
-                return Err(ReaderError::MissingObject {
-                    path: path.to_owned(),
-                    object,
-                    what: format!("the `{name}` array of the CSR matrix"),
-                });
-            }
-            let ds = file.dataset(&format!("{m}/{name}")).ctx(path, &object)?;
-            if ds.ndim() != 1 {
-                return Err(ReaderError::BadShape {
-                    path: path.to_owned(),
-                    object,
-                    expected: "1 dimension".into(),
-                    found: format!("{} dimensions", ds.ndim()),
-                });
-            }
-            Ok((ds, object))
-        };
-        let (indptr, indptr_obj) = get("indptr")?;
-        let (indices, indices_obj) = get("indices")?;
-        let (data, data_obj) = get("data")?;
-        let indptr_kind = h5::num_kind(&indptr, path, &indptr_obj, false)?;
-        let indices_kind = h5::num_kind(&indices, path, &indices_obj, false)?;
-        let data_kind = h5::num_kind(&data, path, &data_obj, true)?;
-
-        let nnz = data.size();
-        if indices.size() != nnz {
-            return Err(ReaderError::BadShape {
-                path: path.to_owned(),
-                object: indices_obj,
-                expected: format!("{nnz} elements (as many as `{data_obj}`)"),
-                found: format!("{} elements", indices.size()),
-            });
+        let mut layout = detect(&file, path, options)?;
+        if options.prescaled == Some(true) {
+            layout.prescaled = true;
         }
         let n_file_cols = layout.genes.len();
-        let n_cells = match layout.shape {
-            Some((cells, cols)) => {
-                if cols != n_file_cols {
-                    return Err(ReaderError::BadShape {
-                        path: path.to_owned(),
-                        object: format!("/{m} (shape)"),
-                        expected: format!("{n_file_cols} genes (the length of the gene names)"),
-                        found: format!("{cols} genes"),
-                    });
-                }
-                cells
+        let (store, matrix, n_cells, nnz) = match &layout.storage {
+            Storage::Csr(g) => {
+                let a = SparseArrays::open(
+                    &file,
+                    path,
+                    g,
+                    layout.shape.map(|s| s.0),
+                    n_file_cols,
+                    Outer::Cells,
+                )?;
+                check_cols(path, &a.group, layout.shape, n_file_cols)?;
+                let (m, n, z) = (a.group.clone(), a.n_outer, a.nnz);
+                (Store::Csr(a), m, n, z)
             }
-            None => indptr.size().saturating_sub(1),
+            Storage::Csc(g) => {
+                let Some((cells, cols)) = layout.shape else {
+                    return Err(ReaderError::MissingObject {
+                        path: path.to_owned(),
+                        object: format!("/{g}@shape"),
+                        what: "the shape attribute of the CSC matrix (cells, genes)".into(),
+                    });
+                };
+                let a = SparseArrays::open(&file, path, g, Some(cols), cells, Outer::Genes)?;
+                check_cols(path, &a.group, layout.shape, n_file_cols)?;
+                let temp = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+                let (m, z) = (a.group.clone(), a.nnz);
+                (Store::Csc(CscStore::new(a, temp)), m, cells, z)
+            }
+            Storage::Dense { name, genes_first } => {
+                let d = DenseStore::open(&file, path, name, n_file_cols, *genes_first)?;
+                let (m, n, z) = (d.object.clone(), d.n_cells, d.n_cells * d.n_genes);
+                (Store::Dense(d), m, n, z)
+            }
         };
-        if indptr.size() != n_cells + 1 {
-            return Err(ReaderError::BadShape {
-                path: path.to_owned(),
-                object: indptr_obj,
-                expected: format!("{} elements (cells + 1)", n_cells + 1),
-                found: format!("{} elements", indptr.size()),
-            });
-        }
-        // The two ends of indptr: the rest is checked as cells are read.
-        let ends = [
-            h5::read_ints(&indptr, indptr_kind, 0..1).ctx(path, &indptr_obj)?[0],
-            h5::read_ints(&indptr, indptr_kind, n_cells..n_cells + 1).ctx(path, &indptr_obj)?[0],
-        ];
-        if ends[0] < 0 || ends[1] < ends[0] || ends[1] > nnz as i128 {
-            return Err(ReaderError::BadIndptr {
-                path: path.to_owned(),
-                object: indptr_obj,
-                cell: if ends[0] < 0 { 0 } else { n_cells },
-                detail: format!(
-                    "it runs from {} to {}, which is not within the {nnz} stored values",
-                    ends[0], ends[1]
-                ),
-            });
-        }
 
-        let cell_names_object = format!("/{}", layout.cell_names);
-        let cell_names = file.dataset(&layout.cell_names).ctx(path, &cell_names_object)?;
-        if cell_names.size() != n_cells {
+        let cell_names_object = layout.cell_names.object();
+        let cell_ds = match &layout.cell_names {
+            NameSource::Strings(d) | NameSource::Compound { dataset: d, .. } => {
+                file.dataset(d).ctx(path, &cell_names_object)?
+            }
+        };
+        if cell_ds.size() != n_cells {
             return Err(ReaderError::BadShape {
                 path: path.to_owned(),
                 object: cell_names_object,
                 expected: format!("{n_cells} cell names (one per cell of the matrix)"),
-                found: format!("{} names", cell_names.size()),
+                found: format!("{} names", cell_ds.size()),
             });
         }
 
-        let (col_filter, mut genes, gene_ids) = filter_features(&layout, path, options)?;
+        let (col_filter, mut genes, gene_ids, features_dropped) = filter_features(&layout, path, options)?;
         let duplicates_renamed = make_unique(&mut genes);
         let name = options.name.clone().unwrap_or_else(|| {
             path.file_stem()
                 .map_or_else(|| "dataset".into(), |s| s.to_string_lossy().into_owned())
         });
+        let obs = obs::discover(&file, path, &layout.obs, n_cells);
         Ok(Self {
             path: path.to_owned(),
             name,
             format: layout.format,
-            matrix: format!("/{m}"),
+            matrix,
+            storage: layout.storage,
             _file: file,
-            indptr,
-            indices,
-            data,
-            indptr_kind,
-            indices_kind,
-            data_kind,
+            store,
             n_cells,
-            n_file_cols,
             nnz,
             genes,
+            genes_object: layout.genes_object,
             gene_ids,
             duplicates_renamed,
             col_filter,
-            cell_names,
-            cell_names_object,
+            features_dropped,
+            prescaled: layout.prescaled,
+            cell_names: cell_ds,
+            cell_names_source: layout.cell_names,
+            obs,
         })
     }
 
@@ -260,9 +314,19 @@ impl Dataset {
         self.format
     }
 
-    /// HDF5 path of the matrix read (e.g. `/X`, `/raw/X`, `/matrix`).
+    /// HDF5 path of the matrix read (e.g. `/X`, `/raw/X`, `/matrix`,
+    /// `/scaleDataSparse`).
     pub fn matrix_object(&self) -> &str {
         &self.matrix
+    }
+
+    /// Whether the values are already normalized and scaled (LIGER
+    /// `scaleDataSparse/`, `*_scaleData.h5`, or [`OpenOptions::prescaled`]):
+    /// preprocessing then passes them through unchanged (no library-size
+    /// normalization, no gene selection over them, scale factors 1) and a
+    /// source serves them as stored.
+    pub fn is_prescaled(&self) -> bool {
+        self.prescaled
     }
 
     /// Number of cells in the file.
@@ -270,12 +334,13 @@ impl Dataset {
         self.n_cells
     }
 
-    /// Number of genes presented (after the 10x feature-type filter).
+    /// Number of genes presented (after the 10x feature filters).
     pub fn n_genes(&self) -> usize {
         self.genes.len()
     }
 
-    /// Number of stored values of the whole matrix (all features).
+    /// Number of stored values of the whole matrix (all features; cells ×
+    /// genes for a dense matrix).
     pub fn nnz(&self) -> usize {
         self.nnz
     }
@@ -287,7 +352,8 @@ impl Dataset {
     }
 
     /// Gene ids of the presented columns where the file has them (10x
-    /// `features/id`, Cell Ranger 2 `genes`, AnnData `var/gene_ids`).
+    /// `features/id`, Cell Ranger 2 `genes`, AnnData `var/gene_ids`, loom
+    /// `row_attrs/Accession`), as stored (not made unique).
     pub fn gene_ids(&self) -> Option<&[String]> {
         self.gene_ids.as_deref()
     }
@@ -297,22 +363,63 @@ impl Dataset {
         self.duplicates_renamed
     }
 
-    /// Raw counts of cells `cells` (file indices) as a CSR block over the
-    /// presented genes, columns strictly increasing in each row (unsorted
-    /// rows are sorted, repeated columns summed, as scipy does).
+    /// The categorical and string columns of the cells' dataframe (AnnData
+    /// `obs` ≥ 0.7, loom `col_attrs`), in the file's column order. Numeric
+    /// columns and columns that do not match the cells are not listed.
+    pub fn obs_columns(&self) -> Vec<&ObsColumn> {
+        self.obs.iter().map(|(c, _)| c).collect()
+    }
+
+    /// Values of obs column `name` for cells `cells` (file indices):
+    /// strings, or category codes (−1 = missing) into the categories of
+    /// [`Dataset::obs_columns`]. One read of the range.
+    pub fn read_obs_column(&self, name: &str, cells: Range<usize>) -> Result<ObsValues, ReaderError> {
+        self.check_range(&cells)?;
+        let Some((col, store)) = self.obs.iter().find(|(c, _)| c.name == name) else {
+            return Err(ReaderError::MissingObject {
+                path: self.path.clone(),
+                object: format!("obs column {name:?}"),
+                what: format!(
+                    "a categorical or string column of the cells (available: {})",
+                    self.obs
+                        .iter()
+                        .map(|(c, _)| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        };
+        store.read(&self.path, col, cells)
+    }
+
+    /// Raw counts (or prescaled values) of cells `cells` (file indices) as
+    /// a CSR block over the presented genes, columns strictly increasing in
+    /// each row (unsorted rows are sorted, repeated columns summed, as
+    /// scipy does).
     pub fn read_cells(&self, cells: Range<usize>) -> Result<CsrMatrix, ReaderError> {
         let mut b = RawBlock::default();
         self.read_block(cells, &mut b)?;
         Ok(b.into_csr(self.n_genes()))
     }
 
-    /// Names of cells `cells` (file indices): `obs` index or 10x barcodes.
+    /// Names of cells `cells` (file indices): `obs` index, 10x barcodes,
+    /// loom `CellID`.
     pub fn cell_names(&self, cells: Range<usize>) -> Result<Vec<String>, ReaderError> {
         self.check_range(&cells)?;
         if cells.is_empty() {
             return Ok(Vec::new());
         }
-        h5::read_strings(&self.cell_names, Some(cells), &self.path, &self.cell_names_object)
+        let object = self.cell_names_source.object();
+        match &self.cell_names_source {
+            NameSource::Strings(_) => h5::read_strings(&self.cell_names, Some(cells), &self.path, &object),
+            NameSource::Compound { field, dataset } => h5::read_compound_strings(
+                &self.cell_names,
+                field,
+                Some(cells),
+                &self.path,
+                &format!("/{dataset}"),
+            ),
+        }
     }
 
     fn check_range(&self, cells: &Range<usize>) -> Result<(), ReaderError> {
@@ -330,127 +437,175 @@ impl Dataset {
     /// (see [`Dataset::read_cells`]); `out`'s buffers are reused.
     pub(crate) fn read_block(&self, cells: Range<usize>, out: &mut RawBlock) -> Result<(), ReaderError> {
         self.check_range(&cells)?;
-        out.indptr.clear();
-        out.indices.clear();
-        out.data.clear();
-        out.indptr.push(0);
-        if cells.is_empty() {
-            return Ok(());
-        }
-        let (start, n) = (cells.start, cells.len());
-        let obj = || format!("{}/indptr", self.matrix);
-        let ptr =
-            h5::read_ints(&self.indptr, self.indptr_kind, start..cells.end + 1).ctx(&self.path, &obj())?;
-        let nnz = self.nnz as i128;
-        let bad = |cell: usize, detail: String| ReaderError::BadIndptr {
-            path: self.path.clone(),
-            object: obj(),
-            cell,
-            detail,
-        };
-        if !(0..=nnz).contains(&ptr[0]) {
-            return Err(bad(start, format!("it is {}, outside 0..={nnz}", ptr[0])));
-        }
-        for i in 0..n {
-            if ptr[i + 1] < ptr[i] {
-                return Err(bad(
-                    start + i,
-                    format!("it decreases from {} to {}", ptr[i], ptr[i + 1]),
-                ));
-            }
-            if ptr[i + 1] > nnz {
-                return Err(bad(
-                    start + i,
-                    format!("it ends at {}, past the {nnz} stored values", ptr[i + 1]),
-                ));
-            }
-        }
-        let (s, e) = (ptr[0] as usize, ptr[n] as usize);
-        out.indptr.extend(ptr[1..].iter().map(|&p| p as usize - s));
-        let row_of = |indptr: &[usize], pos: usize| start + indptr.partition_point(|&p| p <= pos) - 1;
-
-        let indices_obj = || format!("{}/indices", self.matrix);
-        match h5::read_indices(&self.indices, self.indices_kind, s..e, self.n_file_cols)
-            .ctx(&self.path, &indices_obj())?
-        {
-            Ok(v) => out.indices = v,
-            Err(b) => {
-                return Err(ReaderError::IndexOutOfRange {
-                    path: self.path.clone(),
-                    object: indices_obj(),
-                    cell: row_of(&out.indptr, b.pos),
-                    index: b.value,
-                    n_genes: self.n_file_cols,
-                })
-            }
-        }
-        let data_obj = || format!("{}/data", self.matrix);
-        match h5::read_values(&self.data, self.data_kind, s..e).ctx(&self.path, &data_obj())? {
-            Ok(v) => out.data = v,
-            Err(b) => {
-                return Err(ReaderError::InvalidValue {
-                    path: self.path.clone(),
-                    object: data_obj(),
-                    cell: row_of(&out.indptr, b.pos),
-                    value: b.value,
-                })
-            }
+        match &self.store {
+            Store::Csr(a) => a.read_rows(&self.path, cells, out)?,
+            Store::Csc(c) => c.read(&self.path, cells, out)?,
+            Store::Dense(d) => d.read(&self.path, cells, out)?,
         }
         out.canonicalize(self.col_filter.as_deref());
         Ok(())
     }
-}
 
-/// Applies the 10x feature-type filter: returns the column map (if any
-/// column is left out), the kept gene names and ids.
-#[allow(clippy::type_complexity)]
-fn filter_features(
-    layout: &Layout,
-    path: &Path,
-    options: &OpenOptions,
-) -> Result<(Option<Vec<u32>>, Vec<String>, Option<Vec<String>>), ReaderError> {
-    let (Some(types), Some(wanted)) = (&layout.feature_types, &options.feature_type) else {
-        return Ok((None, layout.genes.clone(), layout.gene_ids.clone()));
-    };
-    if types.iter().all(|t| t == wanted) {
-        return Ok((None, layout.genes.clone(), layout.gene_ids.clone()));
-    }
-    let mut map = vec![NONE; types.len()];
-    let mut next = 0u32;
-    for (c, t) in types.iter().enumerate() {
-        if t == wanted {
-            map[c] = next;
-            next += 1;
+    /// What `inmf inspect` reports about the storage: the HDF5 datasets
+    /// read for the matrix, with a one-line summary each.
+    pub(crate) fn storage_summaries(&self) -> Vec<(String, String)> {
+        match &self.store {
+            Store::Csr(a) | Store::Csc(CscStore { arrays: a, .. }) => {
+                [(&a.data, "data"), (&a.indices, "indices"), (&a.indptr, "indptr")]
+                    .iter()
+                    .map(|(d, n)| (format!("{}/{n}", a.group), h5::storage_summary(d)))
+                    .collect()
+            }
+            Store::Dense(d) => vec![(d.object.clone(), h5::storage_summary(&d.ds))],
         }
     }
-    if next == 0 {
-        let mut found: Vec<String> = types.clone();
+
+    /// How the matrix is stored, in words.
+    pub(crate) fn storage_words(&self) -> String {
+        match &self.storage {
+            Storage::Csr(_) if self.format == Format::AnnData => {
+                "CSR (cells x genes), read by runs of cells".into()
+            }
+            Storage::Csr(_) => "compressed by cell (CSC genes x cells), read by runs of cells".into(),
+            Storage::Csc(_) => {
+                let state = match &self.store {
+                    Store::Csc(c) if c.converted() => "built",
+                    _ => "built on the first read",
+                };
+                format!(
+                    "CSC (compressed gene columns): converted once to a temporary CSR copy ({state}), \
+                     then read by runs of cells"
+                )
+            }
+            Storage::Dense {
+                genes_first: true, ..
+            } => "dense genes x cells, read by column blocks (non-zeros kept)".into(),
+            Storage::Dense { .. } => "dense cells x genes, read by row blocks (non-zeros kept)".into(),
+        }
+    }
+
+    /// Where the gene and cell names come from.
+    pub(crate) fn name_objects(&self) -> (String, String) {
+        (self.genes_object.clone(), self.cell_names_source.object())
+    }
+
+    /// Feature types left out by the 10x filters, with counts.
+    pub(crate) fn features_dropped(&self) -> &[(String, usize)] {
+        &self.features_dropped
+    }
+}
+
+/// Checks the shape's column count against the gene names.
+fn check_cols(
+    path: &Path,
+    group: &str,
+    shape: Option<(usize, usize)>,
+    n_file_cols: usize,
+) -> Result<(), ReaderError> {
+    match shape {
+        Some((_, cols)) if cols != n_file_cols => Err(ReaderError::BadShape {
+            path: path.to_owned(),
+            object: format!("{group} (shape)"),
+            expected: format!("{n_file_cols} genes (the length of the gene names)"),
+            found: format!("{cols} genes"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The outcome of the 10x feature filters: the column map (if any column
+/// is left out), the kept gene names and ids, and what was left out.
+type Filtered = (
+    Option<Vec<u32>>,
+    Vec<String>,
+    Option<Vec<String>>,
+    Vec<(String, usize)>,
+);
+
+/// Applies the 10x feature-type and genome filters.
+fn filter_features(layout: &Layout, path: &Path, options: &OpenOptions) -> Result<Filtered, ReaderError> {
+    let n = layout.genes.len();
+    let by_type = match (&layout.feature_types, &options.feature_type) {
+        (Some(types), Some(wanted)) => Some((types, wanted)),
+        _ => None,
+    };
+    let by_genome = match (&layout.genomes, &options.genome) {
+        (Some(g), Some(wanted)) => Some((g, wanted)),
+        _ => None,
+    };
+    let keep: Vec<bool> = (0..n)
+        .map(|c| by_type.is_none_or(|(t, w)| &t[c] == w) && by_genome.is_none_or(|(g, w)| &g[c] == w))
+        .collect();
+    if keep.iter().all(|&k| k) {
+        return Ok((None, layout.genes.clone(), layout.gene_ids.clone(), Vec::new()));
+    }
+    if !keep.iter().any(|&k| k) {
+        // Name the filter that emptied the set: the type filter if it
+        // alone keeps nothing, else the genome filter.
+        let (object, (values, wanted)) = match (by_type, by_genome) {
+            (Some((t, w)), _) if !t.iter().any(|x| x == w) => ("features/feature_type", (t, w.clone())),
+            (_, Some((g, w))) => ("features/genome", (g, w.clone())),
+            (Some((t, w)), None) => ("features/feature_type", (t, w.clone())),
+            (None, None) => unreachable!("some filter is active when every column is left out"),
+        };
+        let mut found: Vec<String> = values.clone();
         found.sort();
         found.dedup();
+        let group = match &layout.storage {
+            Storage::Csr(g) | Storage::Csc(g) => g.clone(),
+            Storage::Dense { name, .. } => name.clone(),
+        };
         return Err(ReaderError::NoFeatures {
             path: path.to_owned(),
-            object: format!("/{}/features/feature_type", layout.matrix),
-            wanted: wanted.clone(),
+            object: format!("/{group}/{object}"),
+            wanted,
             found,
         });
     }
-    let keep = |v: &Vec<String>| -> Vec<String> {
+    let mut map = vec![NONE; n];
+    let mut next = 0u32;
+    let mut dropped: Vec<(String, usize)> = Vec::new();
+    for c in 0..n {
+        if keep[c] {
+            map[c] = next;
+            next += 1;
+        } else {
+            let t = layout
+                .feature_types
+                .as_ref()
+                .map_or_else(|| "other genome".to_owned(), |t| t[c].clone());
+            match dropped.iter_mut().find(|(k, _)| *k == t) {
+                Some(e) => e.1 += 1,
+                None => dropped.push((t, 1)),
+            }
+        }
+    }
+    let kept = |v: &Vec<String>| -> Vec<String> {
         v.iter()
-            .zip(&map)
-            .filter(|(_, &m)| m != NONE)
+            .zip(&keep)
+            .filter(|(_, &k)| k)
             .map(|(s, _)| s.clone())
             .collect()
     };
     Ok((
-        Some(map.clone()),
-        keep(&layout.genes),
-        layout.gene_ids.as_ref().map(keep),
+        Some(map),
+        kept(&layout.genes),
+        layout.gene_ids.as_ref().map(kept),
+        dropped,
     ))
 }
 
 fn detect(file: &hdf5::File, path: &Path, options: &OpenOptions) -> Result<Layout, ReaderError> {
+    if options.prescaled != Some(false) && liger::is_liger(file) {
+        return liger::layout(file, path, options);
+    }
     if h5::member(file, "matrix") == Member::Group && h5::member(file, "matrix/indptr") == Member::Dataset {
-        return tenx::layout_v3(file, path, options);
+        let mut l = tenx::layout_v3(file, path, options)?;
+        l.prescaled = liger::named_scaled(path);
+        return Ok(l);
+    }
+    if loom::is_loom(file) {
+        return loom::layout(file, path, &options.matrix);
     }
     let anndata = ["X", "obs", "var", "raw", "layers"]
         .iter()

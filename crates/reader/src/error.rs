@@ -30,13 +30,24 @@ pub enum ReaderError {
         source: std::io::Error,
     },
 
+    /// Writing or reading the preprocessed cache failed.
+    #[error(
+        "preprocessed cache {path}: {message}. Check free space and permissions of the cache \
+         directory (--cache DIR), or run without the cache (--no-cache)."
+    )]
+    Cache {
+        /// The cache file or directory.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+
     /// The file carries no HDF5 signature (it is, e.g., a CSV, an .rds, a
     /// Matrix Market file or a truncated download).
     #[error(
-        "{path} is not an HDF5 file (no HDF5 signature found). inmf reads AnnData .h5ad and \
-         10x Genomics .h5 files; convert other formats first (e.g. in Python: \
-         `scanpy.read_10x_mtx(dir).write_h5ad(\"out.h5ad\")`), or re-download the file if it is \
-         truncated."
+        "{path} is not an HDF5 file (no HDF5 signature found). inmf reads AnnData .h5ad, 10x \
+         Genomics .h5, loom and LIGER .h5 files; convert a Matrix Market directory first with \
+         `inmf import DIR --out FILE.h5ad`, or re-download the file if it is truncated."
     )]
     NotHdf5 {
         /// The input file.
@@ -45,10 +56,11 @@ pub enum ReaderError {
 
     /// The expected matrix is not in the file.
     #[error(
-        "{path} has no count matrix at `{object}` (top-level objects found: {}). An AnnData \
-         .h5ad needs `X` (or `raw/X`, `layers/<name>` when asked for); a 10x Genomics .h5 needs \
-         `matrix/` (Cell Ranger 3+) or one genome group (Cell Ranger 2). Choose the matrix with \
-         the matrix option, or re-write the file with anndata/Cell Ranger.",
+        "{path} has no count matrix at `{object}` (objects found: {}). An AnnData .h5ad needs \
+         `X` (or `raw/X`, `layers/<name>` when asked for); a 10x Genomics .h5 needs `matrix/` \
+         (Cell Ranger 3+) or one genome group (Cell Ranger 2; choose one with --genome); a loom \
+         file needs `matrix` (or `layers/<name>`). Choose the matrix with the matrix option, or \
+         re-write the file with anndata/Cell Ranger.",
         list(found)
     )]
     NoMatrix {
@@ -77,9 +89,9 @@ pub enum ReaderError {
 
     /// The matrix is stored in a layout this reader does not read (yet).
     #[error(
-        "{path}: the matrix `{object}` is stored as {found}, but inmf reads only CSR (cells x \
-         genes, `encoding-type` = csr_matrix) for now. Convert and re-write it, e.g. in Python: \
-         `adata.X = scipy.sparse.csr_matrix(adata.X); adata.write_h5ad(\"out.h5ad\")`."
+        "{path}: the matrix `{object}` is stored as {found}, which inmf does not read (it reads \
+         csr_matrix, csc_matrix and 2-D dense arrays of numbers). Convert and re-write it, e.g. \
+         in Python: `adata.X = scipy.sparse.csr_matrix(adata.X); adata.write_h5ad(\"out.h5ad\")`."
     )]
     UnsupportedEncoding {
         /// The input file.
@@ -193,9 +205,10 @@ pub enum ReaderError {
 
     /// The datasets have no gene name in common.
     #[error(
-        "the inputs share no gene names: {}. Genes are matched by name across datasets; check \
-         that all files use the same naming (symbols vs Ensembl IDs, species, upper/lower case) \
-         and rename the genes of the odd file (e.g. `adata.var_names = adata.var[\"gene_ids\"]`).",
+        "the inputs share no gene names: {}. Genes are matched by name across datasets (or by \
+         id with --match-genes id); check that all files use the same naming (symbols vs Ensembl \
+         IDs, species, upper/lower case), match by id if the files carry gene ids, or rename the \
+         genes of the odd file (e.g. `adata.var_names = adata.var[\"gene_ids\"]`).",
         list_paths(paths)
     )]
     NoSharedGenes {
@@ -289,9 +302,83 @@ pub enum ReaderError {
         n_datasets: usize,
     },
 
+    /// A structure of the file is inconsistent in a way the other variants
+    /// do not describe (a CSC column pointer, a feature index of a LIGER
+    /// file, a categorical code).
+    #[error(
+        "{path}: `{object}` is corrupt: {detail}. The file is inconsistent (truncated or written \
+         by a faulty tool); re-write it from the source data."
+    )]
+    Corrupt {
+        /// The input file.
+        path: PathBuf,
+        /// The HDF5 object (or text file line) concerned.
+        object: String,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// A temporary file (the CSR copy of a CSC matrix, the external sort of
+    /// a Matrix Market file) could not be written or read back.
+    #[error(
+        "temporary file in {path}: {error}. Check the free space and permissions of that \
+         directory, or choose another one (the temp-dir option, or the TMPDIR variable)."
+    )]
+    Temp {
+        /// The directory of the temporary file.
+        path: PathBuf,
+        /// The operating-system error (in the message, printed once).
+        error: std::io::Error,
+    },
+
+    /// Genes were to be matched by id but a file has no gene ids.
+    #[error(
+        "{path} has no gene ids (looked for 10x `features/id`, Cell Ranger 2 `genes`, AnnData \
+         `var/gene_ids`, loom `row_attrs/Accession`), so genes cannot be matched by id. Match by \
+         name (--match-genes name) or add the ids to the file."
+    )]
+    NoGeneIds {
+        /// The input file.
+        path: PathBuf,
+    },
+
+    /// A Matrix Market directory or one of its files is malformed.
+    #[error(
+        "{path}{}: {detail}. Matrix Market input needs `matrix.mtx[.gz]` (coordinate, integer, \
+         real or pattern, general), `features.tsv[.gz]` or `genes.tsv[.gz]` and \
+         `barcodes.tsv[.gz]` as Cell Ranger writes them; fix or re-export the directory.",
+        line.map(|l| format!(" line {l}")).unwrap_or_default()
+    )]
+    BadMtx {
+        /// The file (or directory) concerned.
+        path: PathBuf,
+        /// The 1-based line number, when one line is at fault.
+        line: Option<u64>,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// A Matrix Market file is not ordered by cell. Returned only by
+    /// [`crate::MtxDir::cells`] in [`crate::MtxOrder::AsStored`] mode, as
+    /// the signal to start again with [`crate::MtxOrder::SortByCell`].
+    #[error(
+        "{path} line {line}: the entries are not ordered by cell (cell {cell} follows cell \
+         {previous}); they must be sorted first (inmf import does this by itself)."
+    )]
+    MtxUnsorted {
+        /// The matrix file.
+        path: PathBuf,
+        /// The 1-based line of the first entry out of order.
+        line: u64,
+        /// Its cell (0-based).
+        cell: usize,
+        /// The cell before it (0-based).
+        previous: usize,
+    },
+
     /// The HDF5 library reported an error.
     #[error(
-        "HDF5 error in {path} at `{object}`: {source}. The file may be corrupt, truncated or \
+        "HDF5 error in {path} at `{object}`: {error}. The file may be corrupt, truncated or \
          locked by another program (a writer that is still running)."
     )]
     Hdf5 {
@@ -299,8 +386,9 @@ pub enum ReaderError {
         path: PathBuf,
         /// The HDF5 object being accessed.
         object: String,
-        /// The library's error.
-        source: hdf5::Error,
+        /// The library's error (part of the message, not a separate
+        /// source, so `{:#}` chains print it once).
+        error: hdf5::Error,
     },
 }
 

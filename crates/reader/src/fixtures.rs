@@ -16,6 +16,43 @@ pub(crate) struct RawCsr {
 }
 
 impl RawCsr {
+    /// The transposed matrix (CSR of the transpose = CSC of `self`), rows
+    /// in increasing column order.
+    pub fn transpose(&self) -> Self {
+        let mut rows = vec![Vec::new(); self.n_cols];
+        for r in 0..self.n_rows {
+            for k in self.indptr[r] as usize..self.indptr[r + 1] as usize {
+                rows[self.indices[k] as usize].push((r as i64, self.data[k]));
+            }
+        }
+        let mut m = RawCsr {
+            n_rows: self.n_cols,
+            n_cols: self.n_rows,
+            indptr: vec![0],
+            indices: vec![],
+            data: vec![],
+        };
+        for row in rows {
+            for (c, v) in row {
+                m.indices.push(c);
+                m.data.push(v);
+            }
+            m.indptr.push(m.data.len() as i64);
+        }
+        m
+    }
+
+    /// Dense rows.
+    pub fn to_dense(&self) -> Vec<Vec<f64>> {
+        let mut d = vec![vec![0.0; self.n_cols]; self.n_rows];
+        for (r, row) in d.iter_mut().enumerate() {
+            for k in self.indptr[r] as usize..self.indptr[r + 1] as usize {
+                row[self.indices[k] as usize] += self.data[k];
+            }
+        }
+        d
+    }
+
     pub fn from_dense(rows: &[Vec<f64>]) -> Self {
         let n_cols = rows.first().map_or(0, Vec::len);
         let mut m = RawCsr {
@@ -195,9 +232,16 @@ pub(crate) fn csr_group(g: &hdf5::Group, m: &RawCsr, o: &Opts, enc: Enc) {
         }
         Enc::Dense => unreachable!(),
     }
-    numeric(g, "data", &m.data, &o.data, o);
-    numeric(g, "indices", &m.indices, &o.indices, o);
-    numeric(g, "indptr", &m.indptr, &o.indptr, o);
+    let t;
+    let arrays = if enc == Enc::Csc {
+        t = m.transpose();
+        &t
+    } else {
+        m
+    };
+    numeric(g, "data", &arrays.data, &o.data, o);
+    numeric(g, "indices", &arrays.indices, &o.indices, o);
+    numeric(g, "indptr", &arrays.indptr, &o.indptr, o);
 }
 
 /// What a test .h5ad holds besides X.
@@ -209,6 +253,109 @@ pub(crate) struct H5adExtras {
     pub raw: bool,
     /// Also write `layers/<name>` (same matrix).
     pub layer: Option<String>,
+    /// Write `obs`/`var` as anndata < 0.7 compound datasets (index field
+    /// `index`; `var` also `gene_ids` when given).
+    pub legacy_frames: bool,
+    /// `var/gene_ids`.
+    pub gene_ids: Option<Vec<String>>,
+    /// Extra obs columns.
+    pub obs: Vec<ObsCol>,
+}
+
+/// An obs column of a test .h5ad.
+#[derive(Debug, Clone)]
+pub(crate) enum ObsCol {
+    /// anndata ≥ 0.8 categorical group.
+    Categorical {
+        name: String,
+        categories: Vec<String>,
+        codes: Vec<i8>,
+        ordered: bool,
+    },
+    /// anndata 0.7 categorical: codes dataset + `obs/__categories/name`.
+    Legacy {
+        name: String,
+        categories: Vec<String>,
+        codes: Vec<i16>,
+    },
+    /// A string-array column.
+    Strings { name: String, values: Vec<String> },
+    /// A numeric column (not carried).
+    Numbers { name: String, values: Vec<f64> },
+}
+
+#[derive(hdf5::H5Type, Clone)]
+#[repr(C)]
+struct LegacyObs {
+    index: VarLenUnicode,
+}
+
+#[derive(hdf5::H5Type, Clone)]
+#[repr(C)]
+struct LegacyVar {
+    index: FixedAscii<16>,
+    gene_ids: VarLenUnicode,
+    n_cells: i64,
+}
+
+fn obs_columns(file: &hdf5::File, cols: &[ObsCol]) {
+    let g = file.group("obs").unwrap();
+    let mut order = Vec::new();
+    for c in cols {
+        match c {
+            ObsCol::Categorical {
+                name,
+                categories,
+                codes,
+                ordered,
+            } => {
+                let cg = g.create_group(name).unwrap();
+                str_attr(&cg, "encoding-type", "categorical");
+                str_attr(&cg, "encoding-version", "0.2.0");
+                cg.new_attr::<bool>()
+                    .shape(())
+                    .create("ordered")
+                    .unwrap()
+                    .write_scalar(ordered)
+                    .unwrap();
+                strings(&cg, "categories", categories, Str::VarUnicode);
+                cg.new_dataset_builder().with_data(codes).create("codes").unwrap();
+                order.push(name.clone());
+            }
+            ObsCol::Legacy {
+                name,
+                categories,
+                codes,
+            } => {
+                g.new_dataset_builder()
+                    .with_data(codes)
+                    .create(name.as_str())
+                    .unwrap();
+                let cats = match g.group("__categories") {
+                    Ok(c) => c,
+                    Err(_) => g.create_group("__categories").unwrap(),
+                };
+                strings(&cats, name, categories, Str::FixedAscii);
+                order.push(name.clone());
+            }
+            ObsCol::Strings { name, values } => {
+                strings(&g, name, values, Str::VarUnicode);
+                order.push(name.clone());
+            }
+            ObsCol::Numbers { name, values } => {
+                g.new_dataset_builder()
+                    .with_data(values)
+                    .create(name.as_str())
+                    .unwrap();
+                order.push(name.clone());
+            }
+        }
+    }
+    let order: Vec<VarLenUnicode> = order.iter().map(|s| s.parse().unwrap()).collect();
+    g.new_attr_builder()
+        .with_data(&order)
+        .create("column-order")
+        .unwrap();
 }
 
 /// Writes an .h5ad with `m` as X (cells × genes).
@@ -239,8 +386,33 @@ pub(crate) fn write_h5ad(
             csr_group(&g, m, o, enc);
         }
     }
-    dataframe(&file, "obs", cells, o);
-    dataframe(&file, "var", genes, o);
+    if extras.legacy_frames {
+        let obs: Vec<LegacyObs> = cells
+            .iter()
+            .map(|c| LegacyObs {
+                index: c.parse().unwrap(),
+            })
+            .collect();
+        file.new_dataset_builder().with_data(&obs).create("obs").unwrap();
+        let ids = extras.gene_ids.clone().unwrap_or_else(|| genes.to_vec());
+        let var: Vec<LegacyVar> = genes
+            .iter()
+            .zip(&ids)
+            .map(|(g, id)| LegacyVar {
+                index: FixedAscii::from_ascii(g).unwrap(),
+                gene_ids: id.parse().unwrap(),
+                n_cells: 1,
+            })
+            .collect();
+        file.new_dataset_builder().with_data(&var).create("var").unwrap();
+    } else {
+        dataframe(&file, "obs", cells, o);
+        dataframe(&file, "var", genes, o);
+        if let Some(ids) = &extras.gene_ids {
+            strings(&file.group("var").unwrap(), "gene_ids", ids, o.strings);
+        }
+        obs_columns(&file, &extras.obs);
+    }
     if extras.raw {
         let raw = file.create_group("raw").unwrap();
         let g = raw.create_group("X").unwrap();
@@ -340,4 +512,168 @@ impl Rng {
 
 pub(crate) fn names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// Writes a loom file holding `m` (cells × genes) as `/matrix` genes ×
+/// cells (float32, chunked like loompy's 64 × 64), with `row_attrs/Gene`,
+/// `row_attrs/Accession`, `col_attrs/CellID` and extra string col_attrs.
+pub(crate) fn write_loom(
+    path: &Path,
+    m: &RawCsr,
+    genes: &[String],
+    ids: &[String],
+    cells: &[String],
+    extra: &[(&str, Vec<String>)],
+) {
+    let file = hdf5::File::create(path).unwrap();
+    let mut dense = vec![0.0f32; m.n_rows * m.n_cols];
+    for r in 0..m.n_rows {
+        for k in m.indptr[r] as usize..m.indptr[r + 1] as usize {
+            dense[m.indices[k] as usize * m.n_rows + r] = m.data[k] as f32;
+        }
+    }
+    let a = ndarray::Array2::from_shape_vec((m.n_cols, m.n_rows), dense).unwrap();
+    file.new_dataset_builder()
+        .with_data(&a)
+        .chunk((m.n_cols.clamp(1, 64), m.n_rows.clamp(1, 64)))
+        .deflate(2)
+        .create("matrix")
+        .unwrap();
+    file.create_group("layers").unwrap();
+    let rows = file.create_group("row_attrs").unwrap();
+    strings(&rows, "Gene", genes, Str::VarUnicode);
+    strings(&rows, "Accession", ids, Str::VarUnicode);
+    let cols = file.create_group("col_attrs").unwrap();
+    strings(&cols, "CellID", cells, Str::VarAscii);
+    for (name, v) in extra {
+        strings(&cols, name, v, Str::VarUnicode);
+    }
+    file.create_group("col_graphs").unwrap();
+    file.create_group("row_graphs").unwrap();
+}
+
+/// Writes an rliger-style LIGER .h5: the raw counts `m` in the 10x v3
+/// layout plus `scaleDataSparse/` holding `scaled` (cells × the features
+/// at 1-based positions `feature_idx`), double values, int indices.
+pub(crate) fn write_liger(
+    path: &Path,
+    m: &RawCsr,
+    genes: &[String],
+    barcodes: &[String],
+    scaled: &RawCsr,
+    feature_idx: &[i32],
+) {
+    let ids = names("ENSG", genes.len());
+    let types = vec!["Gene Expression".to_string(); genes.len()];
+    write_10x_v3(path, m, genes, &ids, &types, barcodes, &Opts::default());
+    let file = hdf5::File::open_rw(path).unwrap();
+    let g = file.create_group("scaleDataSparse").unwrap();
+    let o = Opts {
+        data: float(8),
+        indices: int(4),
+        indptr: int(4),
+        chunk: Some(2048),
+        ..Opts::default()
+    };
+    numeric(&g, "data", &scaled.data, &o.data, &o);
+    numeric(&g, "indices", &scaled.indices, &o.indices, &o);
+    numeric(&g, "indptr", &scaled.indptr, &o.indptr, &o);
+    g.new_dataset_builder()
+        .with_data(feature_idx)
+        .create("featureIdx")
+        .unwrap();
+}
+
+/// How a test Matrix Market directory is written.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MtxOpts {
+    /// Gzip every file.
+    pub gz: bool,
+    /// Shuffle the entries (not ordered by cell).
+    pub shuffle: bool,
+    /// Store cells × features.
+    pub transposed: bool,
+    /// Old layout: `genes.tsv` with two columns.
+    pub genes_tsv: bool,
+    /// Add this to the entry count of the header (a lying header).
+    pub header_extra: i64,
+}
+
+/// Writes `m` (cells × genes) as a Cell Ranger style Matrix Market
+/// directory: `matrix.mtx` (features × cells, integer), `features.tsv`
+/// (id, name, type), `barcodes.tsv`.
+pub(crate) fn write_mtx(
+    dir: &Path,
+    m: &RawCsr,
+    ids: &[String],
+    genes: &[String],
+    types: &[String],
+    barcodes: &[String],
+    o: MtxOpts,
+) {
+    use std::io::Write;
+    std::fs::create_dir_all(dir).unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.join(if o.gz {
+            format!("{name}.gz")
+        } else {
+            name.to_owned()
+        });
+        let f = std::fs::File::create(p).unwrap();
+        if o.gz {
+            let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+            e.write_all(text.as_bytes()).unwrap();
+            e.finish().unwrap();
+        } else {
+            let mut f = f;
+            f.write_all(text.as_bytes()).unwrap();
+        }
+    };
+    let mut entries = Vec::new();
+    for r in 0..m.n_rows {
+        for k in m.indptr[r] as usize..m.indptr[r + 1] as usize {
+            let (cell, gene) = (r + 1, m.indices[k] as usize + 1);
+            let v = m.data[k];
+            entries.push(if o.transposed {
+                format!("{cell} {gene} {v}")
+            } else {
+                format!("{gene} {cell} {v}")
+            });
+        }
+    }
+    if o.shuffle {
+        let mut rng = Rng(99);
+        for i in (1..entries.len()).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            entries.swap(i, j);
+        }
+    }
+    let (rows, cols) = if o.transposed {
+        (m.n_rows, m.n_cols)
+    } else {
+        (m.n_cols, m.n_rows)
+    };
+    let mut text = String::from("%%MatrixMarket matrix coordinate integer general\n%metadata_json: {}\n");
+    text.push_str(&format!(
+        "{rows} {cols} {}\n",
+        entries.len() as i64 + o.header_extra
+    ));
+    for e in &entries {
+        text.push_str(e);
+        text.push('\n');
+    }
+    write("matrix.mtx", text);
+    let mut f = String::new();
+    for i in 0..genes.len() {
+        if o.genes_tsv {
+            f.push_str(&format!("{}\t{}\n", ids[i], genes[i]));
+        } else {
+            f.push_str(&format!("{}\t{}\t{}\n", ids[i], genes[i], types[i]));
+        }
+    }
+    write(if o.genes_tsv { "genes.tsv" } else { "features.tsv" }, f);
+    write(
+        "barcodes.tsv",
+        barcodes.iter().map(|b| format!("{b}\n")).collect(),
+    );
 }

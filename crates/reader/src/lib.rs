@@ -4,20 +4,33 @@
 //! streaming passes and serves preprocessed mini-batches to the learner
 //! through its [`inmf_learner::CellSource`] boundary, from a reader thread.
 //!
-//! - **Formats** ([`open`]), detected by content: AnnData .h5ad with a CSR
-//!   `X`, `raw/X` or `layers/<name>` ([`MatrixLocation`]); 10x Genomics .h5
-//!   of Cell Ranger ≥ 3 (`matrix/`, "Gene Expression" features by default)
-//!   and 2 (one genome group). Any integer or float storage type; fixed or
-//!   variable-length, ASCII or UTF-8 names. A run of cells is one read of
-//!   `indptr`, then one read each of `indices` and `data`, validated as it
-//!   goes (pointers monotone, indices in range, values finite and ≥ 0).
+//! - **Formats** ([`open`]), detected by content, all read-only and
+//!   streamed: AnnData .h5ad with `X`, `raw/X` or `layers/<name>`
+//!   ([`MatrixLocation`]) stored as CSR, CSC (converted once to a temporary
+//!   CSR copy by an external bucket sort, ≈ 50 MB of memory) or dense (row
+//!   blocks), dataframes of anndata ≥ 0.7 or older compound ones; 10x
+//!   Genomics .h5 of Cell Ranger ≥ 3 (`matrix/`, "Gene Expression" features
+//!   by default) and 2 (genome groups; [`OpenOptions::genome`]); loom
+//!   (`/matrix` genes × cells, column blocks); LIGER .h5 of rliger
+//!   (`scaleDataSparse/`, read as prescaled: [`Dataset::is_prescaled`]).
+//!   Matrix Market directories are streamed cell by cell ([`open_mtx`]) for
+//!   `inmf import`; [`inspect`] describes any input. Any integer or float
+//!   storage type; fixed or variable-length, ASCII or UTF-8 names;
+//!   categorical and string obs columns ([`Dataset::read_obs_column`]). A
+//!   run of CSR cells is one read of `indptr`, then one read each of
+//!   `indices` and `data`, validated as it goes (pointers monotone, indices
+//!   in range, values finite and ≥ 0).
 //! - **Preprocessing** (ALGORITHMS.md §9; [`Hdf5Source::preprocess`]), one
 //!   streaming pass per dataset: nUMI_c = Σ_g x_gc, x̃ = x / nUMI (all-zero
 //!   cells dropped, [`CellMap`] keeps indices in sync), per gene Σ x̃ and
-//!   Σ x̃²; genes matched by name across datasets; rliger's selectGenes
+//!   Σ x̃²; genes matched by name or id ([`GeneKey`]) across datasets;
+//!   rliger's selectGenes
 //!   (α* = α/#genes, upper_g = μ_g + z_{1−α*/2}·sqrt(μ_g ν / n), keep g iff
 //!   σ²_g/ν > upper_g and log10 σ²_g > log10(μ_g ν) + thresh) combined by
-//!   union or intersection; scaleNotCenter s_g = sqrt(Σ_c x̃²/(n − 1)).
+//!   union or intersection; cells without counts in the model's genes
+//!   dropped too (a second, arithmetic-free pass after a selection);
+//!   scaleNotCenter s_g = sqrt(Σ_c x̃²/(n − 1)). Prescaled datasets pass
+//!   through (their genes, scale 1, no normalization).
 //! - **Serving**: [`Hdf5Source`] returns x̂ = x̃ / s_g over the model genes;
 //!   [`spawn_reader`] streams a plan's mini-batches through a bounded
 //!   channel.
@@ -43,17 +56,28 @@
 #![deny(missing_docs)]
 
 mod anndata;
+mod arrays;
+mod cache;
 mod cellmap;
+mod csc;
 mod dataset;
+mod dense;
 mod error;
+mod fingerprint;
 mod h5;
+mod inspect;
+mod liger;
+mod loom;
+mod mtx;
 mod names;
+mod obs;
 mod params;
 mod preprocess;
 mod quantile;
 mod report;
 mod select;
 mod source;
+mod spill;
 mod stats;
 mod stream;
 mod tenx;
@@ -62,11 +86,18 @@ mod tenx;
 mod fixtures;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_inputs;
 
+pub use cache::CACHE_FORMAT_VERSION;
 pub use cellmap::CellMap;
 pub use dataset::{open, Dataset, Format, MatrixLocation, OpenOptions};
 pub use error::ReaderError;
-pub use params::{CheckedPreprocessParams, Combine, GeneSelection, PreprocessParams};
+pub use fingerprint::fingerprint;
+pub use inspect::{inspect, Inspection};
+pub use mtx::{open_mtx, Barcodes, MtxCells, MtxDir, MtxField, MtxOrder};
+pub use obs::{read_obs_kept, ObsColumn, ObsKind, ObsValues};
+pub use params::{CheckedPreprocessParams, Combine, GeneKey, GeneSelection, PreprocessParams};
 pub use report::{DatasetReport, PreprocessReport};
-pub use source::Hdf5Source;
+pub use source::{CacheLookup, Hdf5Source};
 pub use stream::{spawn_reader, BatchResult, ReadRequest, ReaderHandles};

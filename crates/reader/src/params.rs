@@ -15,6 +15,18 @@ pub enum Combine {
     Intersection,
 }
 
+/// What identifies a gene across datasets (and against given genes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GeneKey {
+    /// Gene names (made unique scanpy-style within each file). Default.
+    #[default]
+    Name,
+    /// Gene ids (10x `features/id`, Cell Ranger 2 `genes`, AnnData
+    /// `var/gene_ids`, loom `row_attrs/Accession`), made unique the same
+    /// way; every file must have them. The model's genes are then ids.
+    Id,
+}
+
 /// rliger's `selectGenes` (ALGORITHMS.md §9), per dataset on x̃ = x / nUMI,
 /// with μ_g, σ²_g (n − 1) over the kept cells and ν = mean_c(1/nUMI_c):
 /// α* = `alpha` / #genes of the dataset,
@@ -67,6 +79,9 @@ pub struct PreprocessParams {
     /// Cells read per chunk in the statistics pass; memory is about
     /// `chunk_cells` × (non-zeros per cell) × 8 bytes. Default 4096.
     pub chunk_cells: usize,
+    /// How genes are matched across datasets and against `genes`.
+    /// Default [`GeneKey::Name`].
+    pub match_genes: GeneKey,
 }
 
 impl Default for PreprocessParams {
@@ -76,6 +91,7 @@ impl Default for PreprocessParams {
             genes: None,
             min_genes_present: 0.5,
             chunk_cells: 4096,
+            match_genes: GeneKey::Name,
         }
     }
 }

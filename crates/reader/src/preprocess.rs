@@ -1,25 +1,84 @@
 //! Orchestration of ALGORITHMS.md §9 over opened datasets: match genes by
-//! name (fail fast, before any pass), one statistics pass per dataset,
-//! selectGenes and its combination (or given genes), scaleNotCenter's
+//! name or id (fail fast, before any pass), one statistics pass per
+//! dataset, selectGenes and its combination (or given genes), a second
+//! pass dropping cells without counts in the selected genes, scaleNotCenter's
 //! factors, and the report.
+//!
+//! Prescaled datasets ([`Dataset::is_prescaled`]) are passed through: their
+//! genes (shared among the prescaled datasets, by the chosen key) become
+//! the model's genes unless genes are given, no selection runs, their scale
+//! factors are 1, and raw datasets of the same run are normalized and
+//! scaled over those genes as if they had been given. Their statistics
+//! pass only finds empty cells.
 
 use crate::cellmap::CellMap;
 use crate::dataset::Dataset;
 use crate::error::ReaderError;
-use crate::params::{CheckedPreprocessParams, Combine};
+use crate::names::make_unique;
+use crate::params::{CheckedPreprocessParams, Combine, GeneKey};
 use crate::report::{DatasetReport, PreprocessReport};
 use crate::select::{combine, find_genes, match_genes, select_dataset};
-use crate::stats::gene_stats;
+use crate::stats::{cells_without, gene_stats, GeneStats};
 
 /// One dataset's preprocessing result.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
-    /// Kept cells.
+    /// Kept cells: non-zero counts, some in the model's genes.
     pub(crate) cells: CellMap,
     /// Presented column of each model gene.
     pub(crate) model_cols: Vec<Option<usize>>,
-    /// s_g per model gene.
+    /// s_g per model gene (1 for a prescaled dataset).
     pub(crate) scale: Vec<f64>,
+}
+
+/// Per dataset, the keys genes are matched by and how many were renamed.
+fn gene_keys(datasets: &[Dataset], key: GeneKey) -> Result<(Vec<Vec<String>>, Vec<usize>), ReaderError> {
+    let mut keys = Vec::with_capacity(datasets.len());
+    let mut renamed = Vec::with_capacity(datasets.len());
+    for d in datasets {
+        match key {
+            GeneKey::Name => {
+                keys.push(d.gene_names().to_vec());
+                renamed.push(d.duplicate_genes_renamed());
+            }
+            GeneKey::Id => {
+                let Some(ids) = d.gene_ids() else {
+                    return Err(ReaderError::NoGeneIds {
+                        path: d.path().to_owned(),
+                    });
+                };
+                let mut k = ids.to_vec();
+                renamed.push(make_unique(&mut k));
+                keys.push(k);
+            }
+        }
+    }
+    Ok((keys, renamed))
+}
+
+/// One flag per presented column of a dataset: is it a model gene?
+fn model_mask(n_cols: usize, model_cols: &[Option<usize>]) -> Vec<bool> {
+    let mut m = vec![false; n_cols];
+    for &c in model_cols.iter().flatten() {
+        m[c] = true;
+    }
+    m
+}
+
+/// Merges two increasing lists of file cells.
+fn merge(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if j == b.len() || (i < a.len() && a[i] < b[j]) {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out
 }
 
 /// Runs the passes; `names` are the datasets' unique names (for the report).
@@ -36,16 +95,49 @@ pub(crate) fn preprocess(
             expected: "at least one input file".into(),
         });
     }
-    let paths = || datasets.iter().map(|d| d.path().to_owned()).collect::<Vec<_>>();
-    let lists: Vec<&[String]> = datasets.iter().map(Dataset::gene_names).collect();
+    let paths = |only: &dyn Fn(&Dataset) -> bool| {
+        datasets
+            .iter()
+            .filter(|d| only(d))
+            .map(|d| d.path().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let (keys, renamed) = gene_keys(datasets, p.match_genes)?;
+    let lists: Vec<&[String]> = keys.iter().map(Vec::as_slice).collect();
     let matching = match_genes(&lists);
 
+    // Genes known before the passes: given, else the prescaled datasets'.
+    let fixed: Option<Vec<String>> = match &p.genes {
+        Some(g) => Some(g.clone()),
+        None if datasets.iter().any(Dataset::is_prescaled) => {
+            let pre: Vec<&[String]> = datasets
+                .iter()
+                .zip(&lists)
+                .filter(|(d, _)| d.is_prescaled())
+                .map(|(_, l)| *l)
+                .collect();
+            let shared = match_genes(&pre).shared;
+            if shared.is_empty() {
+                return Err(ReaderError::NoSharedGenes {
+                    paths: paths(&Dataset::is_prescaled),
+                });
+            }
+            Some(shared)
+        }
+        None if matching.shared.is_empty() => {
+            return Err(ReaderError::NoSharedGenes {
+                paths: paths(&|_| true),
+            })
+        }
+        None => None,
+    };
+
     // Fail fast on gene sets, before the (long) passes.
-    let given_cols = match &p.genes {
+    let fixed_cols = match &fixed {
         Some(wanted) => {
             let mut cols = Vec::with_capacity(datasets.len());
-            for d in datasets {
-                let (c, missing) = find_genes(d.gene_names(), wanted);
+            for (d, list) in datasets.iter().zip(&lists) {
+                let (c, missing) = find_genes(list, wanted);
                 let present = (wanted.len() - missing.len()) as f64 / wanted.len() as f64;
                 if present < p.min_genes_present || missing.len() == wanted.len() {
                     return Err(ReaderError::MissingGenes {
@@ -59,14 +151,16 @@ pub(crate) fn preprocess(
             }
             Some(cols)
         }
-        None if matching.shared.is_empty() => return Err(ReaderError::NoSharedGenes { paths: paths() }),
         None => None,
     };
 
-    let mut stats = Vec::with_capacity(datasets.len());
-    for d in datasets {
-        let s = gene_stats(d, p.chunk_cells)?;
-        if s.n() < 2 {
+    let mut stats: Vec<GeneStats> = Vec::with_capacity(datasets.len());
+    for (i, d) in datasets.iter().enumerate() {
+        let mask = fixed_cols.as_ref().map(|c| model_mask(d.n_genes(), &c[i]));
+        let s = gene_stats(d, p.chunk_cells, mask.as_deref())?;
+        // Variances need n ≥ 2; prescaled values need no statistics.
+        let min = if d.is_prescaled() { 1 } else { 2 };
+        if s.n() < min {
             return Err(ReaderError::TooFewCells {
                 path: d.path().to_owned(),
                 kept: s.n(),
@@ -76,8 +170,8 @@ pub(crate) fn preprocess(
         stats.push(s);
     }
 
-    let (genes, model_cols, per_dataset_selected) = match (given_cols, &p.genes) {
-        (Some(cols), Some(wanted)) => (wanted.clone(), cols, vec![None; datasets.len()]),
+    let (genes, model_cols, per_dataset_selected) = match (fixed_cols, fixed) {
+        (Some(cols), Some(wanted)) => (wanted, cols, vec![None; datasets.len()]),
         _ => {
             let sel = &p.selection;
             let decisions: Vec<Vec<bool>> = datasets
@@ -98,7 +192,7 @@ pub(crate) fn preprocess(
                     .map(|(n, c)| format!("{n}: {c}"))
                     .collect();
                 return Err(ReaderError::NoGenesSelected {
-                    paths: paths(),
+                    paths: paths(&|_| true),
                     detail: format!(
                         "alpha {}, var_thresh {}, n_genes {}, combine {}; genes selected per dataset: {}",
                         sel.alpha,
@@ -112,12 +206,17 @@ pub(crate) fn preprocess(
                     ),
                 });
             }
-            let genes = chosen.iter().map(|&i| matching.shared[i].clone()).collect();
-            let cols = matching
+            let genes: Vec<String> = chosen.iter().map(|&i| matching.shared[i].clone()).collect();
+            let cols: Vec<Vec<Option<usize>>> = matching
                 .cols
                 .iter()
                 .map(|c| chosen.iter().map(|&i| Some(c[i])).collect())
                 .collect();
+            // The second pass: cells without counts in the selected genes.
+            for ((d, s), c) in datasets.iter().zip(stats.iter_mut()).zip(&cols) {
+                let mask = model_mask(d.n_genes(), c);
+                s.no_model = cells_without(d, &s.cells, &mask, p.chunk_cells)?;
+            }
             (genes, cols, counts.into_iter().map(Some).collect())
         }
     };
@@ -125,22 +224,37 @@ pub(crate) fn preprocess(
     let mut prepared = Vec::with_capacity(datasets.len());
     let mut reports = Vec::with_capacity(datasets.len());
     for (i, (d, (s, cols))) in datasets.iter().zip(stats.into_iter().zip(model_cols)).enumerate() {
-        let scale = cols.iter().map(|c| c.map_or(0.0, |c| s.scale(c))).collect();
+        let scale: Vec<f64> = if d.is_prescaled() {
+            cols.iter().map(|c| if c.is_some() { 1.0 } else { 0.0 }).collect()
+        } else {
+            cols.iter().map(|c| c.map_or(0.0, |c| s.scale(c))).collect()
+        };
         let genes_missing = cols.iter().filter(|c| c.is_none()).count();
+        let all_zero = s.cells.dropped().len();
+        let cells = CellMap::new(s.cells.n_total(), merge(s.cells.dropped(), &s.no_model));
+        if cells.n_kept() == 0 {
+            return Err(ReaderError::TooFewCells {
+                path: d.path().to_owned(),
+                kept: 0,
+                dropped: cells.dropped().len(),
+            });
+        }
         reports.push(DatasetReport {
             name: names[i].clone(),
             path: d.path().to_owned(),
-            cells_total: s.cells.n_total(),
-            cells_kept: s.cells.n_kept(),
-            cells_dropped: s.cells.dropped().len(),
+            cells_total: cells.n_total(),
+            cells_kept: cells.n_kept(),
+            cells_dropped: all_zero,
+            cells_no_model_counts: s.no_model.len(),
+            prescaled: d.is_prescaled(),
             genes: d.n_genes(),
             genes_not_shared: matching.not_shared[i],
             genes_missing,
-            duplicate_genes_renamed: d.duplicate_genes_renamed(),
+            duplicate_genes_renamed: renamed[i],
             genes_selected: per_dataset_selected[i],
         });
         prepared.push(Prepared {
-            cells: s.cells,
+            cells,
             model_cols: cols,
             scale,
         });
@@ -151,4 +265,16 @@ pub(crate) fn preprocess(
         genes_selected: genes.len(),
     };
     Ok((genes, prepared, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_interleaves() {
+        assert_eq!(merge(&[1, 4, 9], &[0, 5, 10, 11]), vec![0, 1, 4, 5, 9, 10, 11]);
+        assert_eq!(merge(&[], &[2]), vec![2]);
+        assert_eq!(merge(&[3], &[]), vec![3]);
+    }
 }

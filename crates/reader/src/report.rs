@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// One dataset's preprocessing summary.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DatasetReport {
     /// Dataset name (unique within the run).
     pub name: String,
@@ -12,11 +12,20 @@ pub struct DatasetReport {
     pub path: PathBuf,
     /// Cells in the file.
     pub cells_total: usize,
-    /// Cells with non-zero counts (presented to the learner).
+    /// Cells presented to the learner: non-zero counts, some of them in
+    /// the model's genes.
     pub cells_kept: usize,
     /// All-zero cells dropped (rliger issues #175/#237: indices stay in sync
     /// through [`crate::CellMap`]).
     pub cells_dropped: usize,
+    /// Cells with counts, but none in the model's genes, dropped too (they
+    /// would get H = 0); also kept in sync through [`crate::CellMap`].
+    #[serde(default)]
+    pub cells_no_model_counts: usize,
+    /// Whether the file held already normalized and scaled values (passed
+    /// through: no normalization, no selection, scale factors 1).
+    #[serde(default)]
+    pub prescaled: bool,
     /// Genes presented by the file (after the 10x feature-type filter).
     pub genes: usize,
     /// Of those, genes absent from at least one other dataset.
@@ -31,7 +40,7 @@ pub struct DatasetReport {
 }
 
 /// The whole run's preprocessing summary.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PreprocessReport {
     /// Per dataset, in input order.
     pub datasets: Vec<DatasetReport>,
@@ -46,9 +55,17 @@ impl fmt::Display for PreprocessReport {
         for d in &self.datasets {
             write!(
                 f,
-                "{}: {} cells ({} kept, {} all-zero dropped), {} genes ({} not shared",
-                d.name, d.cells_total, d.cells_kept, d.cells_dropped, d.genes, d.genes_not_shared
+                "{}: {} cells ({} kept, {} all-zero dropped",
+                d.name, d.cells_total, d.cells_kept, d.cells_dropped
             )?;
+            if d.cells_no_model_counts > 0 {
+                write!(
+                    f,
+                    ", {} without counts in the model genes dropped",
+                    d.cells_no_model_counts
+                )?;
+            }
+            write!(f, "), {} genes ({} not shared", d.genes, d.genes_not_shared)?;
             if d.duplicate_genes_renamed > 0 {
                 write!(f, ", {} duplicate names renamed", d.duplicate_genes_renamed)?;
             }
@@ -56,6 +73,9 @@ impl fmt::Display for PreprocessReport {
                 write!(f, ", {} model genes missing (read as zeros)", d.genes_missing)?;
             }
             write!(f, ")")?;
+            if d.prescaled {
+                write!(f, ", prescaled (passed through)")?;
+            }
             if let Some(s) = d.genes_selected {
                 write!(f, ", {s} selected")?;
             }

@@ -4,15 +4,19 @@
 //! straight to x̂ = x / nUMI / s_g over the model genes (ALGORITHMS.md §9).
 
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use inmf_learner::{CellSource, CsrMatrix};
 
+use crate::cache::{
+    build_entry, cache_key, cache_key_of, open_entry, CacheMeta, CacheReader, CACHE_FORMAT_VERSION,
+};
 use crate::cellmap::CellMap;
 use crate::dataset::{Dataset, RawBlock};
 use crate::error::ReaderError;
 use crate::names::make_unique;
 use crate::params::CheckedPreprocessParams;
-use crate::preprocess::preprocess;
+use crate::preprocess::{preprocess, Prepared};
 use crate::report::PreprocessReport;
 use crate::stats::numi;
 
@@ -27,6 +31,8 @@ struct Part {
     scale: Vec<f64>,
     /// 1/s_g per model gene (0 where s_g = 0, so x̂ = 0 there).
     inv_scale: Vec<f64>,
+    /// File column of each model gene (None: absent, reads as zero).
+    model_cols: Vec<Option<usize>>,
     /// Presented column → model column, or `NONE`.
     col_map: Vec<u32>,
     /// Whether `col_map` increases along presented columns (then decoded
@@ -52,6 +58,19 @@ pub struct Hdf5Source {
     genes: Vec<String>,
     names: Vec<String>,
     report: PreprocessReport,
+    /// When set, preprocessed blocks are read from this cache entry
+    /// instead of being decoded from the inputs.
+    cache: Option<CacheReader>,
+}
+
+/// The outcome of [`Hdf5Source::from_cache`].
+#[derive(Debug)]
+pub enum CacheLookup {
+    /// A complete entry for these inputs and parameters: the source serves
+    /// blocks from it (no pass over the inputs was needed).
+    Hit(Box<Hdf5Source>, PathBuf),
+    /// No usable entry: the datasets are handed back for [`Hdf5Source::preprocess`].
+    Miss(Vec<Dataset>),
 }
 
 impl Hdf5Source {
@@ -62,6 +81,86 @@ impl Hdf5Source {
         let mut names: Vec<String> = datasets.iter().map(|d| d.name().to_owned()).collect();
         make_unique(&mut names);
         let (genes, prepared, report) = preprocess(&datasets, &names, params)?;
+        Ok(Self::assemble(datasets, names, genes, prepared, report))
+    }
+
+    /// Looks for a preprocessed cache entry of these inputs and parameters
+    /// under `cache_root` (see the `cache` module) and, if a complete one
+    /// exists, returns a source serving from it without any pass over the
+    /// inputs.
+    pub fn from_cache(
+        datasets: Vec<Dataset>,
+        params: &CheckedPreprocessParams,
+        cache_root: &Path,
+    ) -> Result<CacheLookup, ReaderError> {
+        let key = cache_key(&datasets, params)?;
+        let dir = cache_root.join(&key);
+        match open_entry(&dir, &key)? {
+            Some(entry) if entry.meta.names.len() == datasets.len() => {
+                let prepared = entry
+                    .per_dataset
+                    .into_iter()
+                    .zip(&entry.meta.n_total)
+                    .map(|((dropped, model_cols, scale), &n)| Prepared {
+                        cells: CellMap::new(n, dropped),
+                        model_cols,
+                        scale,
+                    })
+                    .collect();
+                let mut src = Self::assemble(
+                    datasets,
+                    entry.meta.names,
+                    entry.meta.genes,
+                    prepared,
+                    entry.meta.report,
+                );
+                src.cache = Some(entry.reader);
+                Ok(CacheLookup::Hit(Box::new(src), dir))
+            }
+            _ => Ok(CacheLookup::Miss(datasets)),
+        }
+    }
+
+    /// Writes this source's preprocessed cells into a cache entry under
+    /// `cache_root` (one pass over the inputs; `params` must be those the
+    /// source was preprocessed with) and serves blocks from it afterwards.
+    pub fn build_cache(
+        &mut self,
+        params: &CheckedPreprocessParams,
+        cache_root: &Path,
+    ) -> Result<PathBuf, ReaderError> {
+        let files: Vec<&Dataset> = self.parts.iter().map(|p| &p.file).collect();
+        let key = cache_key_of(&files, params)?;
+        let meta = CacheMeta {
+            version: CACHE_FORMAT_VERSION,
+            key: key.clone(),
+            genes: self.genes.clone(),
+            names: self.names.clone(),
+            report: self.report.clone(),
+            n_total: self.parts.iter().map(|p| p.cells.n_total()).collect(),
+        };
+        let per: Vec<_> = self
+            .parts
+            .iter()
+            .map(|p| (p.cells.dropped().to_vec(), p.model_cols.clone(), p.scale.clone()))
+            .collect();
+        self.cache = None;
+        let built = build_entry(self, cache_root, &meta, &per)?;
+        let entry = open_entry(&built, &key)?.ok_or_else(|| ReaderError::Cache {
+            path: built.clone(),
+            message: "the entry just built cannot be opened".into(),
+        })?;
+        self.cache = Some(entry.reader);
+        Ok(built)
+    }
+
+    fn assemble(
+        datasets: Vec<Dataset>,
+        names: Vec<String>,
+        genes: Vec<String>,
+        prepared: Vec<Prepared>,
+        report: PreprocessReport,
+    ) -> Self {
         let parts = datasets
             .into_iter()
             .zip(prepared)
@@ -88,6 +187,7 @@ impl Hdf5Source {
                     cells: p.cells,
                     scale: p.scale,
                     inv_scale,
+                    model_cols: p.model_cols,
                     col_map,
                     monotone,
                     block: RawBlock::default(),
@@ -95,12 +195,18 @@ impl Hdf5Source {
                 }
             })
             .collect();
-        Ok(Self {
+        Self {
             parts,
             genes,
             names,
             report,
-        })
+            cache: None,
+        }
+    }
+
+    /// True when blocks are served from a preprocessed cache.
+    pub fn is_cached(&self) -> bool {
+        self.cache.is_some()
     }
 
     /// The model's genes, in column order.
@@ -197,7 +303,8 @@ impl Hdf5Source {
                 continue;
             }
             let (cols, vals) = part.block.row(r);
-            let total = numi(vals);
+            // Prescaled inputs (LIGER scaled data) are already x̂ up to s_g = 1.
+            let total = if part.file.is_prescaled() { 1.0 } else { numi(vals) };
             // A kept cell has nUMI > 0; guard anyway (a file changed under us).
             if total > 0.0 {
                 if part.monotone {
@@ -234,6 +341,15 @@ impl Hdf5Source {
     }
 
     fn decode_runs(&mut self, dataset: usize, runs: &[Range<usize>]) -> Result<CsrMatrix, ReaderError> {
+        if self.cache.is_some() {
+            for r in runs {
+                self.part(dataset, r)?;
+            }
+        }
+        if let Some(cache) = &mut self.cache {
+            debug_assert_eq!(cache.n_genes(), self.genes.len());
+            return cache.read_runs(dataset, runs);
+        }
         let mut out = Out {
             indptr: vec![0],
             indices: Vec::new(),

@@ -3,12 +3,16 @@
 //! `features/{id,name,feature_type}`. Cell Ranger 2: one group per genome
 //! with the same arrays and `genes`, `gene_names`. Both are CSC genes ×
 //! cells, i.e. each cell's non-zeros are contiguous: CSR cells × genes.
+//! Several genomes: Cell Ranger 2 keeps one group each (choose with
+//! [`OpenOptions::genome`]); Cell Ranger ≥ 3 tags each feature with
+//! `features/genome` (the same option filters them).
 
 use std::path::Path;
 
-use crate::dataset::{Format, Layout, MatrixLocation, OpenOptions};
+use crate::dataset::{Format, Layout, MatrixLocation, NameSource, OpenOptions, Storage};
 use crate::error::ReaderError;
 use crate::h5::{self, Ctx, Member};
+use crate::obs::ObsLayout;
 
 /// Cell Ranger ≥ 3 layout.
 pub(crate) fn layout_v3(
@@ -21,9 +25,11 @@ pub(crate) fn layout_v3(
     let genes = strings(file, path, "matrix/features/name", "the gene names")?;
     let gene_ids = optional(file, path, "matrix/features/id")?;
     let feature_types = optional(file, path, "matrix/features/feature_type")?;
+    let genomes = optional(file, path, "matrix/features/genome")?;
     for (what, v) in [
         ("features/id", &gene_ids),
         ("features/feature_type", &feature_types),
+        ("features/genome", &genomes),
     ] {
         if let Some(v) = v {
             if v.len() != genes.len() {
@@ -37,18 +43,30 @@ pub(crate) fn layout_v3(
         }
     }
     require(file, path, "matrix/barcodes", "the cell barcodes")?;
+    if let (Some(wanted), None) = (&options.genome, &genomes) {
+        return Err(ReaderError::MissingObject {
+            path: path.to_owned(),
+            object: "/matrix/features/genome".into(),
+            what: format!("the genome of each feature, needed to keep genome {wanted:?}"),
+        });
+    }
     Ok(Layout {
         format: Format::TenXV3,
-        matrix: "matrix".into(),
+        storage: Storage::Csr("matrix".into()),
         shape: Some((n_cells, n_genes)),
         genes,
+        genes_object: "/matrix/features/name".into(),
         gene_ids,
         feature_types,
-        cell_names: "matrix/barcodes".into(),
+        genomes,
+        cell_names: NameSource::Strings("matrix/barcodes".into()),
+        prescaled: false,
+        obs: ObsLayout::None,
     })
 }
 
-/// Cell Ranger 2 layout: exactly one top-level genome group.
+/// Cell Ranger 2 layout: one top-level genome group (the only one, or the
+/// one named by [`OpenOptions::genome`]).
 pub(crate) fn layout_v2(
     file: &hdf5::File,
     path: &Path,
@@ -64,11 +82,15 @@ pub(crate) fn layout_v2(
         })
         .cloned()
         .collect();
-    let [g] = genomes.as_slice() else {
-        let (object, found) = if genomes.is_empty() {
-            ("X".to_owned(), top)
-        } else {
-            ("<one genome group>".to_owned(), genomes)
+    let chosen: Vec<&String> = match &options.genome {
+        Some(w) => genomes.iter().filter(|g| *g == w).collect(),
+        None => genomes.iter().collect(),
+    };
+    let [g] = chosen.as_slice() else {
+        let (object, found) = match (&options.genome, genomes.is_empty()) {
+            (None, true) => ("X".to_owned(), top),
+            (Some(w), _) => (w.clone(), genomes),
+            (None, false) => ("<one genome group: choose with --genome>".to_owned(), genomes),
         };
         return Err(ReaderError::NoMatrix {
             path: path.to_owned(),
@@ -85,12 +107,16 @@ pub(crate) fn layout_v2(
     };
     Ok(Layout {
         format: Format::TenXV2,
-        matrix: g.clone(),
+        storage: Storage::Csr((*g).clone()),
         shape: Some((n_cells, n_genes)),
         genes,
+        genes_object: format!("/{g}/gene_names"),
         gene_ids: Some(ids),
         feature_types: None,
-        cell_names: format!("{g}/barcodes"),
+        genomes: None,
+        cell_names: NameSource::Strings(format!("{g}/barcodes")),
+        prescaled: false,
+        obs: ObsLayout::None,
     })
 }
 
@@ -108,7 +134,7 @@ fn only_x(file: &hdf5::File, path: &Path, options: &OpenOptions) -> Result<(), R
 }
 
 /// `shape` = [genes, cells].
-fn shape(file: &hdf5::File, path: &Path, name: &str) -> Result<(usize, usize), ReaderError> {
+pub(crate) fn shape(file: &hdf5::File, path: &Path, name: &str) -> Result<(usize, usize), ReaderError> {
     let object = format!("/{name}");
     require(file, path, name, "the matrix shape [genes, cells]")?;
     let ds = file.dataset(name).ctx(path, &object)?;
@@ -124,7 +150,7 @@ fn shape(file: &hdf5::File, path: &Path, name: &str) -> Result<(usize, usize), R
     }
 }
 
-fn require(file: &hdf5::File, path: &Path, name: &str, what: &str) -> Result<(), ReaderError> {
+pub(crate) fn require(file: &hdf5::File, path: &Path, name: &str, what: &str) -> Result<(), ReaderError> {
     if h5::member(file, name) == Member::Dataset {
         Ok(())
     } else {
@@ -136,14 +162,23 @@ fn require(file: &hdf5::File, path: &Path, name: &str, what: &str) -> Result<(),
     }
 }
 
-fn strings(file: &hdf5::File, path: &Path, name: &str, what: &str) -> Result<Vec<String>, ReaderError> {
+pub(crate) fn strings(
+    file: &hdf5::File,
+    path: &Path,
+    name: &str,
+    what: &str,
+) -> Result<Vec<String>, ReaderError> {
     require(file, path, name, what)?;
     let object = format!("/{name}");
     let ds = file.dataset(name).ctx(path, &object)?;
     h5::read_strings(&ds, None, path, &object)
 }
 
-fn optional(file: &hdf5::File, path: &Path, name: &str) -> Result<Option<Vec<String>>, ReaderError> {
+pub(crate) fn optional(
+    file: &hdf5::File,
+    path: &Path,
+    name: &str,
+) -> Result<Option<Vec<String>>, ReaderError> {
     if h5::member(file, name) != Member::Dataset {
         return Ok(None);
     }

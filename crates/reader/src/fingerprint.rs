@@ -14,20 +14,25 @@ use std::path::Path;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::error::DriverError;
+use crate::error::ReaderError;
 
 const WINDOW: u64 = 64 * 1024;
 const WINDOWS: u64 = 16;
 
 /// Fingerprint of the file at `path` as 16 hex digits.
-pub fn fingerprint(path: &Path) -> Result<String, DriverError> {
-    let io = |source| DriverError::Io { path: path.to_path_buf(), source };
+pub fn fingerprint(path: &Path) -> Result<String, ReaderError> {
+    let io = |source| ReaderError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let size = f.metadata().map_err(io)?.len();
     let mut h = Xxh3::new();
     h.update(&size.to_le_bytes());
     let mut buf = vec![0u8; WINDOW as usize];
-    let mut offsets: Vec<u64> = (0..WINDOWS).map(|i| size.saturating_sub(WINDOW) * i / WINDOWS).collect();
+    let mut offsets: Vec<u64> = (0..WINDOWS)
+        .map(|i| size.saturating_sub(WINDOW) * i / WINDOWS)
+        .collect();
     offsets.push(size.saturating_sub(WINDOW));
     for off in offsets {
         f.seek(SeekFrom::Start(off)).map_err(io)?;

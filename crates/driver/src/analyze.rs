@@ -1,0 +1,830 @@
+//! `inmf analyze`: from a run's factors to answers (ALGORITHMS.md §10).
+//!
+//! Reads `RUN_DIR/result.h5ad` (H = `obsm['X_inmf']`, `obs['dataset']`,
+//! the objective per epoch), runs [`inmf_analysis::analyze`] (quantile
+//! normalization, kNN graph, Leiden, UMAP, metrics), writes the plots, and
+//! adds to `result.h5ad`:
+//!
+//! | element | content |
+//! |---|---|
+//! | `obsm['X_inmf_norm']` | quantile-normalized H, cells × K, float64 |
+//! | `obsm['X_umap']` | UMAP layout, cells × 2, float32 (scanpy's name) |
+//! | `obs['cluster']` | Leiden cluster, categorical `"0"`, `"1"`, … (0 = largest) |
+//! | `obs[LABELS]` | the label column, categorical, when it came from the inputs |
+//! | `uns['inmf']['metrics']` | `alignment`, `kbet_acceptance`, `silhouette`; with labels also `ari`, `nmi`, `purity`, `silhouette_labels` |
+//! | `uns['inmf']['analysis']` | parameters and facts: seed, resolution, reference, n_clusters, kNN recall, … |
+//!
+//! The file is rewritten through a temporary copy renamed over the original
+//! when complete: a failure never leaves a half-written `result.h5ad`.
+//! Running `analyze` again replaces these elements.
+//!
+//! Labels (`--labels COLUMN`) are read from `obs[COLUMN]` of `result.h5ad`
+//! if present, else from the input files recorded in `RUN_DIR/model.h5`
+//! (categorical, string or integer `obs` columns of `.h5ad` inputs), each
+//! cell mapped through `obs['dataset']` and `obs['cell_index']` (its row in
+//! its input file), then copied into `result.h5ad`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hdf5::types::VarLenUnicode;
+use hdf5::{Group, Location};
+use inmf_analysis::{
+    analyze, composition_plot, embedding_plot, objective_plot, Analysis, AnalysisError, AnalysisInput,
+    AnalysisParams, Labels, Metrics, MISSING,
+};
+use ndarray::{Array2, ArrayView2};
+
+use crate::error::DriverError;
+use crate::output::TempPath;
+use crate::run::peak_rss_bytes;
+
+/// What `inmf analyze` is asked to do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalyzeRequest {
+    /// The run directory (holds `result.h5ad` and `model.h5`).
+    pub run_dir: PathBuf,
+    /// Label column for ARI, NMI and purity (e.g. `cell_type`).
+    pub labels: Option<String>,
+    /// Leiden resolution γ.
+    pub resolution: f64,
+    /// Reference dataset of the quantile normalization (default: the largest).
+    pub reference: Option<String>,
+    /// Where the plots go (default `RUN_DIR/analysis`).
+    pub out_dir: Option<PathBuf>,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl AnalyzeRequest {
+    /// A request with the defaults: no labels, resolution 1, largest
+    /// dataset as reference, plots in `RUN_DIR/analysis`, seed 1.
+    pub fn new(run_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            run_dir: run_dir.into(),
+            labels: None,
+            resolution: 1.0,
+            reference: None,
+            out_dir: None,
+            seed: 1,
+        }
+    }
+}
+
+/// What `inmf analyze` did.
+#[derive(Clone, Debug)]
+pub struct AnalyzeSummary {
+    /// The updated result file.
+    pub result: PathBuf,
+    /// Cells analysed.
+    pub cells: usize,
+    /// Factors K.
+    pub k: usize,
+    /// Dataset names and cell counts.
+    pub datasets: Vec<(String, usize)>,
+    /// Reference dataset of the quantile normalization.
+    pub reference: String,
+    /// Label column and where it was found, if labels were used.
+    pub labels: Option<(String, String)>,
+    /// Clusters found.
+    pub n_clusters: usize,
+    /// Edges of the SNN graph that was clustered.
+    pub snn_edges: usize,
+    /// The metrics.
+    pub metrics: Metrics,
+    /// kNN graph: neighbours, approximate?, recall on a sample.
+    pub knn: inmf_analysis::KnnInfo,
+    /// Plot files (PNG and SVG).
+    pub plots: Vec<PathBuf>,
+    /// Wall time per step, seconds.
+    pub seconds: Vec<(String, f64)>,
+    /// Total wall time, seconds.
+    pub total_seconds: f64,
+    /// Peak resident memory of the process, bytes (Linux).
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl fmt::Display for AnalyzeSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ds: Vec<String> = self.datasets.iter().map(|(n, c)| format!("{n} ({c})")).collect();
+        writeln!(
+            f,
+            "inmf analyze: {} cells, K = {}, datasets {}; reference {}",
+            self.cells,
+            self.k,
+            ds.join(", "),
+            self.reference
+        )?;
+        let recall = match self.knn.recall {
+            Some(r) => format!(", recall {r:.3} vs exact on a sample"),
+            None => String::new(),
+        };
+        writeln!(
+            f,
+            "  kNN graph: k = {}, {}{recall}; SNN graph {} edges; {} Leiden clusters",
+            self.knn.k,
+            if self.knn.approximate {
+                format!("NN-descent ({} iterations)", self.knn.iterations)
+            } else {
+                "exact".to_string()
+            },
+            self.snn_edges,
+            self.n_clusters
+        )?;
+        match &self.labels {
+            Some((col, from)) => writeln!(f, "  labels: obs['{col}'] from {from}")?,
+            None => writeln!(f, "  labels: none (use --labels COLUMN for ARI, NMI, purity)")?,
+        }
+        writeln!(f, "metrics:")?;
+        write!(f, "{}", self.metrics.table())?;
+        writeln!(f, "plots:")?;
+        for p in &self.plots {
+            writeln!(f, "  {}", p.display())?;
+        }
+        writeln!(f, "results added to {}", self.result.display())?;
+        let steps: Vec<String> = self
+            .seconds
+            .iter()
+            .map(|(s, t)| format!("{s} {t:.1} s"))
+            .collect();
+        write!(f, "time: {:.1} s ({})", self.total_seconds, steps.join(", "))?;
+        if let Some(b) = self.peak_rss_bytes {
+            write!(f, "; peak RSS {:.0} MB", b as f64 / 1048576.0)?;
+        }
+        writeln!(f)
+    }
+}
+
+fn analysis_err(e: AnalysisError) -> DriverError {
+    match e {
+        AnalysisError::InvalidParameter(m) => DriverError::InvalidParameter(m),
+        AnalysisError::InvalidData(m) => {
+            DriverError::InvalidParameter(format!("cannot analyse this run: {m}"))
+        }
+        AnalysisError::Clustering(m) => DriverError::Internal(format!("clustering failed: {m}")),
+        AnalysisError::Plot { path, reason } => DriverError::InvalidOutput { path, reason },
+    }
+}
+
+fn h5(path: &Path, what: impl Into<String>) -> impl FnOnce(hdf5::Error) -> DriverError + '_ {
+    let what = what.into();
+    move |source| DriverError::Hdf5 {
+        path: path.to_path_buf(),
+        what,
+        source,
+    }
+}
+
+/// The pieces of `result.h5ad` the analysis reads.
+struct RunData {
+    h: Array2<f64>,
+    datasets: Vec<u32>,
+    dataset_names: Vec<String>,
+    cell_index: Vec<i64>,
+    objective: Vec<f64>,
+}
+
+fn read_strings(ds: &hdf5::Dataset) -> hdf5::Result<Vec<String>> {
+    Ok(ds
+        .read_raw::<VarLenUnicode>()?
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect())
+}
+
+fn read_run(path: &Path) -> Result<RunData, DriverError> {
+    if !path.exists() {
+        return Err(DriverError::InvalidParameter(format!(
+            "{} does not exist; give the output directory of `inmf run` (it holds result.h5ad)",
+            path.display()
+        )));
+    }
+    let f = hdf5::File::open(path).map_err(h5(path, "opening the result file"))?;
+    let h: Array2<f64> = f.dataset("obsm/X_inmf").and_then(|d| d.read_2d()).map_err(h5(
+        path,
+        "reading obsm/X_inmf (H); is this a result.h5ad of `inmf run`?",
+    ))?;
+    let cat = f.group("obs/dataset").map_err(h5(path, "opening obs/dataset"))?;
+    let dataset_names = cat
+        .dataset("categories")
+        .and_then(|d| read_strings(&d))
+        .map_err(h5(path, "reading obs/dataset/categories"))?;
+    let codes: Vec<i32> = cat
+        .dataset("codes")
+        .and_then(|d| d.read_raw())
+        .map_err(h5(path, "reading obs/dataset/codes"))?;
+    let cell_index: Vec<i64> = f
+        .dataset("obs/cell_index")
+        .and_then(|d| d.read_raw())
+        .map_err(h5(path, "reading obs/cell_index"))?;
+    let objective: Vec<f64> = f
+        .dataset("uns/inmf/objective_per_epoch")
+        .and_then(|d| d.read_raw())
+        .unwrap_or_default();
+    let n = h.nrows();
+    if codes.len() != n || cell_index.len() != n {
+        return Err(DriverError::InvalidParameter(format!(
+            "{}: obsm/X_inmf has {n} rows but obs/dataset has {} and obs/cell_index {}; the file is inconsistent",
+            path.display(),
+            codes.len(),
+            cell_index.len()
+        )));
+    }
+    let mut datasets = Vec::with_capacity(n);
+    for (c, &d) in codes.iter().enumerate() {
+        if d < 0 || d as usize >= dataset_names.len() {
+            return Err(DriverError::InvalidParameter(format!(
+                "{}: cell {c} has dataset code {d} outside the {} categories",
+                path.display(),
+                dataset_names.len()
+            )));
+        }
+        datasets.push(d as u32);
+    }
+    Ok(RunData {
+        h,
+        datasets,
+        dataset_names,
+        cell_index,
+        objective,
+    })
+}
+
+/// An `obs` column read as categories and codes (−1 = missing).
+struct Column {
+    categories: Vec<String>,
+    codes: Vec<i32>,
+}
+
+/// Reads `obs/NAME` of an AnnData file as a categorical: a categorical
+/// group, a string array (categories = sorted distinct values), or an
+/// integer/boolean array (categories = the distinct values as text).
+/// `Ok(None)` when the file has no such column.
+fn read_obs_column(path: &Path, name: &str) -> Result<Option<Column>, DriverError> {
+    let f = hdf5::File::open(path).map_err(h5(path, "opening"))?;
+    let Ok(obs) = f.group("obs") else {
+        return Ok(None);
+    };
+    if !obs.link_exists(name) {
+        return Ok(None);
+    }
+    let what = format!("reading obs/{name}");
+    if let Ok(g) = obs.group(name) {
+        let categories = g
+            .dataset("categories")
+            .and_then(|d| read_strings(&d))
+            .map_err(h5(path, format!("{what}/categories (categorical columns only)")))?;
+        let codes: Vec<i32> = g
+            .dataset("codes")
+            .and_then(|d| d.read_raw())
+            .map_err(h5(path, format!("{what}/codes")))?;
+        return Ok(Some(Column { categories, codes }));
+    }
+    let ds = obs.dataset(name).map_err(h5(path, what.clone()))?;
+    let values: Vec<String> = if let Ok(v) = read_strings(&ds) {
+        v
+    } else if let Ok(v) = ds.read_raw::<i64>() {
+        v.iter().map(|x| x.to_string()).collect()
+    } else {
+        return Err(DriverError::InvalidParameter(format!(
+            "{}: obs/{name} is neither categorical, text nor integer; use a cell-type-like column",
+            path.display()
+        )));
+    };
+    let mut categories = values.clone();
+    categories.sort();
+    categories.dedup();
+    let codes = values
+        .iter()
+        .map(|v| categories.binary_search(v).map_or(-1, |i| i as i32))
+        .collect();
+    Ok(Some(Column { categories, codes }))
+}
+
+/// The input files of the run (dataset name → path) from `model.h5`.
+fn input_paths(run_dir: &Path) -> Result<Vec<(String, PathBuf)>, DriverError> {
+    let path = run_dir.join("model.h5");
+    let f = hdf5::File::open(&path).map_err(h5(&path, "opening the model file (to find the inputs)"))?;
+    let g = f.group("datasets").map_err(h5(&path, "opening datasets/"))?;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while g.link_exists(&i.to_string()) {
+        let d = g
+            .group(&i.to_string())
+            .map_err(h5(&path, format!("opening datasets/{i}")))?;
+        let attr = |name: &str| -> Result<String, DriverError> {
+            d.attr(name)
+                .and_then(|a| a.read_scalar::<VarLenUnicode>())
+                .map(|s| s.as_str().to_string())
+                .map_err(h5(&path, format!("reading datasets/{i} attribute {name}")))
+        };
+        out.push((attr("name")?, PathBuf::from(attr("path")?)));
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Finds an input file recorded with a (maybe relative) path.
+fn locate(recorded: &Path, run_dir: &Path) -> Option<PathBuf> {
+    if recorded.exists() {
+        return Some(recorded.to_path_buf());
+    }
+    if recorded.is_relative() {
+        for base in [Some(run_dir), run_dir.parent()].into_iter().flatten() {
+            let p = base.join(recorded);
+            if p.exists() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// Labels for every cell of the run: from `result.h5ad` or the inputs.
+/// Returns (codes with [`MISSING`], names, where found, copy into result?).
+fn read_labels(
+    req: &AnalyzeRequest,
+    result: &Path,
+    run: &RunData,
+    column: &str,
+) -> Result<(Vec<u32>, Vec<String>, String, bool), DriverError> {
+    if let Some(col) = read_obs_column(result, column)? {
+        if col.codes.len() != run.h.nrows() {
+            return Err(DriverError::InvalidParameter(format!(
+                "{}: obs/{column} has {} rows for {} cells",
+                result.display(),
+                col.codes.len(),
+                run.h.nrows()
+            )));
+        }
+        let codes = col
+            .codes
+            .iter()
+            .map(|&c| if c < 0 { MISSING } else { c as u32 })
+            .collect();
+        return Ok((codes, col.categories, "result.h5ad".into(), false));
+    }
+    let inputs = input_paths(&req.run_dir)?;
+    let mut names: Vec<String> = Vec::new();
+    let mut codes = vec![MISSING; run.h.nrows()];
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for (d, dname) in run.dataset_names.iter().enumerate() {
+        let Some((_, recorded)) = inputs.iter().find(|(n, _)| n == dname) else {
+            missing.push(format!("{dname} (not in model.h5)"));
+            continue;
+        };
+        let Some(path) = locate(recorded, &req.run_dir) else {
+            missing.push(format!(
+                "{dname} ({} not found; run analyze from the directory `inmf run` ran in)",
+                recorded.display()
+            ));
+            continue;
+        };
+        let is_h5ad = path.extension().is_some_and(|e| e == "h5ad");
+        let col = if is_h5ad {
+            read_obs_column(&path, column)?
+        } else {
+            None
+        };
+        let Some(col) = col else {
+            missing.push(format!("{dname} ({} has no obs/{column})", path.display()));
+            continue;
+        };
+        // Merge categories by name.
+        let map: Vec<u32> = col
+            .categories
+            .iter()
+            .map(|c| match names.iter().position(|x| x == c) {
+                Some(i) => i as u32,
+                None => {
+                    names.push(c.clone());
+                    (names.len() - 1) as u32
+                }
+            })
+            .collect();
+        for (c, _) in run.datasets.iter().enumerate().filter(|(_, &x)| x as usize == d) {
+            let row = run.cell_index[c];
+            let code = usize::try_from(row).ok().and_then(|r| col.codes.get(r)).copied().ok_or_else(|| {
+                DriverError::InvalidParameter(format!(
+                    "{}: obs/{column} has {} rows but result.h5ad maps a cell to row {row}; was the input changed since the run?",
+                    path.display(),
+                    col.codes.len()
+                ))
+            })?;
+            codes[c] = if code < 0 { MISSING } else { map[code as usize] };
+        }
+        found.push(path.display().to_string());
+    }
+    if found.is_empty() {
+        return Err(DriverError::InvalidParameter(format!(
+            "label column {column:?} is neither in obs of {} nor in the inputs: {}",
+            result.display(),
+            missing.join("; ")
+        )));
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: no labels for {}; their cells are left out of ARI, NMI and purity",
+            missing.join("; ")
+        );
+    }
+    Ok((codes, names, format!("the inputs ({})", found.join(", ")), true))
+}
+
+/// Runs `inmf analyze` (see the module doc); `progress` receives one line
+/// per step.
+pub fn run_analyze(
+    req: &AnalyzeRequest,
+    progress: &mut dyn FnMut(&str),
+) -> Result<AnalyzeSummary, DriverError> {
+    let t0 = Instant::now();
+    if !(req.resolution.is_finite() && req.resolution > 0.0) {
+        return Err(DriverError::InvalidParameter(format!(
+            "--resolution {}: use a positive number (1 is the usual start; higher gives more clusters)",
+            req.resolution
+        )));
+    }
+    let result = req.run_dir.join("result.h5ad");
+    let run = read_run(&result)?;
+    let (n, k) = run.h.dim();
+    progress(&format!(
+        "read H: {n} cells × {k} factors from {}",
+        result.display()
+    ));
+    let reference = match &req.reference {
+        Some(name) => Some(run.dataset_names.iter().position(|d| d == name).ok_or_else(|| {
+            DriverError::InvalidParameter(format!(
+                "--reference {name:?} is not a dataset of this run; choose one of {}",
+                run.dataset_names.join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let labels = match &req.labels {
+        Some(col) => Some(read_labels(req, &result, &run, col)?),
+        None => None,
+    };
+    let mut params = AnalysisParams::new(req.seed);
+    params.cluster.resolution = req.resolution;
+    params.quantile.reference = reference;
+    let input = AnalysisInput {
+        h: run.h.view(),
+        datasets: &run.datasets,
+        dataset_names: &run.dataset_names,
+        labels: labels
+            .as_ref()
+            .map(|(codes, names, _, _)| Labels { codes, names }),
+    };
+    let analysis = analyze(&input, &params, &mut |step, s| {
+        progress(&format!("{step}: {s:.1} s"))
+    })
+    .map_err(analysis_err)?;
+
+    // Plots.
+    let t = Instant::now();
+    let out_dir = req
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| req.run_dir.join("analysis"));
+    std::fs::create_dir_all(&out_dir).map_err(|source| DriverError::Io {
+        path: out_dir.clone(),
+        source,
+    })?;
+    let plots = write_plots(&out_dir, &run, &analysis, labels.as_ref(), req)?;
+    progress(&format!("plots: {:.1} s", t.elapsed().as_secs_f64()));
+
+    // Results into result.h5ad (temporary copy, renamed when complete).
+    let t = Instant::now();
+    let label_copy = match (&req.labels, &labels) {
+        (Some(col), Some((codes, names, _, true))) => {
+            Some((col.as_str(), codes.as_slice(), names.as_slice()))
+        }
+        _ => None,
+    };
+    update_result(&result, &analysis, label_copy, req, &run.dataset_names)?;
+    progress(&format!(
+        "result.h5ad updated: {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+
+    let mut seconds: Vec<(String, f64)> = analysis
+        .seconds
+        .iter()
+        .map(|(s, t)| (s.to_string(), *t))
+        .collect();
+    seconds.push(("plots and output".into(), t.elapsed().as_secs_f64()));
+    let mut counts = vec![0usize; run.dataset_names.len()];
+    for &d in &run.datasets {
+        counts[d as usize] += 1;
+    }
+    Ok(AnalyzeSummary {
+        result,
+        cells: n,
+        k,
+        datasets: run.dataset_names.iter().cloned().zip(counts).collect(),
+        reference: run.dataset_names[analysis.reference].clone(),
+        labels: match (&req.labels, &labels) {
+            (Some(col), Some((_, _, from, _))) => Some((col.clone(), from.clone())),
+            _ => None,
+        },
+        n_clusters: analysis.n_clusters,
+        snn_edges: analysis.snn_edges,
+        metrics: analysis.metrics.clone(),
+        knn: analysis.knn.clone(),
+        plots,
+        seconds,
+        total_seconds: t0.elapsed().as_secs_f64(),
+        peak_rss_bytes: peak_rss_bytes(),
+    })
+}
+
+fn write_plots(
+    dir: &Path,
+    run: &RunData,
+    a: &Analysis,
+    labels: Option<&(Vec<u32>, Vec<String>, String, bool)>,
+    req: &AnalyzeRequest,
+) -> Result<Vec<PathBuf>, DriverError> {
+    let m = &a.metrics;
+    let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let mut files = Vec::new();
+    let title = format!(
+        "UMAP by dataset: alignment {} (1 = mixed), kBET {}",
+        fmt(m.alignment),
+        fmt(m.kbet_acceptance)
+    );
+    files.extend(
+        embedding_plot(
+            &dir.join("umap_dataset"),
+            a.umap.view(),
+            &run.datasets,
+            &run.dataset_names,
+            &title,
+            "dataset (cells)",
+            req.seed,
+        )
+        .map_err(analysis_err)?,
+    );
+    let cluster_names: Vec<String> = (0..a.n_clusters).map(|c| c.to_string()).collect();
+    let title = format!(
+        "UMAP by Leiden cluster (resolution {}): {} clusters, silhouette {}",
+        req.resolution,
+        a.n_clusters,
+        fmt(m.silhouette)
+    );
+    files.extend(
+        embedding_plot(
+            &dir.join("umap_cluster"),
+            a.umap.view(),
+            &a.clusters,
+            &cluster_names,
+            &title,
+            "cluster (cells)",
+            req.seed,
+        )
+        .map_err(analysis_err)?,
+    );
+    if let (Some((codes, names, _, _)), Some(col)) = (labels, &req.labels) {
+        let title = format!(
+            "UMAP by {col}: ARI {}, NMI {}, purity {}",
+            fmt(m.ari),
+            fmt(m.nmi),
+            fmt(m.purity)
+        );
+        files.extend(
+            embedding_plot(
+                &dir.join("umap_label"),
+                a.umap.view(),
+                codes,
+                names,
+                &title,
+                &format!("{col} (cells)"),
+                req.seed,
+            )
+            .map_err(analysis_err)?,
+        );
+    }
+    let title = "Dataset composition of each cluster (integrated: bars near the dashed lines)";
+    files.extend(
+        composition_plot(
+            &dir.join("composition"),
+            &a.clusters,
+            &run.datasets,
+            &run.dataset_names,
+            title,
+        )
+        .map_err(analysis_err)?,
+    );
+    if !run.objective.is_empty() {
+        files.extend(
+            objective_plot(&dir.join("objective"), &run.objective, "iNMF objective per epoch")
+                .map_err(analysis_err)?,
+        );
+    }
+    Ok(files)
+}
+
+// ---- writing into result.h5ad ------------------------------------------
+
+fn vlu(s: &str) -> VarLenUnicode {
+    s.replace('\0', " ").parse().unwrap_or_default()
+}
+
+fn put_str_attr(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
+    if loc.attr_names()?.iter().any(|a| a == name) {
+        loc.delete_attr(name)?;
+    }
+    loc.new_attr::<VarLenUnicode>()
+        .shape(())
+        .create(name)?
+        .write_scalar(&vlu(value))
+}
+
+fn encoding(loc: &Location, ty: &str, version: &str) -> hdf5::Result<()> {
+    put_str_attr(loc, "encoding-type", ty)?;
+    put_str_attr(loc, "encoding-version", version)
+}
+
+fn remove(g: &Group, name: &str) -> hdf5::Result<()> {
+    if g.link_exists(name) {
+        g.unlink(name)?;
+    }
+    Ok(())
+}
+
+fn dense<T: hdf5::H5Type + Copy>(g: &Group, name: &str, m: ArrayView2<'_, T>) -> hdf5::Result<()> {
+    remove(g, name)?;
+    let (rows, cols) = m.dim();
+    let mut b = g.new_dataset_builder();
+    if rows > 0 && cols > 0 {
+        b = b.chunk(((65_536 / cols.max(1)).clamp(1, rows), cols));
+    }
+    let ds = b.with_data(&m.as_standard_layout()).create(name)?;
+    encoding(&ds, "array", "0.2.0")
+}
+
+/// Writes a categorical column `obs/NAME` (codes −1 for [`MISSING`]).
+fn categorical(obs: &Group, name: &str, codes: &[u32], categories: &[String]) -> hdf5::Result<()> {
+    remove(obs, name)?;
+    let g = obs.create_group(name)?;
+    encoding(&g, "categorical", "0.2.0")?;
+    g.new_attr::<bool>()
+        .shape(())
+        .create("ordered")?
+        .write_scalar(&false)?;
+    let cats: Vec<VarLenUnicode> = categories.iter().map(|c| vlu(c)).collect();
+    let cd = g
+        .new_dataset_builder()
+        .with_data(&cats[..])
+        .create("categories")?;
+    encoding(&cd, "string-array", "0.2.0")?;
+    let chunk = codes.len().clamp(1, 1 << 16);
+    let ds = if categories.len() <= i8::MAX as usize {
+        let v: Vec<i8> = codes
+            .iter()
+            .map(|&c| if c == MISSING { -1 } else { c as i8 })
+            .collect();
+        g.new_dataset_builder()
+            .chunk(chunk)
+            .with_data(&v[..])
+            .create("codes")?
+    } else if categories.len() <= i16::MAX as usize {
+        let v: Vec<i16> = codes
+            .iter()
+            .map(|&c| if c == MISSING { -1 } else { c as i16 })
+            .collect();
+        g.new_dataset_builder()
+            .chunk(chunk)
+            .with_data(&v[..])
+            .create("codes")?
+    } else {
+        let v: Vec<i32> = codes
+            .iter()
+            .map(|&c| if c == MISSING { -1 } else { c as i32 })
+            .collect();
+        g.new_dataset_builder()
+            .chunk(chunk)
+            .with_data(&v[..])
+            .create("codes")?
+    };
+    encoding(&ds, "array", "0.2.0")
+}
+
+/// Appends `names` (if absent) to the dataframe attribute `column-order`.
+fn extend_column_order(obs: &Group, names: &[&str]) -> hdf5::Result<()> {
+    let mut order: Vec<String> = match obs.attr("column-order") {
+        Ok(a) if a.size() > 0 => a
+            .read_raw::<VarLenUnicode>()?
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    for n in names {
+        if !order.iter().any(|o| o == n) {
+            order.push(n.to_string());
+        }
+    }
+    if obs.attr_names()?.iter().any(|a| a == "column-order") {
+        obs.delete_attr("column-order")?;
+    }
+    let v: Vec<VarLenUnicode> = order.iter().map(|s| vlu(s)).collect();
+    let a = obs
+        .new_attr::<VarLenUnicode>()
+        .shape(v.len())
+        .create("column-order")?;
+    if !v.is_empty() {
+        a.write_raw(&v)?;
+    }
+    Ok(())
+}
+
+/// Opens (creating as an AnnData dict) `parent/name`.
+fn dict(parent: &Group, name: &str) -> hdf5::Result<Group> {
+    if parent.link_exists(name) {
+        parent.group(name)
+    } else {
+        let g = parent.create_group(name)?;
+        encoding(&g, "dict", "0.1.0")?;
+        Ok(g)
+    }
+}
+
+fn scalar<T: hdf5::H5Type>(g: &Group, name: &str, v: &T) -> hdf5::Result<()> {
+    remove(g, name)?;
+    let ds = g.new_dataset::<T>().shape(()).create(name)?;
+    ds.write_scalar(v)?;
+    encoding(&ds, "numeric-scalar", "0.2.0")
+}
+
+fn string(g: &Group, name: &str, v: &str) -> hdf5::Result<()> {
+    remove(g, name)?;
+    let ds = g.new_dataset::<VarLenUnicode>().shape(()).create(name)?;
+    ds.write_scalar(&vlu(v))?;
+    encoding(&ds, "string", "0.2.0")
+}
+
+fn update_result(
+    result: &Path,
+    a: &Analysis,
+    label_copy: Option<(&str, &[u32], &[String])>,
+    req: &AnalyzeRequest,
+    dataset_names: &[String],
+) -> Result<(), DriverError> {
+    let tmp = TempPath::for_final(result)?;
+    std::fs::copy(result, tmp.path()).map_err(|source| DriverError::Io {
+        path: tmp.path().to_path_buf(),
+        source,
+    })?;
+    let write = || -> hdf5::Result<()> {
+        let f = hdf5::File::open_rw(tmp.path())?;
+        let obsm = f.group("obsm")?;
+        dense(&obsm, "X_inmf_norm", a.h_norm.view())?;
+        dense(&obsm, "X_umap", a.umap.view())?;
+        let obs = f.group("obs")?;
+        let cluster_names: Vec<String> = (0..a.n_clusters).map(|c| c.to_string()).collect();
+        categorical(&obs, "cluster", &a.clusters, &cluster_names)?;
+        let mut added = vec!["cluster"];
+        if let Some((col, codes, names)) = label_copy {
+            categorical(&obs, col, codes, names)?;
+            added.push(col);
+        }
+        extend_column_order(&obs, &added)?;
+        let inmf = dict(&f.group("uns")?, "inmf")?;
+        remove(&inmf, "metrics")?;
+        let metrics = dict(&inmf, "metrics")?;
+        for (key, v) in a.metrics.entries() {
+            scalar(&metrics, key, &v)?;
+        }
+        remove(&inmf, "analysis")?;
+        let an = dict(&inmf, "analysis")?;
+        scalar(&an, "seed", &(req.seed as i64))?;
+        scalar(&an, "resolution", &req.resolution)?;
+        string(&an, "reference", &dataset_names[a.reference])?;
+        scalar(&an, "n_clusters", &(a.n_clusters as i64))?;
+        scalar(&an, "snn_edges", &(a.snn_edges as i64))?;
+        scalar(&an, "knn_k", &(a.knn.k as i64))?;
+        scalar(&an, "knn_approximate", &a.knn.approximate)?;
+        if let Some(r) = a.knn.recall {
+            scalar(&an, "knn_recall", &r)?;
+        }
+        if let Some(k) = a.alignment_k {
+            scalar(&an, "alignment_k", &(k as i64))?;
+        }
+        if let Some(col) = &req.labels {
+            string(&an, "labels", col)?;
+        }
+        f.flush()?;
+        f.close()
+    };
+    write().map_err(h5(result, "adding the analysis to a temporary copy"))?;
+    std::fs::File::open(tmp.path())
+        .and_then(|f| f.sync_all())
+        .map_err(|source| DriverError::Io {
+            path: tmp.path().to_path_buf(),
+            source,
+        })?;
+    tmp.commit()
+}

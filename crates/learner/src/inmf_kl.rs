@@ -1,0 +1,861 @@
+//! iNMF with the generalized Kullback–Leibler loss (ALGORITHMS.md §4.5) and
+//! its version coupling two paired datasets by γ D(H_1‖H_2) (§4.6; seed 000
+//! §3–4).
+//!
+//! With X_i cells × genes, W and V_i genes × K, H_i cells × K,
+//! D(A‖B) = Σ a ln(a/b) − a + b (0 ln 0 = 0):
+//!
+//!   F = Σ_i D(X_i ‖ H_i(W+V_i)ᵀ) + λ Σ_i ‖H_iV_iᵀ‖² [+ γ D(H_1‖H_2)]
+//!
+//! With Q_i = X_i / max(H_i(W+V_i)ᵀ, ε) at the non-zeros of X_i (it keeps
+//! X's pattern; D's other terms are in closed form: Σ_all H_i(W+V_i)ᵀ =
+//! Σ_j colsum(H_i)_j colsum(W+V_i)_j), one iteration updates, for each
+//! dataset i, H_i then V_i, then W. Every step has the form
+//! Y ← Y ∘ r(a, b, P) with a the KL numerator, b the KL denominator and
+//! P the positive part of the λ term's gradient (÷2λ):
+//!
+//! | block | a | b | P |
+//! |---|---|---|---|
+//! | H_i | Q_i(W+V_i) | 1·colsum(W+V_i) | H_i V_iᵀV_i |
+//! | V_i | Q_iᵀH_i | 1·colsum(H_i) | V_i H_iᵀH_i |
+//! | W | Σ_i Q_iᵀH_i | Σ_i 1·colsum(H_i) | 0 |
+//!
+//! ([`KlStep`]): **Linearized** is the §4.5 formula, r = a / (b + 2λP).
+//! It is not a majorization–minimization step when λ > 0 (it minimizes the
+//! KL auxiliary function plus the *linearization* of the convex λ term, a
+//! lower bound) and F can rise: with X = [1], W = [0], V = [1], λ = 100 and
+//! H = [10⁻³], it moves H to 0.83 and F from 5.9 to 69 (tested).
+//! **MajorizeMinimize** (default) minimizes the KL auxiliary function plus
+//! the Lee–Seung majorizer of the λ term, λ Σ P y²/ỹ, in closed form:
+//! r = 2a / (b + √(b² + 8λaP)), the positive root of 2λP r² + b r − a = 0.
+//! Same fixed points (r = 1 ⇔ a = b + 2λP), same cost, and F is
+//! non-increasing after every block (tested). For λ = 0 the two coincide.
+//!
+//! **Coupling (§4.6).** γ D(H_1‖H_2) has gradients γ ln ρ for H_1 and
+//! γ(1 − ρ) for H_2, ρ = H_1/H_2; the seed puts them in the denominator,
+//! which can go negative. Each gradient is split into a positive part
+//! (joins b) and a negative part (joins a), with ρ = max(H_1, ε)/max(H_2, ε)
+//! from the current iterates:
+//! - H_1: ln ρ changes sign, so as ALGORITHMS.md §4.6 says, a += γ[−ln ρ]_+,
+//!   b += γ[ln ρ]_+.
+//! - H_2: γ(1 − ρ) is the difference of two non-negative terms, split term
+//!   by term as §4.4 splits 2γ(H_1 − H_2): a += γρ, b += γ. (§4.6 writes
+//!   a += γ[ρ − 1]_+, b += γ[1 − ρ]_+, which has the same fixed points but
+//!   diverged in testing: with γ = 20 on two noisy views of the same cells,
+//!   F became NaN by iteration 32.) In H_2 the penalty is
+//!   γ Σ (h_2 − h_1 ln h_2) + const, a KL-like term, so the term-wise split
+//!   is the exact minimizer of its auxiliary function: the H_2 step is an
+//!   MM step and cannot increase F (with the MM λ step).
+//!
+//! Only two datasets with the same cells (paired). F is not guaranteed to
+//! decrease monotonically (the H_1 step is not MM; for large γ, e.g. 200
+//! on tiny tests, it oscillates while decreasing overall), only overall
+//! (tested).
+//!
+//! Report: `residual` = Σ_i D(X_i‖H_i(W+V_i)ᵀ) (with H(W+V)ᵀ floored at ε
+//! inside the logarithm), `penalty` = λΣ‖H_iV_iᵀ‖², `coupling` = γD(H_1‖H_2).
+#![allow(non_snake_case)]
+
+use std::time::Instant;
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, Zip};
+
+use crate::anls::{InmfFactors, InmfFit};
+use crate::batch::{
+    check_eps, check_k, check_loop, check_nonneg, check_positive, inmf_start, validate_datasets,
+    validate_paired, DEFAULT_EPS,
+};
+use crate::error::LearnerError;
+use crate::kernels::gram_of_rows;
+use crate::objective::{trace_of_product, ObjectiveParts};
+use crate::report::Trace;
+use crate::sparse::CsrMatrix;
+use crate::sparse_values::{
+    accumulate_values_t, column_sums, data_sum, kl_divergence, kl_ratio, kl_ratio_only, project_values,
+};
+
+/// How the λ term enters the multiplicative KL steps (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KlStep {
+    /// r = 2a / (b + √(b² + 8λaP)): majorization–minimization, F non-increasing.
+    #[default]
+    MajorizeMinimize,
+    /// r = a / (b + 2λP): the formula of ALGORITHMS.md §4.5 / seed 000 §3; F may rise when λ > 0.
+    Linearized,
+}
+
+/// Coupling of the KL solver.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum KlCoupling {
+    /// KL iNMF (§4.5); any number of datasets of any sizes.
+    #[default]
+    None,
+    /// γ D(H_1‖H_2), γ > 0 (§4.6); exactly two datasets with the same cells.
+    Paired {
+        /// γ, the weight of the coupling.
+        gamma: f64,
+    },
+}
+
+/// Parameters of [`inmf_kl`]; [`Default`] gives the documented defaults,
+/// [`InmfKlParams::check`] the ranges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InmfKlParams {
+    /// K, the number of factors (≥ 1, ≤ genes, ≤ cells of every dataset). Default 20.
+    pub k: usize,
+    /// λ ≥ 0, weight of λ Σ_i ‖H_iV_iᵀ‖². Default 5.
+    pub lambda: f64,
+    /// Coupling of paired datasets. Default none.
+    pub coupling: KlCoupling,
+    /// Multiplicative step for the λ term. Default majorize–minimize.
+    pub step: KlStep,
+    /// Maximum number of iterations, ≥ 1. Default 200.
+    pub max_iter: usize,
+    /// Stop when |F_{t−1} − F_t|/F_{t−1} < tol; finite, ≥ 0. Default 1e-4.
+    pub tol: f64,
+    /// Seed of the default initialisation. Default 1.
+    pub seed: u64,
+    /// ε, floor of every denominator and of H(W+V)ᵀ at the non-zeros, in (0, 1). Default 1e-16.
+    pub eps: f64,
+}
+
+impl Default for InmfKlParams {
+    fn default() -> Self {
+        Self {
+            k: 20,
+            lambda: 5.0,
+            coupling: KlCoupling::None,
+            step: KlStep::MajorizeMinimize,
+            max_iter: 200,
+            tol: 1e-4,
+            seed: 1,
+            eps: DEFAULT_EPS,
+        }
+    }
+}
+
+impl InmfKlParams {
+    /// The defaults with K = `k`.
+    pub fn new(k: usize) -> Self {
+        Self { k, ..Self::default() }
+    }
+
+    /// Checks every parameter's range.
+    pub fn check(&self) -> Result<(), LearnerError> {
+        check_k(self.k)?;
+        check_nonneg(self.lambda, "lambda")?;
+        if let KlCoupling::Paired { gamma } = self.coupling {
+            check_positive(gamma, "gamma (coupling weight)")?;
+        }
+        check_loop(self.max_iter, self.tol)?;
+        check_eps(self.eps)
+    }
+
+    fn gamma(&self) -> f64 {
+        match self.coupling {
+            KlCoupling::None => 0.0,
+            KlCoupling::Paired { gamma } => gamma,
+        }
+    }
+}
+
+/// KL iNMF, optionally γ D(H_1‖H_2)-coupled (module docs).
+///
+/// `init`: `None` draws positive random factors as
+/// [`inmf_mu`](crate::inmf_mu) does; `Some` must hold W, one V_i and one
+/// H_i per dataset.
+///
+/// Errors: invalid parameters; no datasets, gene counts that differ, K >
+/// genes or cells, negative or non-finite data; with coupling, other than
+/// two datasets or different cell counts; a bad init (all named).
+pub fn inmf_kl(
+    datasets: &[CsrMatrix],
+    params: &InmfKlParams,
+    init: Option<InmfFactors>,
+) -> Result<InmfFit, LearnerError> {
+    let start = Instant::now();
+    params.check()?;
+    let genes = validate_datasets(datasets, params.k)?;
+    if params.gamma() > 0.0 {
+        validate_paired(datasets, Some(2), "KL iNMF with γ D(H_1‖H_2)")?;
+    }
+    let mut f = inmf_start(datasets, genes, params.k, params.seed, init, true)?;
+    let mut st = KlState::new(datasets, params, &f);
+    let mut trace = Trace::new(params.max_iter, params.tol);
+    while trace.iterations() < params.max_iter {
+        st.iterate(&mut f);
+        if trace.record(st.objective(&f))? {
+            break;
+        }
+    }
+    Ok(InmfFit {
+        factors: f,
+        iterations: trace.iterations(),
+        stop: trace.stop,
+        objective: trace.objective,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// y ← y·r(a, b, P) for one entry (module docs); `b` already includes any
+/// coupling term, `lp` = λP.
+#[inline]
+fn step_ratio(step: KlStep, a: f64, b: f64, lp: f64, eps: f64) -> f64 {
+    match step {
+        KlStep::Linearized => a / (b + 2.0 * lp).max(eps),
+        KlStep::MajorizeMinimize => 2.0 * a / (b + (b * b + 8.0 * a * lp).sqrt()).max(eps),
+    }
+}
+
+/// Data, parameters and buffers (allocated once).
+pub(crate) struct KlState<'a> {
+    datasets: &'a [CsrMatrix],
+    lambda: f64,
+    gamma: f64,
+    step: KlStep,
+    eps: f64,
+    x_sum: Vec<f64>,
+    /// Q_i at the current factors, and Σ x ln(x/y) with it.
+    q: Vec<Vec<f64>>,
+    xlogx: Vec<f64>,
+    /// Numerator buffers: n_i × K for H_i, genes × K for V_i and W.
+    num_h: Vec<Array2<f64>>,
+    num_g: Array2<f64>,
+    /// Penalty gradient buffers λP (n_i × K, genes × K).
+    pen_h: Vec<Array2<f64>>,
+    pen_g: Array2<f64>,
+    /// W's numerator and denominator, summed over datasets.
+    w_num: Array2<f64>,
+    w_den: Vec<f64>,
+}
+
+impl<'a> KlState<'a> {
+    pub(crate) fn new(datasets: &'a [CsrMatrix], params: &InmfKlParams, f: &InmfFactors) -> Self {
+        let k = params.k;
+        let m = datasets[0].n_cols();
+        let mut st = Self {
+            datasets,
+            lambda: params.lambda,
+            gamma: params.gamma(),
+            step: params.step,
+            eps: params.eps,
+            x_sum: datasets.iter().map(data_sum).collect(),
+            q: datasets.iter().map(|x| vec![0.0; x.nnz()]).collect(),
+            xlogx: vec![0.0; datasets.len()],
+            num_h: datasets.iter().map(|x| Array2::zeros((x.n_rows(), k))).collect(),
+            num_g: Array2::zeros((m, k)),
+            pen_h: datasets.iter().map(|x| Array2::zeros((x.n_rows(), k))).collect(),
+            pen_g: Array2::zeros((m, k)),
+            w_num: Array2::zeros((m, k)),
+            w_den: vec![0.0; k],
+        };
+        for i in 0..datasets.len() {
+            st.refresh(f, i);
+        }
+        st
+    }
+
+    /// Q_i and Σ x ln(x/y) at the current H_i, W + V_i.
+    pub(crate) fn refresh(&mut self, f: &InmfFactors, i: usize) {
+        let wv = &f.w + &f.v[i];
+        self.xlogx[i] = kl_ratio(
+            &self.datasets[i],
+            f.h[i].view(),
+            wv.view(),
+            self.eps,
+            &mut self.q[i],
+        );
+    }
+
+    /// Q_i only (no logarithms) at the current H_i, W + V_i.
+    fn refresh_ratio(&mut self, f: &InmfFactors, i: usize) {
+        let wv = &f.w + &f.v[i];
+        kl_ratio_only(
+            &self.datasets[i],
+            f.h[i].view(),
+            wv.view(),
+            self.eps,
+            &mut self.q[i],
+        );
+    }
+
+    /// One iteration: for each i, H_i then V_i; then W; Q_i kept current.
+    pub(crate) fn iterate(&mut self, f: &mut InmfFactors) {
+        self.w_num.fill(0.0);
+        self.w_den.fill(0.0);
+        for i in 0..self.datasets.len() {
+            self.update_h(f, i);
+            self.refresh_ratio(f, i);
+            self.update_v(f, i);
+            self.refresh_ratio(f, i);
+            accumulate_values_t(
+                &self.datasets[i],
+                &self.q[i],
+                f.h[i].view(),
+                self.w_num.view_mut(),
+            );
+            for (d, c) in self.w_den.iter_mut().zip(column_sums(f.h[i].view())) {
+                *d += c;
+            }
+        }
+        self.update_w(f);
+        for i in 0..self.datasets.len() {
+            self.refresh(f, i);
+        }
+    }
+
+    /// H_i step; Q_i must be current.
+    pub(crate) fn update_h(&mut self, f: &mut InmfFactors, i: usize) {
+        let wv = &f.w + &f.v[i];
+        project_values(&self.datasets[i], &self.q[i], wv.view(), self.num_h[i].view_mut());
+        let b = column_sums(wv.view());
+        if self.lambda > 0.0 {
+            let vtv = f.v[i].t().dot(&f.v[i]);
+            general_mat_mul(self.lambda, &f.h[i], &vtv, 0.0, &mut self.pen_h[i]);
+        } else {
+            self.pen_h[i].fill(0.0);
+        }
+        let (step, eps, gamma) = (self.step, self.eps, self.gamma);
+        if gamma > 0.0 {
+            let first = i == 0;
+            let (left, right) = f.h.split_at_mut(1);
+            let (target, other) = if first {
+                (&mut left[0], &right[0])
+            } else {
+                (&mut right[0], &left[0])
+            };
+            Zip::from(target.rows_mut())
+                .and(self.num_h[i].rows())
+                .and(self.pen_h[i].rows())
+                .and(other.rows())
+                .for_each(|mut h, a, lp, o| {
+                    for j in 0..h.len() {
+                        let (h0, h1) = if first { (h[j], o[j]) } else { (o[j], h[j]) };
+                        let rho = h0.max(eps) / h1.max(eps);
+                        let (ca, cb) = if first {
+                            let l = rho.ln();
+                            ((-l).max(0.0), l.max(0.0))
+                        } else {
+                            (rho, 1.0)
+                        };
+                        h[j] *= step_ratio(step, a[j] + gamma * ca, b[j] + gamma * cb, lp[j], eps);
+                    }
+                });
+        } else {
+            Zip::from(f.h[i].rows_mut())
+                .and(self.num_h[i].rows())
+                .and(self.pen_h[i].rows())
+                .for_each(|mut h, a, lp| {
+                    for j in 0..h.len() {
+                        h[j] *= step_ratio(step, a[j], b[j], lp[j], eps);
+                    }
+                });
+        }
+    }
+
+    /// V_i step; Q_i must be current.
+    pub(crate) fn update_v(&mut self, f: &mut InmfFactors, i: usize) {
+        self.num_g.fill(0.0);
+        accumulate_values_t(
+            &self.datasets[i],
+            &self.q[i],
+            f.h[i].view(),
+            self.num_g.view_mut(),
+        );
+        let b = column_sums(f.h[i].view());
+        if self.lambda > 0.0 {
+            let a = gram_of_rows(f.h[i].view());
+            general_mat_mul(self.lambda, &f.v[i], &a, 0.0, &mut self.pen_g);
+        } else {
+            self.pen_g.fill(0.0);
+        }
+        let (step, eps) = (self.step, self.eps);
+        Zip::from(f.v[i].rows_mut())
+            .and(self.num_g.rows())
+            .and(self.pen_g.rows())
+            .for_each(|mut v, a, lp| {
+                for j in 0..v.len() {
+                    v[j] *= step_ratio(step, a[j], b[j], lp[j], eps);
+                }
+            });
+    }
+
+    /// W step from the accumulated Σ_i Q_iᵀH_i and Σ_i colsum(H_i).
+    fn update_w(&mut self, f: &mut InmfFactors) {
+        let eps = self.eps;
+        Zip::from(f.w.rows_mut())
+            .and(self.w_num.rows())
+            .for_each(|mut w, a| {
+                for j in 0..w.len() {
+                    w[j] *= a[j] / self.w_den[j].max(eps);
+                }
+            });
+    }
+
+    /// F at the current factors; every Q_i must be current.
+    pub(crate) fn objective(&self, f: &InmfFactors) -> ObjectiveParts {
+        let mut out = ObjectiveParts::default();
+        for (i, v) in f.v.iter().enumerate() {
+            let wv = &f.w + v;
+            out.residual += kl_divergence(self.xlogx[i], self.x_sum[i], f.h[i].view(), wv.view());
+            if self.lambda > 0.0 {
+                let a = gram_of_rows(f.h[i].view());
+                out.penalty += self.lambda * trace_of_product(v.t().dot(v).view(), a.view());
+            }
+        }
+        if self.gamma > 0.0 {
+            out.coupling = self.gamma * h_divergence(&f.h[0], &f.h[1], self.eps);
+        }
+        out
+    }
+}
+
+/// D(H_1‖H_2) = Σ h1 ln(h1/h2) − h1 + h2 (0 ln 0 = 0), h2 floored at ε in the logarithm.
+pub(crate) fn h_divergence(h1: &Array2<f64>, h2: &Array2<f64>, eps: f64) -> f64 {
+    Zip::from(h1).and(h2).fold(0.0, |s, &a, &b| {
+        if a > 0.0 {
+            s + a * (a / b.max(eps)).ln() - a + b
+        } else {
+            s + b
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anls::StopReason;
+    use crate::testutil::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn paired(seed: u64) -> Vec<CsrMatrix> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        vec![
+            random_sparse(40, 20, 0.3, &mut rng),
+            random_sparse(40, 20, 0.4, &mut rng),
+        ]
+    }
+
+    fn unpaired(seed: u64) -> Vec<CsrMatrix> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        vec![
+            random_sparse(50, 20, 0.3, &mut rng),
+            random_sparse(30, 20, 0.4, &mut rng),
+        ]
+    }
+
+    fn params(k: usize, lambda: f64, gamma: f64, step: KlStep, max_iter: usize) -> InmfKlParams {
+        InmfKlParams {
+            k,
+            lambda,
+            coupling: if gamma > 0.0 {
+                KlCoupling::Paired { gamma }
+            } else {
+                KlCoupling::None
+            },
+            step,
+            max_iter,
+            tol: 0.0,
+            ..InmfKlParams::default()
+        }
+    }
+
+    /// F from the dense definition (X_i cells × genes).
+    fn dense_objective(d: &[CsrMatrix], f: &InmfFactors, lambda: f64, gamma: f64) -> f64 {
+        let mut s = 0.0;
+        for (i, x) in d.iter().enumerate() {
+            let y = f.h[i].dot(&(&f.w + &f.v[i]).t());
+            for (&xv, &yv) in x.to_dense().iter().zip(&y) {
+                s += if xv > 0.0 {
+                    xv * (xv / yv.max(DEFAULT_EPS)).ln() - xv + yv
+                } else {
+                    yv
+                };
+            }
+            s += lambda * f.h[i].dot(&f.v[i].t()).iter().map(|e| e * e).sum::<f64>();
+        }
+        if gamma > 0.0 {
+            s += gamma * h_divergence(&f.h[0], &f.h[1], DEFAULT_EPS);
+        }
+        s
+    }
+
+    /// §4.5/§4.6 in the seed's notation (X_i genes × cells, H_i K × cells), dense.
+    fn dense_reference(
+        x: &[Array2<f64>],
+        f0: &InmfFactors,
+        lambda: f64,
+        gamma: f64,
+        step: KlStep,
+        iters: usize,
+    ) -> InmfFactors {
+        let eps = DEFAULT_EPS;
+        let mut w = f0.w.clone();
+        let mut v = f0.v.clone();
+        let mut h: Vec<Array2<f64>> = f0.h.iter().map(|h| h.t().to_owned()).collect();
+        let q = |x: &Array2<f64>, y: Array2<f64>| {
+            Array2::from_shape_fn(x.dim(), |p| if x[p] != 0.0 { x[p] / y[p].max(eps) } else { 0.0 })
+        };
+        let ratio = |a: f64, b: f64, lp: f64| match step {
+            KlStep::Linearized => a / (b + 2.0 * lp).max(eps),
+            KlStep::MajorizeMinimize => 2.0 * a / (b + (b * b + 8.0 * a * lp).sqrt()).max(eps),
+        };
+        for _ in 0..iters {
+            let mut wn = Array2::<f64>::zeros(w.dim());
+            let mut wd = Array2::<f64>::zeros(w.dim());
+            for i in 0..x.len() {
+                let wv = &w + &v[i];
+                let qi = q(&x[i], wv.dot(&h[i]));
+                let num = wv.t().dot(&qi);
+                let den = wv.t().dot(&Array2::<f64>::ones(x[i].dim()));
+                let lp = v[i].t().dot(&v[i]).dot(&h[i]) * lambda;
+                let hold: Vec<Array2<f64>> = h.clone();
+                h[i] = Array2::from_shape_fn(h[i].dim(), |(a, c)| {
+                    let (mut ca, mut cb) = (0.0, 0.0);
+                    if gamma > 0.0 {
+                        let rho = hold[0][[a, c]].max(eps) / hold[1][[a, c]].max(eps);
+                        if i == 0 {
+                            (ca, cb) = ((-rho.ln()).max(0.0), rho.ln().max(0.0));
+                        } else {
+                            (ca, cb) = (rho, 1.0);
+                        }
+                    }
+                    hold[i][[a, c]] * ratio(num[[a, c]] + gamma * ca, den[[a, c]] + gamma * cb, lp[[a, c]])
+                });
+                let qi = q(&x[i], wv.dot(&h[i]));
+                let num = qi.dot(&h[i].t());
+                let den = Array2::<f64>::ones(x[i].dim()).dot(&h[i].t());
+                let lp = v[i].dot(&h[i].dot(&h[i].t())) * lambda;
+                v[i] = Array2::from_shape_fn(v[i].dim(), |p| v[i][p] * ratio(num[p], den[p], lp[p]));
+                let qi = q(&x[i], (&w + &v[i]).dot(&h[i]));
+                wn = wn + qi.dot(&h[i].t());
+                wd = wd + Array2::<f64>::ones(x[i].dim()).dot(&h[i].t());
+            }
+            w = Array2::from_shape_fn(w.dim(), |p| w[p] * wn[p] / wd[p].max(eps));
+        }
+        InmfFactors {
+            w,
+            v,
+            h: h.into_iter().map(|h| h.reversed_axes()).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_parameter_checks() {
+        let p = InmfKlParams::default();
+        assert_eq!(
+            (p.k, p.lambda, p.coupling, p.step, p.max_iter, p.tol, p.seed),
+            (20, 5.0, KlCoupling::None, KlStep::MajorizeMinimize, 200, 1e-4, 1)
+        );
+        assert!(p.check().is_ok());
+        let bad = |p: InmfKlParams, word: &str| {
+            assert!(
+                matches!(p.check(), Err(LearnerError::InvalidParameter(m)) if m.contains(word)),
+                "{word}"
+            );
+        };
+        bad(InmfKlParams::new(0), "K");
+        bad(
+            InmfKlParams {
+                lambda: -1.0,
+                ..InmfKlParams::new(2)
+            },
+            "lambda",
+        );
+        bad(
+            InmfKlParams {
+                coupling: KlCoupling::Paired { gamma: -1.0 },
+                ..InmfKlParams::new(2)
+            },
+            "gamma",
+        );
+        bad(
+            InmfKlParams {
+                max_iter: 0,
+                ..InmfKlParams::new(2)
+            },
+            "max_iter",
+        );
+        bad(
+            InmfKlParams {
+                tol: f64::INFINITY,
+                ..InmfKlParams::new(2)
+            },
+            "tol",
+        );
+        bad(
+            InmfKlParams {
+                eps: 2.0,
+                ..InmfKlParams::new(2)
+            },
+            "eps",
+        );
+    }
+
+    #[test]
+    fn coupled_refuses_unpaired_or_more_than_two_datasets() {
+        let p = params(3, 1.0, 0.5, KlStep::MajorizeMinimize, 3);
+        let e = inmf_kl(&unpaired(1), &p, None);
+        assert!(
+            matches!(e, Err(LearnerError::InvalidData(m)) if m.contains("paired") && m.contains("50") && m.contains("30"))
+        );
+        let mut three = paired(1);
+        three.push(three[0].clone());
+        assert!(
+            matches!(inmf_kl(&three, &p, None), Err(LearnerError::InvalidData(m)) if m.contains("exactly 2"))
+        );
+        assert!(inmf_kl(
+            &unpaired(1),
+            &params(3, 1.0, 0.0, KlStep::MajorizeMinimize, 3),
+            None
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_data_and_init() {
+        let d = unpaired(2);
+        assert!(
+            matches!(inmf_kl(&d, &InmfKlParams::new(21), None), Err(LearnerError::InvalidParameter(m)) if m.contains("genes"))
+        );
+        let few = vec![d[0].clone(), d[1].slice_rows(0..3)];
+        assert!(
+            matches!(inmf_kl(&few, &InmfKlParams::new(4), None), Err(LearnerError::InvalidParameter(m)) if m.contains("cells of dataset 1"))
+        );
+        let f = InmfFactors {
+            w: Array2::ones((20, 2)),
+            v: vec![Array2::ones((20, 2)); 2],
+            h: vec![Array2::ones((50, 2)), Array2::ones((31, 2))],
+        };
+        assert!(
+            matches!(inmf_kl(&d, &InmfKlParams::new(2), Some(f)), Err(LearnerError::InvalidData(m)) if m.contains("H_1"))
+        );
+    }
+
+    #[test]
+    fn linearized_step_can_increase_f_and_mm_cannot() {
+        let x = vec![CsrMatrix::from_dense(1, 1, &[1.0])];
+        let f0 = InmfFactors {
+            w: Array2::zeros((1, 1)),
+            v: vec![Array2::ones((1, 1))],
+            h: vec![Array2::from_elem((1, 1), 1e-3)],
+        };
+        let before = dense_objective(&x, &f0, 100.0, 0.0);
+        for (step, rises) in [(KlStep::Linearized, true), (KlStep::MajorizeMinimize, false)] {
+            let mut f = f0.clone();
+            let mut st = KlState::new(&x, &params(1, 100.0, 0.0, step, 1), &f);
+            st.update_h(&mut f, 0);
+            let after = dense_objective(&x, &f, 100.0, 0.0);
+            assert_eq!(after > before, rises, "{step:?}: F {before} → {after}");
+        }
+    }
+
+    #[test]
+    fn every_block_update_never_increases_f_with_mm_steps() {
+        for (seed, lambda) in [(1, 5.0), (2, 0.0), (3, 50.0)] {
+            let d = unpaired(seed);
+            let p = params(4, lambda, 0.0, KlStep::MajorizeMinimize, 1);
+            let mut f = inmf_start(&d, 20, 4, seed, None, true).unwrap();
+            let mut st = KlState::new(&d, &p, &f);
+            let mut trace = vec![dense_objective(&d, &f, lambda, 0.0)];
+            for _ in 0..30 {
+                for i in 0..d.len() {
+                    st.update_h(&mut f, i);
+                    st.refresh(&f, i);
+                    trace.push(dense_objective(&d, &f, lambda, 0.0));
+                    st.update_v(&mut f, i);
+                    st.refresh(&f, i);
+                    trace.push(dense_objective(&d, &f, lambda, 0.0));
+                }
+                // A whole iteration (its W step included) through the public loop.
+                st.iterate(&mut f);
+                let slow = dense_objective(&d, &f, lambda, 0.0);
+                assert!((st.objective(&f).total() - slow).abs() <= 1e-10 * slow);
+                trace.push(slow);
+            }
+            assert_monotone(&trace, 1e-12, 1e-12, &format!("λ {lambda}"));
+        }
+    }
+
+    #[test]
+    fn iterates_equal_the_dense_reference() {
+        for (gamma, step) in [
+            (0.0, KlStep::MajorizeMinimize),
+            (0.0, KlStep::Linearized),
+            (0.8, KlStep::Linearized),
+            (0.8, KlStep::MajorizeMinimize),
+        ] {
+            let d = paired(6);
+            let f0 = inmf_start(&d, 20, 3, 9, None, true).unwrap();
+            let fit = inmf_kl(&d, &params(3, 2.0, gamma, step, 25), Some(f0.clone())).unwrap();
+            let dense: Vec<Array2<f64>> = d.iter().map(|x| x.to_dense().reversed_axes()).collect();
+            let r = dense_reference(&dense, &f0, 2.0, gamma, step, 25);
+            let what = format!("γ {gamma} {step:?}");
+            assert!(
+                max_rel_diff(fit.factors.w.view(), r.w.view()) < 1e-10,
+                "{what}: W"
+            );
+            for i in 0..2 {
+                assert!(
+                    max_rel_diff(fit.factors.v[i].view(), r.v[i].view()) < 1e-10,
+                    "{what}: V_{i}"
+                );
+                assert!(
+                    max_rel_diff(fit.factors.h[i].view(), r.h[i].view()) < 1e-10,
+                    "{what}: H_{i}"
+                );
+            }
+            let slow = dense_objective(&d, &fit.factors, 2.0, gamma);
+            assert!(
+                (fit.objective.last().unwrap().total() - slow).abs() <= 1e-10 * slow,
+                "{what}: F"
+            );
+        }
+    }
+
+    #[test]
+    fn ends_near_a_kkt_point() {
+        let d = unpaired(7);
+        let lambda = 1.0;
+        let fit = inmf_kl(&d, &params(3, lambda, 0.0, KlStep::MajorizeMinimize, 6000), None).unwrap();
+        let f = &fit.factors;
+        let mut wpos = Array2::<f64>::zeros(f.w.dim());
+        let mut wneg = Array2::<f64>::zeros(f.w.dim());
+        for (i, x) in d.iter().enumerate() {
+            let wv = &f.w + &f.v[i];
+            let mut q = vec![0.0; x.nnz()];
+            kl_ratio(x, f.h[i].view(), wv.view(), DEFAULT_EPS, &mut q);
+            let mut qth = Array2::zeros(f.w.dim());
+            accumulate_values_t(x, &q, f.h[i].view(), qth.view_mut());
+            let mut qw = Array2::zeros(f.h[i].dim());
+            project_values(x, &q, wv.view(), qw.view_mut());
+            let (ch, cw) = (column_sums(f.h[i].view()), column_sums(wv.view()));
+            let colsum_h = Array2::from_shape_fn(f.w.dim(), |(_, j)| ch[j]);
+            // ∇V_i = colsum(H_i) + 2λV_iA_i − Q_iᵀH_i; ∇H_i = colsum(W+V_i) + 2λH_iV_iᵀV_i − Q_i(W+V_i).
+            let vpos = &colsum_h + &(f.v[i].dot(&gram_of_rows(f.h[i].view())) * (2.0 * lambda));
+            let kv = kkt_violation(f.v[i].view(), vpos.view(), qth.view());
+            let hpos = Array2::from_shape_fn(f.h[i].dim(), |(_, j)| cw[j])
+                + f.h[i].dot(&f.v[i].t().dot(&f.v[i])) * (2.0 * lambda);
+            let kh = kkt_violation(f.h[i].view(), hpos.view(), qw.view());
+            assert!(kv < 1e-3 && kh < 1e-3, "KKT V_{i} {kv:e}, H_{i} {kh:e}");
+            wpos = wpos + colsum_h;
+            wneg = wneg + qth;
+        }
+        let kw = kkt_violation(f.w.view(), wpos.view(), wneg.view());
+        assert!(kw < 1e-3, "KKT W {kw:e}");
+    }
+
+    #[test]
+    fn recovers_a_planted_factorization() {
+        for sigma in [0.0, 0.01, 0.05] {
+            let mut rng = ChaCha8Rng::seed_from_u64(14);
+            let w = planted_w(30, 3, &mut rng);
+            let d: Vec<CsrMatrix> = [70, 50]
+                .iter()
+                .map(|&n| noisy(&planted_h(n, 3, &mut rng).dot(&w.t()), sigma, &mut rng))
+                .collect();
+            let fit = inmf_kl(
+                &d,
+                &InmfKlParams {
+                    tol: 1e-12,
+                    ..params(3, 0.5, 0.0, KlStep::MajorizeMinimize, 1500)
+                },
+                None,
+            )
+            .unwrap();
+            let f = &fit.factors;
+            let mut resid = 0.0;
+            let mut scale = 0.0;
+            for (i, x) in d.iter().enumerate() {
+                let y = f.h[i].dot(&(&f.w + &f.v[i]).t());
+                resid += (&x.to_dense() - &y).iter().map(|e| e * e).sum::<f64>();
+                scale += x.frobenius_sq();
+            }
+            let rel = (resid / scale).sqrt();
+            assert!(rel <= 1.05 * sigma + 3e-3, "σ = {sigma}: relative residual {rel}");
+        }
+    }
+
+    #[test]
+    fn coupled_objective_decreases_overall_and_pulls_h_together() {
+        // Well posed: two noisy views of the same cells.
+        let mut rng = ChaCha8Rng::seed_from_u64(15);
+        let (w, h) = (planted_w(30, 3, &mut rng), planted_h(60, 3, &mut rng));
+        let clean = h.dot(&w.t());
+        let d = vec![noisy(&clean, 0.1, &mut rng), noisy(&clean, 0.1, &mut rng)];
+        for step in [KlStep::MajorizeMinimize, KlStep::Linearized] {
+            let fit = inmf_kl(&d, &params(3, 1.0, 20.0, step, 400), None).unwrap();
+            let trace: Vec<f64> = fit.objective.iter().map(ObjectiveParts::total).collect();
+            let (first, last) = (trace[0], *trace.last().unwrap());
+            assert!(last < 0.5 * first, "{step:?}: F {first} → {last}");
+            let tail = &trace[trace.len() - 50..];
+            assert!(
+                tail.iter().all(|&t| t <= tail[0] * (1.0 + 1e-9)),
+                "{step:?}: F still rising at the end"
+            );
+            let free = inmf_kl(&d, &params(3, 1.0, 0.0, step, 400), None).unwrap();
+            let coupled = h_divergence(&fit.factors.h[0], &fit.factors.h[1], DEFAULT_EPS);
+            let uncoupled = h_divergence(&free.factors.h[0], &free.factors.h[1], DEFAULT_EPS);
+            assert!(
+                coupled < 0.5 * uncoupled,
+                "{step:?}: D(H1‖H2) {coupled} vs {uncoupled} uncoupled"
+            );
+        }
+    }
+
+    #[test]
+    fn same_seed_same_result_for_any_thread_count() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let d = vec![
+            random_sparse(1100, 30, 0.2, &mut rng),
+            random_sparse(1100, 30, 0.2, &mut rng),
+        ];
+        let p = params(4, 5.0, 0.5, KlStep::MajorizeMinimize, 6);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| inmf_kl(&d, &p, None).unwrap())
+        };
+        let (a, b) = (run(1), run(2));
+        assert_eq!(a.factors, b.factors);
+        assert_eq!(a.objective, b.objective);
+        let c = inmf_kl(&d, &InmfKlParams { seed: 4, ..p }, None).unwrap();
+        assert_ne!(a.factors.w, c.factors.w);
+    }
+
+    #[test]
+    fn stops_on_tolerance_or_budget() {
+        let d = unpaired(9);
+        let fit = inmf_kl(
+            &d,
+            &InmfKlParams {
+                tol: 1e-3,
+                ..params(3, 5.0, 0.0, KlStep::MajorizeMinimize, 2000)
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(fit.stop, StopReason::Converged);
+        let fit = inmf_kl(&d, &params(3, 5.0, 0.0, KlStep::MajorizeMinimize, 3), None).unwrap();
+        assert_eq!((fit.stop, fit.iterations), (StopReason::MaxIterations, 3));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        #[test]
+        fn mm_factors_stay_nonnegative_and_f_monotone(seed in 0u64..1000, k in 1usize..4, lambda in 0.0f64..20.0) {
+            let d = unpaired(seed);
+            let fit = inmf_kl(&d, &InmfKlParams { seed, ..params(k, lambda, 0.0, KlStep::MajorizeMinimize, 20) }, None).unwrap();
+            let f = &fit.factors;
+            prop_assert!(f.w.iter().chain(f.v.iter().flatten()).chain(f.h.iter().flatten()).all(|v| v.is_finite() && *v >= 0.0));
+            for p in fit.objective.windows(2) {
+                prop_assert!(p[1].total() <= p[0].total() * (1.0 + 1e-12) + 1e-12);
+            }
+        }
+    }
+}

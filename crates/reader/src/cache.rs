@@ -1,0 +1,508 @@
+//! The preprocessed cache: selected genes only, normalized and scaled
+//! (x̂ of ALGORITHMS.md §9), so every epoch reads compact CSR instead of
+//! decoding all raw genes of the inputs again.
+//!
+//! Layout of one cache entry, the directory `ROOT/<key>/`:
+//! ```text
+//! meta.json        format version, key, genes, dataset names, preprocessing report
+//! <i>.indptr       u64 LE, kept cells + 1 row pointers of dataset i
+//! <i>.indices      u32 LE, model-gene column of every non-zero
+//! <i>.data         f32 LE, x̂ of every non-zero
+//! <i>.scale        f64 LE, s_g per model gene
+//! <i>.dropped      u64 LE, file rows of dropped (all-zero) cells
+//! <i>.cols         i64 LE, file column of each model gene (−1: absent, reads as zero)
+//! ```
+//! Reads are positioned reads (`pread`) of the row pointers, then one read
+//! each of the run's indices and values: no library lock, no decoding
+//! beyond little-endian conversion. Uncompressed on purpose: measured here,
+//! reading it runs at memory speed, faster than any codec would decode
+//! (ARCHITECTURE.md: 1 GB/s uncompressed vs 0.3–0.7 GB/s for LZF/deflate).
+//!
+//! The key is xxh3 of the cache format version, every input's content
+//! fingerprint, matrix object, shape and gene names, and every
+//! preprocessing parameter: any change gives a new entry. An entry is built
+//! in a temporary directory and renamed into place only when complete, so a
+//! half-written cache is never found.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use inmf_learner::{CellSource, CsrMatrix};
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::dataset::Dataset;
+use crate::error::ReaderError;
+use crate::fingerprint::fingerprint;
+use crate::params::{CheckedPreprocessParams, Combine};
+use crate::report::PreprocessReport;
+
+/// Bumped whenever the layout or the preprocessing it stores changes.
+pub const CACHE_FORMAT_VERSION: u32 = 1;
+
+/// Cells encoded per step when building (bounds the build's memory).
+const BUILD_BLOCK: usize = 8192;
+
+/// What `meta.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct CacheMeta {
+    pub version: u32,
+    pub key: String,
+    pub genes: Vec<String>,
+    pub names: Vec<String>,
+    pub report: PreprocessReport,
+    /// Cells in each file (kept + dropped).
+    pub n_total: Vec<usize>,
+}
+
+/// The cache key of these inputs under these parameters.
+pub(crate) fn cache_key(
+    datasets: &[Dataset],
+    params: &CheckedPreprocessParams,
+) -> Result<String, ReaderError> {
+    cache_key_of(&datasets.iter().collect::<Vec<_>>(), params)
+}
+
+/// [`cache_key`] over borrowed datasets.
+pub(crate) fn cache_key_of(
+    datasets: &[&Dataset],
+    params: &CheckedPreprocessParams,
+) -> Result<String, ReaderError> {
+    let p = params.params();
+    let mut h = Xxh3::new();
+    let mut put = |s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    put(&format!("inmf-cache-v{CACHE_FORMAT_VERSION}"));
+    for d in datasets {
+        put(&fingerprint(d.path())?);
+        put(d.matrix_object());
+        put(&format!(
+            "{}x{}:{} prescaled={}",
+            d.n_cells(),
+            d.n_genes(),
+            d.nnz(),
+            d.is_prescaled()
+        ));
+        for g in d.gene_names() {
+            put(g);
+        }
+    }
+    let s = &p.selection;
+    put(&format!(
+        "alpha={:x} var={:x} n={:?} combine={} min_present={:x} match={:?}",
+        s.alpha.to_bits(),
+        s.var_thresh.to_bits(),
+        s.n_genes,
+        match s.combine {
+            Combine::Union => "union",
+            Combine::Intersection => "intersection",
+        },
+        p.min_genes_present.to_bits(),
+        p.match_genes
+    ));
+    match &p.genes {
+        Some(g) => {
+            put("given");
+            for x in g {
+                put(x);
+            }
+        }
+        None => put("selected"),
+    }
+    Ok(format!("{:016x}", h.digest()))
+}
+
+fn cache_err(path: &Path, e: impl std::fmt::Display) -> ReaderError {
+    ReaderError::Cache {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn write_le<T: Copy, const N: usize>(
+    path: &Path,
+    values: &[T],
+    to: impl Fn(T) -> [u8; N],
+) -> Result<(), ReaderError> {
+    let f = File::create(path).map_err(|e| cache_err(path, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    for &v in values {
+        w.write_all(&to(v)).map_err(|e| cache_err(path, e))?;
+    }
+    w.flush().map_err(|e| cache_err(path, e))
+}
+
+fn read_le<T, const N: usize>(path: &Path, from: impl Fn([u8; N]) -> T) -> Result<Vec<T>, ReaderError> {
+    let bytes = std::fs::read(path).map_err(|e| cache_err(path, e))?;
+    if bytes.len() % N != 0 {
+        return Err(cache_err(path, "truncated file"));
+    }
+    Ok(bytes
+        .chunks_exact(N)
+        .map(|c| from(c.try_into().expect("N bytes")))
+        .collect())
+}
+
+/// One dataset's data files, open for positioned reads.
+#[derive(Debug)]
+struct CachedData {
+    indptr: File,
+    indices: File,
+    data: File,
+    path: PathBuf,
+}
+
+/// An open cache entry serving preprocessed blocks.
+#[derive(Debug)]
+pub(crate) struct CacheReader {
+    parts: Vec<CachedData>,
+    n_genes: usize,
+    bytes: Vec<u8>,
+}
+
+/// Per dataset: dropped file rows, model → file column (None: absent),
+/// scale factors s_g.
+pub(crate) type DatasetPrep = (Vec<usize>, Vec<Option<usize>>, Vec<f64>);
+
+/// Everything needed to assemble a source from a cache entry.
+pub(crate) struct CacheEntry {
+    pub meta: CacheMeta,
+    /// Per dataset: dropped file rows, model → file column, scale factors.
+    pub per_dataset: Vec<DatasetPrep>,
+    pub reader: CacheReader,
+}
+
+/// Opens the complete entry `dir` (None if absent); errors if it is damaged.
+pub(crate) fn open_entry(dir: &Path, key: &str) -> Result<Option<CacheEntry>, ReaderError> {
+    let meta_path = dir.join("meta.json");
+    if !meta_path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&meta_path).map_err(|e| cache_err(&meta_path, e))?;
+    let meta: CacheMeta = serde_json::from_str(&text).map_err(|e| cache_err(&meta_path, e))?;
+    if meta.version != CACHE_FORMAT_VERSION || meta.key != key {
+        return Ok(None);
+    }
+    let mut per_dataset = Vec::new();
+    let mut parts = Vec::new();
+    for i in 0..meta.names.len() {
+        let f = |ext: &str| dir.join(format!("{i}.{ext}"));
+        let dropped = read_le(&f("dropped"), |b: [u8; 8]| u64::from_le_bytes(b) as usize)?;
+        let cols = read_le(&f("cols"), |b: [u8; 8]| {
+            let c = i64::from_le_bytes(b);
+            (c >= 0).then_some(c as usize)
+        })?;
+        let scale = read_le(&f("scale"), f64::from_le_bytes)?;
+        if cols.len() != meta.genes.len() || scale.len() != meta.genes.len() {
+            return Err(cache_err(
+                dir,
+                "gene count disagrees with meta.json (damaged entry: delete it)",
+            ));
+        }
+        let open = |ext: &str| File::open(f(ext)).map_err(|e| cache_err(&f(ext), e));
+        parts.push(CachedData {
+            indptr: open("indptr")?,
+            indices: open("indices")?,
+            data: open("data")?,
+            path: dir.to_path_buf(),
+        });
+        per_dataset.push((dropped, cols, scale));
+    }
+    let n_genes = meta.genes.len();
+    Ok(Some(CacheEntry {
+        meta,
+        per_dataset,
+        reader: CacheReader {
+            parts,
+            n_genes,
+            bytes: Vec::new(),
+        },
+    }))
+}
+
+/// Builds the entry `root/<key>` by reading every kept cell of `source`
+/// (through its raw path), then renames it into place.
+pub(crate) fn build_entry<S>(
+    source: &mut S,
+    root: &Path,
+    meta: &CacheMeta,
+    per_dataset: &[DatasetPrep],
+) -> Result<PathBuf, ReaderError>
+where
+    S: CellSource<Error = ReaderError>,
+{
+    std::fs::create_dir_all(root).map_err(|e| cache_err(root, e))?;
+    let final_dir = root.join(&meta.key);
+    let tmp = root.join(format!(".tmp-{}-{}", meta.key, std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(|e| cache_err(&tmp, e))?;
+    let result = (|| {
+        for (i, (dropped, cols, scale)) in per_dataset.iter().enumerate() {
+            let f = |ext: &str| tmp.join(format!("{i}.{ext}"));
+            write_le(&f("dropped"), dropped, |v| (v as u64).to_le_bytes())?;
+            write_le(&f("cols"), cols, |c| c.map_or(-1i64, |c| c as i64).to_le_bytes())?;
+            write_le(&f("scale"), scale, f64::to_le_bytes)?;
+            let create = |ext: &str| {
+                File::create(f(ext))
+                    .map(|h| BufWriter::with_capacity(1 << 22, h))
+                    .map_err(|e| cache_err(&f(ext), e))
+            };
+            let (mut ip, mut ix, mut dx) = (create("indptr")?, create("indices")?, create("data")?);
+            let n = source.n_cells(i);
+            let mut nnz = 0u64;
+            ip.write_all(&0u64.to_le_bytes())
+                .map_err(|e| cache_err(&f("indptr"), e))?;
+            let mut buf = Vec::new();
+            for s in (0..n).step_by(BUILD_BLOCK) {
+                let x = source.read_cells(i, s..(s + BUILD_BLOCK).min(n))?;
+                buf.clear();
+                for w in x.indptr()[1..].iter() {
+                    buf.extend_from_slice(&(nnz + *w as u64).to_le_bytes());
+                }
+                ip.write_all(&buf).map_err(|e| cache_err(&f("indptr"), e))?;
+                buf.clear();
+                buf.extend(x.indices().iter().flat_map(|v| v.to_le_bytes()));
+                ix.write_all(&buf).map_err(|e| cache_err(&f("indices"), e))?;
+                buf.clear();
+                buf.extend(x.data().iter().flat_map(|v| v.to_le_bytes()));
+                dx.write_all(&buf).map_err(|e| cache_err(&f("data"), e))?;
+                nnz += x.nnz() as u64;
+            }
+            for (w, ext) in [(ip, "indptr"), (ix, "indices"), (dx, "data")] {
+                w.into_inner()
+                    .map_err(|e| cache_err(&f(ext), e.error().to_string()))?
+                    .sync_all()
+                    .map_err(|e| cache_err(&f(ext), e))?;
+            }
+        }
+        let meta_path = tmp.join("meta.json");
+        let text = serde_json::to_string(meta).map_err(|e| cache_err(&meta_path, e))?;
+        std::fs::write(&meta_path, text).map_err(|e| cache_err(&meta_path, e))?;
+        if final_dir.exists() {
+            // Another run built the same entry meanwhile; keep theirs.
+            std::fs::remove_dir_all(&tmp).map_err(|e| cache_err(&tmp, e))?;
+        } else {
+            std::fs::rename(&tmp, &final_dir).map_err(|e| cache_err(&final_dir, e))?;
+        }
+        Ok(final_dir.clone())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
+}
+
+impl CacheReader {
+    /// Number of genes.
+    pub(crate) fn n_genes(&self) -> usize {
+        self.n_genes
+    }
+
+    fn pread(&mut self, file: usize, which: u8, offset: u64, len: usize) -> Result<&[u8], ReaderError> {
+        let p = &self.parts[file];
+        let f = match which {
+            0 => &p.indptr,
+            1 => &p.indices,
+            _ => &p.data,
+        };
+        self.bytes.resize(len, 0);
+        f.read_exact_at(&mut self.bytes[..len], offset)
+            .map_err(|e| cache_err(&p.path, e))?;
+        Ok(&self.bytes[..len])
+    }
+
+    /// Appends kept cells `cells` of dataset `d` to the CSR buffers.
+    pub(crate) fn read_into(
+        &mut self,
+        d: usize,
+        cells: Range<usize>,
+        indptr: &mut Vec<usize>,
+        indices: &mut Vec<u32>,
+        data: &mut Vec<f32>,
+    ) -> Result<(), ReaderError> {
+        let rows = cells.len();
+        let ptr: Vec<u64> = self
+            .pread(d, 0, cells.start as u64 * 8, (rows + 1) * 8)?
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let (s, e) = (ptr[0], ptr[rows]);
+        if e < s {
+            return Err(cache_err(
+                &self.parts[d].path,
+                "row pointers decrease (damaged entry: delete it)",
+            ));
+        }
+        let nnz = (e - s) as usize;
+        let base = data.len();
+        let bytes = self.pread(d, 1, s * 4, nnz * 4)?;
+        indices.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))),
+        );
+        let bytes = self.pread(d, 2, s * 4, nnz * 4)?;
+        data.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))),
+        );
+        indptr.extend(ptr[1..].iter().map(|&p| base + (p - s) as usize));
+        Ok(())
+    }
+
+    /// Kept cells `cells` of dataset `d` as one validated block.
+    pub(crate) fn read_runs(&mut self, d: usize, runs: &[Range<usize>]) -> Result<CsrMatrix, ReaderError> {
+        let (mut ip, mut ix, mut dx) = (vec![0usize], Vec::new(), Vec::new());
+        for r in runs {
+            self.read_into(d, r.clone(), &mut ip, &mut ix, &mut dx)?;
+        }
+        CsrMatrix::new(self.n_genes, ip, ix, dx)
+            .map_err(|e| cache_err(&self.parts[d].path, format!("{e} (damaged entry: delete it)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use inmf_learner::CellSource;
+
+    use super::cache_key;
+    use crate::fixtures::*;
+    use crate::*;
+
+    /// Two datasets with Poisson counts over 30 genes, some all-zero cells.
+    fn inputs(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut rng = Rng(7);
+        (0..2)
+            .map(|d| {
+                let rows: Vec<Vec<f64>> = (0..150)
+                    .map(|c| {
+                        (0..30)
+                            .map(|g| {
+                                if c % 37 == 5 {
+                                    0.0
+                                } else {
+                                    rng.poisson(if (g + c) % 3 == 0 { 4.0 } else { 0.4 })
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let p = dir.join(format!("d{d}.h5ad"));
+                write_h5ad(
+                    &p,
+                    &RawCsr::from_dense(&rows),
+                    &names("g", 30),
+                    &names(&format!("c{d}_"), 150),
+                    &Opts::default(),
+                    Enc::Csr,
+                    &H5adExtras::default(),
+                );
+                p
+            })
+            .collect()
+    }
+
+    fn open_all(paths: &[std::path::PathBuf]) -> Vec<Dataset> {
+        paths
+            .iter()
+            .map(|p| open(p, &OpenOptions::default()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn cached_blocks_equal_decoded_blocks_and_entries_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = inputs(dir.path());
+        let params = PreprocessParams::default().check().unwrap();
+        let root = dir.path().join("cache");
+        let mut raw = Hdf5Source::preprocess(open_all(&paths), &params).unwrap();
+        let CacheLookup::Miss(ds) = Hdf5Source::from_cache(open_all(&paths), &params, &root).unwrap() else {
+            panic!("an empty cache root cannot hit");
+        };
+        let mut built = Hdf5Source::preprocess(ds, &params).unwrap();
+        let entry = built.build_cache(&params, &root).unwrap();
+        assert!(built.is_cached());
+        let CacheLookup::Hit(mut hit, dir2) =
+            Hdf5Source::from_cache(open_all(&paths), &params, &root).unwrap()
+        else {
+            panic!("the entry just built must be found");
+        };
+        assert_eq!(dir2, entry);
+        assert_eq!(hit.genes(), raw.genes());
+        assert_eq!(hit.report(), raw.report());
+        for d in 0..2 {
+            let n = raw.n_cells(d);
+            assert_eq!(hit.n_cells(d), n);
+            assert_eq!(hit.scale_factors(d), raw.scale_factors(d));
+            assert_eq!(hit.cell_map(d), raw.cell_map(d));
+            assert_eq!(hit.cell_names(d, 0..n).unwrap(), raw.cell_names(d, 0..n).unwrap());
+            let runs_list: [Vec<std::ops::Range<usize>>; 3] = [
+                std::iter::once(0..n).collect(),
+                std::iter::once(3..9).collect(),
+                vec![40..41, 7..20, 100..n],
+            ];
+            for runs in runs_list {
+                let a = raw.read_runs(d, &runs).unwrap();
+                assert_eq!(hit.read_runs(d, &runs).unwrap(), a);
+                assert_eq!(built.read_runs(d, &runs).unwrap(), a);
+            }
+        }
+        // Other parameters: another key, a miss.
+        let other = PreprocessParams {
+            selection: GeneSelection {
+                var_thresh: 0.2,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        assert!(matches!(
+            Hdf5Source::from_cache(open_all(&paths), &other, &root).unwrap(),
+            CacheLookup::Miss(_)
+        ));
+    }
+
+    #[test]
+    fn incomplete_or_foreign_entries_are_never_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = inputs(dir.path());
+        let params = PreprocessParams::default().check().unwrap();
+        let root = dir.path().join("cache");
+        let mut src = Hdf5Source::preprocess(open_all(&paths), &params).unwrap();
+        let entry = src.build_cache(&params, &root).unwrap();
+        // No temporary directory is left behind.
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
+        // Without meta.json (as if interrupted before completion), it is a miss.
+        std::fs::rename(entry.join("meta.json"), dir.path().join("meta.json")).unwrap();
+        assert!(matches!(
+            Hdf5Source::from_cache(open_all(&paths), &params, &root).unwrap(),
+            CacheLookup::Miss(_)
+        ));
+        // A damaged data file is an error, not a silent wrong answer.
+        std::fs::rename(dir.path().join("meta.json"), entry.join("meta.json")).unwrap();
+        std::fs::write(entry.join("0.indptr"), [0u8; 12]).unwrap();
+        match Hdf5Source::from_cache(open_all(&paths), &params, &root).unwrap() {
+            CacheLookup::Hit(mut s, _) => {
+                let n = s.n_cells(0);
+                let e = s.read_cells(0, 0..n).unwrap_err();
+                assert!(matches!(e, ReaderError::Cache { .. }), "{e}");
+            }
+            CacheLookup::Miss(_) => panic!("the entry is complete"),
+        }
+        // A changed input changes the key.
+        let key_before = cache_key(&open_all(&paths), &params).unwrap();
+        let mut bytes = std::fs::read(&paths[0]).unwrap();
+        bytes.extend_from_slice(&[0u8; 1024]);
+        std::fs::write(&paths[0], bytes).unwrap();
+        assert_ne!(cache_key(&open_all(&paths), &params).unwrap(), key_before);
+    }
+}

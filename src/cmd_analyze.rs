@@ -1,0 +1,62 @@
+//! `inmf analyze`: quantile normalization, clustering, UMAP, metrics and
+//! plots of a finished run (ALGORITHMS.md §10).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use inmf_driver::{run_analyze, AnalyzeRequest};
+
+/// Analyse a run: quantile-normalize H (rliger quantileNorm), build a kNN
+/// graph, cluster it (Leiden), embed it (UMAP), score the integration
+/// (alignment, kBET, silhouette; ARI, NMI, purity against --labels) and
+/// plot it. Adds obsm['X_inmf_norm'], obsm['X_umap'], obs['cluster'] and
+/// uns['inmf']['metrics'] to RUN_DIR/result.h5ad (rewritten atomically) and
+/// writes PNG and SVG plots to --out. Same seed, same results, whatever the
+/// number of threads.
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Output directory of `inmf run` (holds result.h5ad and model.h5).
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
+    /// Cell labels for ARI, NMI and purity: an obs column of result.h5ad or
+    /// of the input .h5ad files (e.g. the simulator's cell_type).
+    #[arg(long, value_name = "COLUMN")]
+    pub labels: Option<String>,
+    /// Leiden resolution (higher → more clusters).
+    #[arg(long, default_value_t = 1.0)]
+    pub resolution: f64,
+    /// Reference dataset of the quantile normalization [default: the largest].
+    #[arg(long, value_name = "NAME")]
+    pub reference: Option<String>,
+    /// Directory for the plots [default: RUN_DIR/analysis].
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print only the metrics table and plot paths (no progress).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs `inmf analyze`.
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let req = AnalyzeRequest {
+        run_dir: args.run_dir.clone(),
+        labels: args.labels,
+        resolution: args.resolution,
+        reference: args.reference,
+        out_dir: args.out,
+        seed: args.seed,
+    };
+    let quiet = args.quiet;
+    let summary = run_analyze(&req, &mut |line| {
+        if !quiet {
+            eprintln!("  {line}");
+        }
+    })
+    .with_context(|| format!("inmf analyze of {} failed", args.run_dir.display()))?;
+    print!("{summary}");
+    Ok(())
+}

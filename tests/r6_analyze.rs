@@ -1,0 +1,300 @@
+//! Issue 6: `inmf analyze` end to end — simulate a small atlas, factorize
+//! it, analyze it with the simulated cell types as labels, and check what
+//! lands in result.h5ad (and that Python's anndata reads it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hdf5::types::VarLenUnicode;
+use ndarray::Array2;
+
+use crate::common::*;
+
+/// Simulates 3 datasets (one cell type missing from the third) and runs
+/// `inmf run`; returns the run directory.
+fn small_run(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    let o = inmf(&[
+        "simulate",
+        "--quiet",
+        "--out",
+        data.to_str().unwrap(),
+        "--datasets",
+        "3",
+        "--cells",
+        "900,700,600",
+        "--genes",
+        "600",
+        "--cell-types",
+        "5",
+        "--missing",
+        "3:5",
+        "--seed",
+        "3",
+    ]);
+    assert!(o.status.success(), "simulate failed: {}", stderr(&o));
+    let run = dir.join("run");
+    let mut args: Vec<String> = [
+        "run",
+        "--quiet",
+        "--k",
+        "8",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "500",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(run.display().to_string());
+    for b in 1..=3 {
+        args.push(data.join(format!("batch{b}.h5ad")).display().to_string());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = inmf(&refs);
+    assert!(o.status.success(), "run failed: {}", stderr(&o));
+    run
+}
+
+fn strings(f: &hdf5::File, path: &str) -> Vec<String> {
+    f.dataset(path)
+        .unwrap()
+        .read_raw::<VarLenUnicode>()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn attr_strings(loc: &hdf5::Location, name: &str) -> Vec<String> {
+    loc.attr(name)
+        .unwrap()
+        .read_raw::<VarLenUnicode>()
+        .unwrap()
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn attr_str(loc: &hdf5::Location, name: &str) -> String {
+    loc.attr(name)
+        .unwrap()
+        .read_scalar::<VarLenUnicode>()
+        .unwrap()
+        .to_string()
+}
+
+fn metric(f: &hdf5::File, key: &str) -> Option<f64> {
+    f.dataset(&format!("uns/inmf/metrics/{key}"))
+        .ok()
+        .map(|d| d.read_scalar::<f64>().unwrap())
+}
+
+#[test]
+fn r6_analyze_adds_normalized_h_umap_clusters_metrics_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let result = run.join("result.h5ad");
+    let h: Array2<f64> = hdf5::File::open(&result)
+        .unwrap()
+        .dataset("obsm/X_inmf")
+        .unwrap()
+        .read_2d()
+        .unwrap();
+    let n = h.nrows();
+    assert_eq!(h.dim(), (2200, 8));
+
+    let o = inmf(&[
+        "analyze",
+        run.to_str().unwrap(),
+        "--labels",
+        "cell_type",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "analyze failed: {}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    for needle in [
+        "ARI",
+        "NMI",
+        "purity",
+        "alignment",
+        "kBET acceptance",
+        "silhouette",
+        "umap_dataset.png",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing from:\n{out}");
+    }
+
+    let f = hdf5::File::open(&result).unwrap();
+    // Normalized H: same shape, finite, non-negative; H itself untouched.
+    let hn: Array2<f64> = f.dataset("obsm/X_inmf_norm").unwrap().read_2d().unwrap();
+    assert_eq!(hn.dim(), (n, 8));
+    assert!(hn.iter().all(|v| v.is_finite() && *v >= 0.0));
+    let h2: Array2<f64> = f.dataset("obsm/X_inmf").unwrap().read_2d().unwrap();
+    assert_eq!(h, h2);
+    assert_eq!(
+        attr_str(&f.dataset("obsm/X_inmf_norm").unwrap(), "encoding-type"),
+        "array"
+    );
+    let um: Array2<f32> = f.dataset("obsm/X_umap").unwrap().read_2d().unwrap();
+    assert_eq!(um.dim(), (n, 2));
+    assert!(um.iter().all(|v| v.is_finite()));
+    // obs['cluster'] and obs['cell_type'] are categoricals listed in column-order.
+    let cl = f.group("obs/cluster").unwrap();
+    assert_eq!(attr_str(&cl, "encoding-type"), "categorical");
+    let cats = strings(&f, "obs/cluster/categories");
+    assert!(cats.len() >= 2, "{cats:?}");
+    assert_eq!(cats, (0..cats.len()).map(|c| c.to_string()).collect::<Vec<_>>());
+    let codes: Vec<i32> = cl.dataset("codes").unwrap().read_raw().unwrap();
+    assert_eq!(codes.len(), n);
+    assert!(codes.iter().all(|&c| c >= 0 && (c as usize) < cats.len()));
+    let types = strings(&f, "obs/cell_type/categories");
+    assert_eq!(types.len(), 5);
+    let tcodes: Vec<i32> = f.dataset("obs/cell_type/codes").unwrap().read_raw().unwrap();
+    assert_eq!(tcodes.len(), n);
+    let order = attr_strings(&f.group("obs").unwrap(), "column-order");
+    assert!(
+        order.contains(&"cluster".to_string()) && order.contains(&"cell_type".to_string()),
+        "{order:?}"
+    );
+    assert!(order.contains(&"dataset".to_string()));
+    // The labels came from the inputs, row by row through obs['cell_index'].
+    let input = hdf5::File::open(dir.path().join("data/batch1.h5ad")).unwrap();
+    let in_types = strings(&input, "obs/cell_type/categories");
+    let in_codes: Vec<i32> = input.dataset("obs/cell_type/codes").unwrap().read_raw().unwrap();
+    let cell_index: Vec<i64> = f.dataset("obs/cell_index").unwrap().read_raw().unwrap();
+    for c in 0..900 {
+        assert_eq!(
+            types[tcodes[c] as usize],
+            in_types[in_codes[cell_index[c] as usize] as usize]
+        );
+    }
+    // Metrics: every key, in range; a small but real integration.
+    for key in [
+        "ari",
+        "nmi",
+        "purity",
+        "alignment",
+        "kbet_acceptance",
+        "silhouette",
+    ] {
+        let v = metric(&f, key).unwrap_or_else(|| panic!("uns/inmf/metrics/{key} missing"));
+        assert!((-1.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    assert!(metric(&f, "ari").unwrap() > 0.5, "ARI {:?}", metric(&f, "ari"));
+    assert!(
+        metric(&f, "alignment").unwrap() > 0.5,
+        "alignment {:?}",
+        metric(&f, "alignment")
+    );
+    assert!(metric(&f, "purity").unwrap() > 0.7);
+    drop(f);
+    // Plots, and no temporary file left.
+    for p in [
+        "umap_dataset",
+        "umap_cluster",
+        "umap_label",
+        "composition",
+        "objective",
+    ] {
+        for ext in ["png", "svg"] {
+            let file = run.join("analysis").join(format!("{p}.{ext}"));
+            assert!(
+                std::fs::metadata(&file).map(|m| m.len() > 1000).unwrap_or(false),
+                "{file:?}"
+            );
+        }
+    }
+    assert!(files_below(&run)
+        .iter()
+        .all(|p| !p.file_name().unwrap().to_string_lossy().contains(".tmp")));
+
+    // Python's anndata reads it (what scanpy users do).
+    check_with_anndata(&result, n, 8);
+
+    // Again, same seed: identical results (elements replaced, not duplicated);
+    // without labels the label-based metrics are absent.
+    let o = inmf(&[
+        "analyze",
+        run.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        dir.path().join("plots2").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "second analyze failed: {}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("n/a"));
+    let f = hdf5::File::open(&result).unwrap();
+    let um2: Array2<f32> = f.dataset("obsm/X_umap").unwrap().read_2d().unwrap();
+    assert_eq!(um, um2);
+    let codes2: Vec<i32> = f.dataset("obs/cluster/codes").unwrap().read_raw().unwrap();
+    assert_eq!(codes, codes2);
+    assert!(metric(&f, "ari").is_none() && metric(&f, "alignment").is_some());
+    assert_eq!(
+        attr_strings(&f.group("obs").unwrap(), "column-order")
+            .iter()
+            .filter(|c| *c == "cluster")
+            .count(),
+        1
+    );
+    assert!(dir.path().join("plots2/umap_dataset.png").exists());
+    assert!(!dir.path().join("plots2/umap_label.png").exists());
+    drop(f);
+}
+
+fn check_with_anndata(result: &Path, n: usize, k: usize) {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("\n*** SKIPPED: python3 is not installed, so result.h5ad was NOT checked with Python's anndata ***\n");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-anndata");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("anndata-venv");
+    let o = Command::new(&script)
+        .args([
+            result.to_str().unwrap(),
+            &n.to_string(),
+            &k.to_string(),
+            "cell_type",
+        ])
+        .env("INMF_ANNDATA_VENV", &venv)
+        .output()
+        .expect("scripts/check-anndata runs");
+    match o.status.code() {
+        Some(0) => eprintln!("{}", String::from_utf8_lossy(&o.stdout)),
+        Some(3) => eprintln!(
+            "\n*** SKIPPED: python3 has no venv module, so result.h5ad was NOT checked with anndata: {} ***\n",
+            stderr(&o)
+        ),
+        _ => panic!(
+            "anndata could not read or check {}:\n{}\n{}",
+            result.display(),
+            String::from_utf8_lossy(&o.stdout),
+            stderr(&o)
+        ),
+    }
+}
+
+#[test]
+fn r6_analyze_refuses_bad_input_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = inmf(&["analyze", dir.path().join("nope").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("result.h5ad"), "{}", stderr(&o));
+
+    let run = small_run(dir.path());
+    let o = inmf(&["analyze", run.to_str().unwrap(), "--reference", "batch9"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("batch1"), "{}", stderr(&o));
+    let o = inmf(&["analyze", run.to_str().unwrap(), "--labels", "no_such_column"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no_such_column"), "{}", stderr(&o));
+    let o = inmf(&["analyze", run.to_str().unwrap(), "--resolution=-1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // Nothing was added by the failed attempts.
+    let f = hdf5::File::open(run.join("result.h5ad")).unwrap();
+    assert!(f.dataset("obsm/X_umap").is_err());
+    assert!(files_below(&run)
+        .iter()
+        .all(|p| !p.file_name().unwrap().to_string_lossy().contains(".tmp")));
+}
