@@ -23,8 +23,9 @@ use crate::error::DriverError;
 use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
 use crate::model::SavedModel;
 use crate::prepare::{cache_root, finish_cache, open_and_preprocess};
-use crate::results::{solve_and_write, ResultContent, ResultWriter};
-use crate::run::{create_dir, in_pool, model_datasets, peak_rss_bytes, InputSpec, RunSummary};
+use crate::run::{
+    create_dir, in_pool, model_datasets, write_phase_outputs, InputSpec, PhaseOutputs, RunSummary,
+};
 use inmf_reader::fingerprint;
 
 /// Everything `inmf add` needs.
@@ -216,60 +217,16 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     let source = learn(&mut state, source, &plan, &settings, Some(&checkpoint))?;
     let t_learn = t1.elapsed().as_secs_f64();
 
-    let t2 = Instant::now();
-    create_dir(&req.out_dir)?;
-    let model_path = req.out_dir.join("model.h5");
-    let result_path = req.out_dir.join("result.h5ad");
-    let model = state.model;
-    let names = source.dataset_names().to_vec();
-    let vs = (0..source.n_datasets())
-        .map(|d| (names[d].clone(), model.datasets[model_id(d)].v.view()))
-        .collect();
-    let content = ResultContent {
-        method: "online iNMF (scenario 2: datasets added to a saved model)",
-        w: model.w.view(),
-        v: vs,
-        params: Some(&params),
-        epoch_objective: &state.epoch_objective,
-    };
-    let mut writer = ResultWriter::create(&result_path, &source, content, false)?;
-    let datasets: Vec<(String, usize, usize)> = (0..source.n_datasets())
-        .map(|d| (names[d].clone(), source.cell_map(d).n_total(), source.n_cells(d)))
-        .collect();
     let genes = source.n_genes();
-    let rt = &req.config.runtime;
-    let pass = solve_and_write(
-        source,
-        &mut writer,
-        |d, x| model.solve_h(model_id(d), x),
-        rt.final_block,
-        rt.read_ahead,
-        req.quiet,
-    )?;
-    let saved_new = SavedModel {
-        model,
-        iterations: checkpoint.template.iterations + state.iterations,
-        epochs_done: state.epoch_objective.len(),
-        epoch_objective: state.epoch_objective.clone(),
-        ..checkpoint.template
-    };
-    let model_tmp = saved_new.save_to_temp(&model_path)?;
-    writer.finish(pass.objective, pass.zero_cells)?;
-    model_tmp.commit()?;
-    let _ = std::fs::remove_file(&checkpoint.path);
-    let t_final = t2.elapsed().as_secs_f64();
-    Ok(RunSummary {
-        datasets,
-        genes,
+    let outputs = PhaseOutputs {
+        out_dir: &req.out_dir,
+        method: "online iNMF (scenario 2: datasets added to a saved model)",
+        params: &params,
+        runtime: &req.config.runtime,
+        quiet: req.quiet,
+        model_ids: (0..source.n_datasets()).map(model_id).collect(),
         genes_in: genes,
-        k: params.k,
-        lambda: params.lambda,
-        iterations: state.iterations,
-        epochs: state.epoch_objective.len(),
-        epoch_objective: state.epoch_objective,
-        final_objective: pass.objective,
-        seconds: [t_pre, t_learn, t_final],
-        outputs: vec![model_path, result_path],
-        peak_rss_bytes: peak_rss_bytes(),
-    })
+        seconds: [t_pre, t_learn],
+    };
+    write_phase_outputs(source, state, checkpoint, outputs)
 }

@@ -36,8 +36,8 @@ use inmf_analysis::{
 };
 use ndarray::{Array2, ArrayView2};
 
+use crate::anndata::temp::TempFile;
 use crate::error::DriverError;
-use crate::output::TempPath;
 use crate::run::peak_rss_bytes;
 
 /// What `inmf analyze` is asked to do.
@@ -773,13 +773,13 @@ fn update_result(
     req: &AnalyzeRequest,
     dataset_names: &[String],
 ) -> Result<(), DriverError> {
-    let tmp = TempPath::for_final(result)?;
-    std::fs::copy(result, tmp.path()).map_err(|source| DriverError::Io {
-        path: tmp.path().to_path_buf(),
+    let tmp = TempFile::new(result)?;
+    std::fs::copy(result, tmp.tmp()).map_err(|source| DriverError::Io {
+        path: tmp.tmp().to_path_buf(),
         source,
     })?;
     let write = || -> hdf5::Result<()> {
-        let f = hdf5::File::open_rw(tmp.path())?;
+        let f = hdf5::File::open_rw(tmp.tmp())?;
         let obsm = f.group("obsm")?;
         dense(&obsm, "X_inmf_norm", a.h_norm.view())?;
         dense(&obsm, "X_umap", a.umap.view())?;
@@ -820,11 +820,6 @@ fn update_result(
         f.close()
     };
     write().map_err(h5(result, "adding the analysis to a temporary copy"))?;
-    std::fs::File::open(tmp.path())
-        .and_then(|f| f.sync_all())
-        .map_err(|source| DriverError::Io {
-            path: tmp.path().to_path_buf(),
-            source,
-        })?;
-    tmp.commit()
+    // TempFile::commit syncs the file before renaming it.
+    tmp.commit().map(|_| ())
 }

@@ -13,7 +13,6 @@ mod factor;
 mod import;
 mod learn;
 mod model;
-mod output;
 mod prepare;
 mod project;
 mod results;

@@ -23,8 +23,8 @@ use hdf5::types::VarLenUnicode;
 use inmf_learner::{DatasetState, OnlineInmf, OnlineParams};
 use ndarray::{Array1, Array2};
 
+use crate::anndata::temp::TempFile;
 use crate::error::DriverError;
-use crate::output::TempPath;
 
 /// The model file format this build writes and reads.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
@@ -108,16 +108,16 @@ fn get_attr_str(loc: &hdf5::Location, name: &str) -> hdf5::Result<String> {
 impl SavedModel {
     /// Writes the model to `path` (temporary name, renamed when complete).
     pub fn save(&self, path: &Path) -> Result<(), DriverError> {
-        self.save_to_temp(path)?.commit()
+        self.save_to_temp(path)?.commit().map(|_| ())
     }
 
     /// Writes the model to a temporary sibling of `path`; the caller commits
     /// it (renames it to `path`) when every other output is complete too.
-    pub fn save_to_temp(&self, path: &Path) -> Result<TempPath, DriverError> {
-        let tmp = TempPath::for_final(path)?;
+    pub(crate) fn save_to_temp(&self, path: &Path) -> Result<TempFile, DriverError> {
+        let tmp = TempFile::new(path)?;
         let e = h5err(path, "writing the model");
         {
-            let f = hdf5::File::create(tmp.path()).map_err(&e)?;
+            let f = hdf5::File::create(tmp.tmp()).map_err(&e)?;
             let p = &self.params;
             put_attr_str(&f, "format", "inmf-model").map_err(&e)?;
             put_attr(&f, "format_version", MODEL_FORMAT_VERSION).map_err(&e)?;

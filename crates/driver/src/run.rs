@@ -331,42 +331,84 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     let source = learn(&mut state, source, &plan, &settings, Some(&checkpoint))?;
     let t_learn = t1.elapsed().as_secs_f64();
 
-    // Final H pass, objective, outputs.
+    let outputs = PhaseOutputs {
+        out_dir: &req.out_dir,
+        method: "online iNMF (scenario 1)",
+        params,
+        runtime: &req.config.runtime,
+        quiet: req.quiet,
+        model_ids: (0..source.n_datasets()).collect(),
+        genes_in: source.report().genes_shared,
+        seconds: [t_pre, t_learn],
+    };
+    write_phase_outputs(source, state, checkpoint, outputs)
+}
+
+/// What [`write_phase_outputs`] needs besides the learned state.
+pub(crate) struct PhaseOutputs<'a> {
+    /// Output directory.
+    pub out_dir: &'a std::path::Path,
+    /// `uns['inmf']['method']`.
+    pub method: &'a str,
+    /// Parameters of the learning phase.
+    pub params: &'a OnlineParams,
+    /// Final-pass block size and read-ahead.
+    pub runtime: &'a crate::config::RuntimeConfig,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Model dataset id of each source dataset.
+    pub model_ids: Vec<usize>,
+    /// Genes shared by the inputs (for the summary).
+    pub genes_in: usize,
+    /// Seconds of preprocessing and learning so far.
+    pub seconds: [f64; 2],
+}
+
+/// The end of a learning phase (`run` and `add`): solve H for every cell of
+/// `source` in a streaming pass, write result.h5ad and model.h5 under
+/// temporary names, commit both, and drop the checkpoint.
+pub(crate) fn write_phase_outputs(
+    source: Hdf5Source,
+    state: Learning,
+    checkpoint: CheckpointSpec,
+    o: PhaseOutputs<'_>,
+) -> Result<RunSummary, DriverError> {
     let t2 = Instant::now();
-    create_dir(&req.out_dir)?;
-    let model_path = req.out_dir.join("model.h5");
-    let result_path = req.out_dir.join("result.h5ad");
+    create_dir(o.out_dir)?;
+    let model_path = o.out_dir.join("model.h5");
+    let result_path = o.out_dir.join("result.h5ad");
     let model = state.model;
+    let names = source.dataset_names().to_vec();
     let vs = names
         .iter()
-        .zip(&model.datasets)
-        .map(|(n, d)| (n.clone(), d.v.view()))
+        .zip(&o.model_ids)
+        .map(|(n, &id)| (n.clone(), model.datasets[id].v.view()))
         .collect();
     let content = ResultContent {
-        method: "online iNMF (scenario 1)",
+        method: o.method,
         w: model.w.view(),
         v: vs,
-        params: Some(params),
+        params: Some(o.params),
         epoch_objective: &state.epoch_objective,
     };
     let mut writer = ResultWriter::create(&result_path, &source, content, false)?;
-    let genes_in = source.report().genes_shared;
     let datasets: Vec<(String, usize, usize)> = (0..source.n_datasets())
         .map(|d| (names[d].clone(), source.cell_map(d).n_total(), source.n_cells(d)))
         .collect();
     let genes = source.n_genes();
-    let rt = &req.config.runtime;
+    let rt = o.runtime;
+    let ids = &o.model_ids;
     let pass = solve_and_write(
         source,
         &mut writer,
-        |d, x| model.solve_h(d, x),
+        |d, x| model.solve_h(ids[d], x),
         rt.final_block,
         rt.read_ahead,
-        req.quiet,
+        o.quiet,
     )?;
     let saved = SavedModel {
         model,
-        iterations: state.iterations,
+        iterations: checkpoint.template.iterations + state.iterations,
         epochs_done: state.epoch_objective.len(),
         epoch_objective: state.epoch_objective.clone(),
         ..checkpoint.template
@@ -375,19 +417,18 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     writer.finish(pass.objective, pass.zero_cells)?;
     model_tmp.commit()?;
     let _ = std::fs::remove_file(&checkpoint.path);
-    let t_final = t2.elapsed().as_secs_f64();
-
+    let [t_pre, t_learn] = o.seconds;
     Ok(RunSummary {
         datasets,
         genes,
-        genes_in,
-        k: params.k,
-        lambda: params.lambda,
+        genes_in: o.genes_in,
+        k: o.params.k,
+        lambda: o.params.lambda,
         iterations: state.iterations,
         epochs: state.epoch_objective.len(),
         epoch_objective: state.epoch_objective,
         final_objective: pass.objective,
-        seconds: [t_pre, t_learn, t_final],
+        seconds: [t_pre, t_learn, t2.elapsed().as_secs_f64()],
         outputs: vec![model_path, result_path],
         peak_rss_bytes: peak_rss_bytes(),
     })
