@@ -2,10 +2,11 @@
 //!
 //! Subcommands: `run` (scenario 1: factorize datasets together), `add`
 //! (scenario 2: add datasets to a saved model), `project` (scenario 3:
-//! project queries onto W), `simulate` (a Splatter-like multi-batch
-//! atlas), `import` (Matrix Market directory to .h5ad) and `inspect`
-//! (describe an input). Exit codes: 0 success, 2 bad input or parameters (nothing is
-//! written), 1 any other failure.
+//! project queries onto W), `analyze` (clusters, embedding, metrics,
+//! plots), `factor` (the batch solvers), `simulate` (a Splatter-like
+//! multi-batch atlas), `import` (Matrix Market directory to .h5ad) and
+//! `inspect` (describe an input). Exit codes: 0 success, 2 bad input or
+//! parameters (nothing is written), 1 any other failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
