@@ -24,7 +24,7 @@
 
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -148,13 +148,13 @@ pub fn inmf_anls(
 ) -> Result<InmfFit, LearnerError> {
     let start = Instant::now();
     params.check()?;
-    let genes = validate_data(datasets, params.k)?;
+    let genes = crate::batch::validate_datasets(datasets, params.k)?;
     let k = params.k;
     let lambda = params.lambda;
 
     let (mut w, mut v, mut h, h_warm) = match init {
         Some(f) => {
-            validate_init(&f, datasets, genes, k)?;
+            crate::batch::check_inmf_init(&f, datasets, genes, k, false)?;
             let warm = !f.h.is_empty();
             let h: Vec<Array2<f64>> = if warm {
                 f.h.into_iter().map(standard_layout).collect()
@@ -249,42 +249,6 @@ fn relative_decrease(prev: f64, cur: f64) -> f64 {
     }
 }
 
-/// Data-dependent rules; returns the number of genes.
-fn validate_data(datasets: &[CsrMatrix], k: usize) -> Result<usize, LearnerError> {
-    let first = datasets
-        .first()
-        .ok_or_else(|| LearnerError::InvalidData("no datasets were given".into()))?;
-    let genes = first.n_cols();
-    if k > genes {
-        return Err(LearnerError::InvalidParameter(format!(
-            "K = {k} exceeds the number of genes ({genes})"
-        )));
-    }
-    for (i, x) in datasets.iter().enumerate() {
-        if x.n_cols() != genes {
-            return Err(LearnerError::InvalidData(format!(
-                "dataset {i} has {} genes but dataset 0 has {genes}",
-                x.n_cols()
-            )));
-        }
-        if k > x.n_rows() {
-            return Err(LearnerError::InvalidParameter(format!(
-                "K = {k} exceeds the number of cells of dataset {i} ({})",
-                x.n_rows()
-            )));
-        }
-        if let Some(pos) = x.data().iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
-            let cell = x.indptr().partition_point(|&p| p <= pos) - 1;
-            return Err(LearnerError::InvalidData(format!(
-                "dataset {i}, cell {cell}, gene {}: value {} is negative or not finite",
-                x.indices()[pos],
-                x.data()[pos]
-            )));
-        }
-    }
-    Ok(genes)
-}
-
 fn is_nonzero_cell(x: &CsrMatrix, c: usize) -> bool {
     x.row(c).1.iter().any(|&v| v != 0.0)
 }
@@ -319,54 +283,6 @@ fn default_init(
         v.push(v_from_cells(&cells)?);
     }
     Ok((w, v))
-}
-
-fn check_factor(a: ArrayView2<f64>, name: &str, rows: usize, k: usize) -> Result<(), LearnerError> {
-    if a.dim() != (rows, k) {
-        return Err(LearnerError::InvalidData(format!(
-            "init: {name} is {} × {}, expected {rows} × {k}",
-            a.nrows(),
-            a.ncols()
-        )));
-    }
-    if let Some(((r, c), v)) = a.indexed_iter().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
-        return Err(LearnerError::InvalidData(format!(
-            "init: {name}[{r}, {c}] = {v} is negative or not finite"
-        )));
-    }
-    Ok(())
-}
-
-fn validate_init(
-    f: &InmfFactors,
-    datasets: &[CsrMatrix],
-    genes: usize,
-    k: usize,
-) -> Result<(), LearnerError> {
-    check_factor(f.w.view(), "W", genes, k)?;
-    if f.v.len() != datasets.len() {
-        return Err(LearnerError::InvalidData(format!(
-            "init: {} V matrices for {} datasets",
-            f.v.len(),
-            datasets.len()
-        )));
-    }
-    for (i, v) in f.v.iter().enumerate() {
-        check_factor(v.view(), &format!("V_{i} (dataset {i})"), genes, k)?;
-    }
-    if !f.h.is_empty() {
-        if f.h.len() != datasets.len() {
-            return Err(LearnerError::InvalidData(format!(
-                "init: {} H matrices for {} datasets (pass none or one per dataset)",
-                f.h.len(),
-                datasets.len()
-            )));
-        }
-        for (i, (h, x)) in f.h.iter().zip(datasets).enumerate() {
-            check_factor(h.view(), &format!("H_{i} (dataset {i})"), x.n_rows(), k)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
