@@ -200,6 +200,11 @@ struct RunArgs {
     /// Use the genes listed in FILE (one per line) instead of selecting them.
     #[arg(long, value_name = "FILE")]
     genes: Option<PathBuf>,
+    /// After learning, measure this machine's per-epoch lower bound (read
+    /// rate, sparse-product rate) on the run's data and report
+    /// "epoch time / bound" (used by scripts/bench-scale).
+    #[arg(long, hide = true)]
+    measure_bound: bool,
     #[command(flatten)]
     learn: LearnOpts,
     #[command(flatten)]
@@ -222,6 +227,7 @@ impl RunArgs {
             config: c,
             quiet: self.common.quiet || self.common.json,
             resume: self.learn.resume,
+            measure_bound: self.measure_bound,
         })
     }
 }
@@ -345,6 +351,14 @@ fn summary_json(s: &inmf_driver::RunSummary) -> serde_json::Value {
         "seconds": {"preprocess": pre, "epochs": epochs, "final_h_and_write": fin, "total": pre + epochs + fin},
         "peak_rss_mb": s.peak_rss_bytes.map(|b| b as f64 / 1048576.0),
         "outputs": s.outputs,
+        "bound": s.bound.map(|b| serde_json::json!({
+            "epoch_s": b.seconds,
+            "epoch_time_over_bound": epochs / s.epochs.max(1) as f64 / b.seconds,
+            "bytes_per_epoch": b.bytes_per_epoch,
+            "nnz_per_epoch": b.nnz_per_epoch,
+            "read_gb_per_s": b.read_bytes_per_s / 1e9,
+            "sparse_gflop_per_s": b.sparse_flops_per_s / 1e9,
+        })),
     })
 }
 

@@ -80,7 +80,8 @@ pub(crate) fn learn(
 ) -> Result<Hdf5Source, DriverError> {
     let skip = state.iterations;
     let requests = plan.iter().skip(skip).map(|it| it.batches);
-    let (rx, reader) = spawn_reader(source, requests, settings.read_ahead).map_err(thread_err)?;
+    let reader = spawn_reader(source, requests, settings.read_ahead).map_err(thread_err)?;
+    let rx = reader.batches;
     let pb = progress_bar(settings.quiet, plan.n_iterations() as u64, "learning");
     pb.set_position(skip as u64);
     let (mut epoch_sum, mut epoch_cells) = (0.0, 0usize);
@@ -105,6 +106,7 @@ pub(crate) fn learn(
                 break;
             }
         };
+        reader.recycler.give_back(batches);
         state.iterations += 1;
         epoch_sum += rep.objective.total();
         epoch_cells += rep.cells;
@@ -137,6 +139,7 @@ pub(crate) fn learn(
     drop(rx);
     pb.finish_and_clear();
     let source = reader
+        .thread
         .join()
         .map_err(|_| DriverError::Internal("the reader thread panicked".into()))?;
     outcome?;

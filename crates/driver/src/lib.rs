@@ -7,6 +7,7 @@
 mod add;
 mod analyze;
 pub mod anndata;
+mod bound;
 mod config;
 mod error;
 mod factor;
@@ -21,6 +22,7 @@ pub mod simulate;
 
 pub use add::{add_datasets, AddRequest};
 pub use analyze::{run_analyze, AnalyzeRequest, AnalyzeSummary};
+pub use bound::EpochBound;
 pub use config::{ModelConfig, PreprocessConfig, RunConfig, RuntimeConfig};
 pub use error::DriverError;
 pub use factor::{

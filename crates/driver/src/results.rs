@@ -356,7 +356,8 @@ where
     let total: usize = (0..source.n_datasets()).map(|d| source.n_cells(d)).sum();
     let pb = progress_bar(quiet, total as u64, "final H");
     let n_requests = requests.len();
-    let (rx, reader) = spawn_reader(source, requests, read_ahead).map_err(thread_err)?;
+    let reader = spawn_reader(source, requests, read_ahead).map_err(thread_err)?;
+    let rx = reader.batches;
     let mut pass = FinalPass::default();
     let mut received = 0;
     let mut outcome = Ok(());
@@ -368,7 +369,7 @@ where
                 break;
             }
         };
-        for mb in batches {
+        for mb in &batches {
             let step = solve(mb.dataset, &mb.x)
                 .map_err(DriverError::from)
                 .and_then(|(h, obj)| {
@@ -386,11 +387,13 @@ where
             }
             pb.inc(mb.n_cells() as u64);
         }
+        reader.recycler.give_back(batches);
         received += 1;
     }
     drop(rx);
     pb.finish_and_clear();
     reader
+        .thread
         .join()
         .map_err(|_| DriverError::Internal("the reader thread panicked".into()))?;
     outcome?;

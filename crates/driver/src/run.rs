@@ -19,6 +19,7 @@ use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
 use crate::prepare::{cache_root, finish_cache, open_and_preprocess};
 use inmf_reader::fingerprint;
 
+use crate::bound::{measure_epoch_bound, EpochBound};
 use crate::config::RunConfig;
 use crate::error::DriverError;
 use crate::model::{ModelDataset, SavedModel};
@@ -67,6 +68,9 @@ pub struct RunRequest {
     pub quiet: bool,
     /// Continue from OUT/checkpoint.h5 of an interrupted run.
     pub resume: bool,
+    /// After learning, measure this machine's per-epoch bound on the run's
+    /// data ([`EpochBound`]; not counted in the phase times).
+    pub measure_bound: bool,
 }
 
 /// What a run did, with timings; `Display` prints the summary.
@@ -96,6 +100,8 @@ pub struct RunSummary {
     pub outputs: Vec<PathBuf>,
     /// Peak resident memory of the process (VmHWM), where the OS reports it.
     pub peak_rss_bytes: Option<u64>,
+    /// The per-epoch bound, when asked for ([`RunRequest::measure_bound`]).
+    pub bound: Option<EpochBound>,
 }
 
 /// Peak resident set size of this process from /proc/self/status (Linux).
@@ -153,6 +159,17 @@ impl fmt::Display for RunSummary {
         )?;
         if let Some(b) = self.peak_rss_bytes {
             writeln!(f, "  peak memory (RSS): {:.1} MB", b as f64 / 1048576.0)?;
+        }
+        if let Some(b) = &self.bound {
+            let per_epoch = e / self.epochs.max(1) as f64;
+            writeln!(
+                f,
+                "  epoch bound {:.3} s (read {:.2} GB/s, sparse products {:.1} GFLOP/s); epoch time / bound = {:.2}",
+                b.seconds,
+                b.read_bytes_per_s / 1e9,
+                b.sparse_flops_per_s / 1e9,
+                per_epoch / b.seconds
+            )?;
         }
         for out in &self.outputs {
             writeln!(f, "  wrote {}", out.display())?;
@@ -330,6 +347,12 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     };
     let source = learn(&mut state, source, &plan, &settings, Some(&checkpoint))?;
     let t_learn = t1.elapsed().as_secs_f64();
+    let (source, bound) = if req.measure_bound {
+        let (s, b) = measure_epoch_bound(source, &plan, &state.model, settings.read_ahead)?;
+        (s, Some(b))
+    } else {
+        (source, None)
+    };
 
     let outputs = PhaseOutputs {
         out_dir: &req.out_dir,
@@ -341,7 +364,9 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
         genes_in: source.report().genes_shared,
         seconds: [t_pre, t_learn],
     };
-    write_phase_outputs(source, state, checkpoint, outputs)
+    let mut summary = write_phase_outputs(source, state, checkpoint, outputs)?;
+    summary.bound = bound;
+    Ok(summary)
 }
 
 /// What [`write_phase_outputs`] needs besides the learned state.
@@ -431,6 +456,7 @@ pub(crate) fn write_phase_outputs(
         seconds: [t_pre, t_learn, t2.elapsed().as_secs_f64()],
         outputs: vec![model_path, result_path],
         peak_rss_bytes: peak_rss_bytes(),
+        bound: None,
     })
 }
 

@@ -13,6 +13,7 @@
 use ndarray::{Array2, ArrayView2};
 
 use crate::objective::trace_of_product;
+use crate::simd::avx2_dispatch;
 
 /// The clamp floor of the anchor: entries stay ≥ 1e-16, never exactly 0.
 pub const HALS_FLOOR: f64 = 1e-16;
@@ -28,70 +29,89 @@ pub struct DatasetStats<'a> {
     pub b: ArrayView2<'a, f64>,
 }
 
-/// One sweep over the columns j of W:
-/// W_·j ← max(ε, W_·j + Σ_i (B_i·j − (W+V_i)A_i·j) / Σ_i A_i,jj).
-/// A column with Σ_i A_i,jj = 0 is left unchanged.
-pub fn update_w(W: &mut Array2<f64>, stats: &[DatasetStats<'_>]) {
-    let (m, k) = W.dim();
-    let mut num = vec![0.0; m];
-    let mut a_j = vec![0.0; k];
-    let vs: Vec<_> = stats.iter().map(|s| s.v.as_standard_layout()).collect();
-    let bs: Vec<_> = stats.iter().map(|s| s.b.as_standard_layout()).collect();
-    let w = W.as_slice_mut().expect("W in standard layout");
-    for j in 0..k {
-        let den: f64 = stats.iter().map(|s| s.a[[j, j]]).sum();
-        if den <= 0.0 {
-            continue;
+/// Σ_l (w_l + c·v_l)·a_l with four interleaved partial sums (a fixed order,
+/// so reproducible, and short dependency chains, so it vectorizes).
+#[inline(always)]
+fn fit_dot(w: &[f64], v: &[f64], a: &[f64], c: f64) -> f64 {
+    let n = w.len().min(v.len()).min(a.len());
+    let mut s = [0.0f64; 4];
+    let full = n - n % 4;
+    for l in (0..full).step_by(4) {
+        for q in 0..4 {
+            s[q] += (w[l + q] + c * v[l + q]) * a[l + q];
         }
-        num.fill(0.0);
-        for ((s, v), b) in stats.iter().zip(&vs).zip(&bs) {
-            a_j.iter_mut().zip(s.a.column(j)).for_each(|(d, &x)| *d = x);
-            let (v, b) = (v.as_slice().expect("standard"), b.as_slice().expect("standard"));
-            for (g, n) in num.iter_mut().enumerate() {
-                let (wr, vr) = (&w[g * k..(g + 1) * k], &v[g * k..(g + 1) * k]);
-                let fit: f64 = wr.iter().zip(vr).zip(&a_j).map(|((x, y), a)| (x + y) * a).sum();
-                *n += b[g * k + j] - fit;
+    }
+    let mut tail = 0.0;
+    for l in full..n {
+        tail += (w[l] + c * v[l]) * a[l];
+    }
+    (s[0] + s[1]) + (s[2] + s[3]) + tail
+}
+
+avx2_dispatch! {
+    /// One sweep over the columns j of W:
+    /// W_·j ← max(ε, W_·j + Σ_i (B_i·j − (W+V_i)A_i·j) / Σ_i A_i,jj).
+    /// A column with Σ_i A_i,jj = 0 is left unchanged.
+    pub fn update_w / update_w_avx2 / update_w_impl(
+        W: &mut Array2<f64>,
+        stats: &[DatasetStats<'_>],
+    ) {
+        let (m, k) = W.dim();
+        let mut num = vec![0.0; m];
+        let mut a_j = vec![0.0; k];
+        let vs: Vec<_> = stats.iter().map(|s| s.v.as_standard_layout()).collect();
+        let bs: Vec<_> = stats.iter().map(|s| s.b.as_standard_layout()).collect();
+        let w = W.as_slice_mut().expect("W in standard layout");
+        for j in 0..k {
+            let den: f64 = stats.iter().map(|s| s.a[[j, j]]).sum();
+            if den <= 0.0 {
+                continue;
             }
-        }
-        for (g, n) in num.iter().enumerate() {
-            let e = &mut w[g * k + j];
-            *e = (*e + n / den).max(HALS_FLOOR);
+            num.fill(0.0);
+            for ((s, v), b) in stats.iter().zip(&vs).zip(&bs) {
+                a_j.iter_mut().zip(s.a.column(j)).for_each(|(d, &x)| *d = x);
+                let (v, b) = (v.as_slice().expect("standard"), b.as_slice().expect("standard"));
+                for (g, n) in num.iter_mut().enumerate() {
+                    let (wr, vr) = (&w[g * k..(g + 1) * k], &v[g * k..(g + 1) * k]);
+                    *n += b[g * k + j] - fit_dot(wr, vr, &a_j, 1.0);
+                }
+            }
+            for (g, n) in num.iter().enumerate() {
+                let e = &mut w[g * k + j];
+                *e = (*e + n / den).max(HALS_FLOOR);
+            }
         }
     }
 }
 
-/// One sweep over the columns j of V_i:
-/// V_·j ← max(ε, V_·j + (B_·j − (W + (1+λ)V)A_·j) / ((1+λ)A_jj)).
-/// A column with A_jj = 0 is left unchanged.
-pub fn update_v(
-    W: ArrayView2<f64>,
-    V: &mut Array2<f64>,
-    A: ArrayView2<f64>,
-    B: ArrayView2<f64>,
-    lambda: f64,
-) {
-    let (m, k) = V.dim();
-    let c = 1.0 + lambda;
-    let (w, b) = (W.as_standard_layout(), B.as_standard_layout());
-    let (w, b) = (w.as_slice().expect("standard"), b.as_slice().expect("standard"));
-    let v = V.as_slice_mut().expect("V in standard layout");
-    let mut a_j = vec![0.0; k];
-    for j in 0..k {
-        let den = c * A[[j, j]];
-        if den <= 0.0 {
-            continue;
-        }
-        a_j.iter_mut().zip(A.column(j)).for_each(|(d, &x)| *d = x);
-        for g in 0..m {
-            let (wr, vr) = (&w[g * k..(g + 1) * k], &v[g * k..(g + 1) * k]);
-            let fit: f64 = wr
-                .iter()
-                .zip(vr)
-                .zip(&a_j)
-                .map(|((x, y), a)| (x + c * y) * a)
-                .sum();
-            let e = b[g * k + j] - fit;
-            v[g * k + j] = (v[g * k + j] + e / den).max(HALS_FLOOR);
+avx2_dispatch! {
+    /// One sweep over the columns j of V_i:
+    /// V_·j ← max(ε, V_·j + (B_·j − (W + (1+λ)V)A_·j) / ((1+λ)A_jj)).
+    /// A column with A_jj = 0 is left unchanged.
+    pub fn update_v / update_v_avx2 / update_v_impl(
+        W: ArrayView2<f64>,
+        V: &mut Array2<f64>,
+        A: ArrayView2<f64>,
+        B: ArrayView2<f64>,
+        lambda: f64,
+    ) {
+        let (m, k) = V.dim();
+        let c = 1.0 + lambda;
+        let (w, b) = (W.as_standard_layout(), B.as_standard_layout());
+        let (w, b) = (w.as_slice().expect("standard"), b.as_slice().expect("standard"));
+        let v = V.as_slice_mut().expect("V in standard layout");
+        let mut a_j = vec![0.0; k];
+        for j in 0..k {
+            let den = c * A[[j, j]];
+            if den <= 0.0 {
+                continue;
+            }
+            a_j.iter_mut().zip(A.column(j)).for_each(|(d, &x)| *d = x);
+            for g in 0..m {
+                let (wr, vr) = (&w[g * k..(g + 1) * k], &v[g * k..(g + 1) * k]);
+                let e = b[g * k + j] - fit_dot(wr, vr, &a_j, c);
+                v[g * k + j] = (v[g * k + j] + e / den).max(HALS_FLOOR);
+            }
         }
     }
 }

@@ -13,6 +13,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+use crate::simd::avx2_dispatch;
 use crate::sparse::CsrMatrix;
 
 /// Cells per parallel work unit of [`project`]. Fixed (not derived from
@@ -61,29 +62,37 @@ pub fn project(x: &CsrMatrix, m: ArrayView2<f64>) -> Array2<f64> {
     r
 }
 
-/// Rows `first..` of R into `out` (rows × k); `K` = k at compile time, or 0.
-fn project_rows<const K: usize>(x: &CsrMatrix, ms: &[f64], k: usize, first: usize, out: &mut [f64]) {
-    for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
-        let (cols, vals) = x.row(first + i);
-        if K > 0 {
-            let mut acc = [0.0f64; K];
-            for (&g, &v) in cols.iter().zip(vals) {
-                let mg: &[f64; K] = ms[g as usize * K..(g as usize + 1) * K]
-                    .try_into()
-                    .expect("K values");
-                let v = f64::from(v);
-                for j in 0..K {
-                    acc[j] += v * mg[j];
+avx2_dispatch! {
+    /// Rows `first..` of R into `out` (rows × k); `K` = k at compile time, or 0.
+    fn project_rows / project_rows_avx2 / project_rows_impl<const K: usize>(
+        x: &CsrMatrix,
+        ms: &[f64],
+        k: usize,
+        first: usize,
+        out: &mut [f64],
+    ) {
+        for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
+            let (cols, vals) = x.row(first + i);
+            if K > 0 {
+                let mut acc = [0.0f64; K];
+                for (&g, &v) in cols.iter().zip(vals) {
+                    let mg: &[f64; K] = ms[g as usize * K..(g as usize + 1) * K]
+                        .try_into()
+                        .expect("K values");
+                    let v = f64::from(v);
+                    for j in 0..K {
+                        acc[j] += v * mg[j];
+                    }
                 }
-            }
-            row_out.copy_from_slice(&acc);
-        } else {
-            row_out.fill(0.0);
-            for (&g, &v) in cols.iter().zip(vals) {
-                let mg = &ms[g as usize * k..(g as usize + 1) * k];
-                let v = f64::from(v);
-                for (o, &w) in row_out.iter_mut().zip(mg) {
-                    *o += v * w;
+                row_out.copy_from_slice(&acc);
+            } else {
+                row_out.fill(0.0);
+                for (&g, &v) in cols.iter().zip(vals) {
+                    let mg = &ms[g as usize * k..(g as usize + 1) * k];
+                    let v = f64::from(v);
+                    for (o, &w) in row_out.iter_mut().zip(mg) {
+                        *o += v * w;
+                    }
                 }
             }
         }
@@ -116,35 +125,37 @@ pub fn project_into(x: &CsrMatrix, m: ArrayView2<f64>, mut out: ArrayViewMut2<f6
         });
 }
 
-/// acc += s · X[range]ᵀ · H[range] (scatter of each non-zero into its gene row).
-fn scatter_rows<const K: usize>(
-    x: &CsrMatrix,
-    hs: &[f64],
-    k: usize,
-    scale: f64,
-    range: std::ops::Range<usize>,
-    acc: &mut [f64],
-) {
-    for c in range {
-        let (cols, vals) = x.row(c);
-        if K > 0 {
-            let hc: &[f64; K] = hs[c * K..(c + 1) * K].try_into().expect("K values");
-            for (&g, &v) in cols.iter().zip(vals) {
-                let v = scale * f64::from(v);
-                let row: &mut [f64; K] = (&mut acc[g as usize * K..(g as usize + 1) * K])
-                    .try_into()
-                    .expect("K values");
-                for j in 0..K {
-                    row[j] += v * hc[j];
+avx2_dispatch! {
+    /// acc += s · X[range]ᵀ · H[range] (scatter of each non-zero into its gene row).
+    fn scatter_rows / scatter_rows_avx2 / scatter_rows_impl<const K: usize>(
+        x: &CsrMatrix,
+        hs: &[f64],
+        k: usize,
+        scale: f64,
+        range: std::ops::Range<usize>,
+        acc: &mut [f64],
+    ) {
+        for c in range {
+            let (cols, vals) = x.row(c);
+            if K > 0 {
+                let hc: &[f64; K] = hs[c * K..(c + 1) * K].try_into().expect("K values");
+                for (&g, &v) in cols.iter().zip(vals) {
+                    let v = scale * f64::from(v);
+                    let row: &mut [f64; K] = (&mut acc[g as usize * K..(g as usize + 1) * K])
+                        .try_into()
+                        .expect("K values");
+                    for j in 0..K {
+                        row[j] += v * hc[j];
+                    }
                 }
-            }
-        } else {
-            let hc = &hs[c * k..(c + 1) * k];
-            for (&g, &v) in cols.iter().zip(vals) {
-                let v = scale * f64::from(v);
-                let row = &mut acc[g as usize * k..(g as usize + 1) * k];
-                for (o, &hv) in row.iter_mut().zip(hc) {
-                    *o += v * hv;
+            } else {
+                let hc = &hs[c * k..(c + 1) * k];
+                for (&g, &v) in cols.iter().zip(vals) {
+                    let v = scale * f64::from(v);
+                    let row = &mut acc[g as usize * k..(g as usize + 1) * k];
+                    for (o, &hv) in row.iter_mut().zip(hc) {
+                        *o += v * hv;
+                    }
                 }
             }
         }

@@ -30,6 +30,7 @@ mod online;
 mod regularized;
 mod report;
 mod schedule;
+mod simd;
 mod source;
 mod sparse;
 mod sparse_values;

@@ -54,6 +54,19 @@ pub trait CellSource {
         }
         Ok(out)
     }
+
+    /// Like [`read_runs`](Self::read_runs), but may refill the buffers of
+    /// `spare` (a block the consumer is done with) instead of allocating.
+    /// The result is the same; the default ignores `spare`.
+    fn read_runs_reusing(
+        &mut self,
+        dataset: usize,
+        runs: &[Range<usize>],
+        spare: CsrMatrix,
+    ) -> Result<CsrMatrix, Self::Error> {
+        drop(spare);
+        self.read_runs(dataset, runs)
+    }
 }
 
 /// An in-memory [`CellSource`]: one CSR matrix per dataset. Used by tests and

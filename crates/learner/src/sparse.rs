@@ -97,6 +97,13 @@ impl CsrMatrix {
         m
     }
 
+    /// Gives the buffers back as `(indptr, indices, data)`, so a reader can
+    /// refill a block the consumer is done with instead of allocating (and
+    /// page-faulting) new ones every iteration.
+    pub fn into_parts(self) -> (Vec<usize>, Vec<u32>, Vec<f32>) {
+        (self.indptr, self.indices, self.data)
+    }
+
     /// Appends one row given its (strictly increasing) column indices and values.
     /// Panics on mismatched lengths or out-of-range columns (a caller's bug).
     #[track_caller]

@@ -157,6 +157,17 @@ struct CachedData {
     path: PathBuf,
 }
 
+impl CachedData {
+    /// File `which`: 0 = row pointers, 1 = column indices, else values.
+    fn file(&self, which: u8) -> &File {
+        match which {
+            0 => &self.indptr,
+            1 => &self.indices,
+            _ => &self.data,
+        }
+    }
+}
+
 /// An open cache entry serving preprocessed blocks.
 #[derive(Debug)]
 pub(crate) struct CacheReader {
@@ -305,15 +316,27 @@ impl CacheReader {
 
     fn pread(&mut self, file: usize, which: u8, offset: u64, len: usize) -> Result<&[u8], ReaderError> {
         let p = &self.parts[file];
-        let f = match which {
-            0 => &p.indptr,
-            1 => &p.indices,
-            _ => &p.data,
-        };
         self.bytes.resize(len, 0);
-        f.read_exact_at(&mut self.bytes[..len], offset)
+        p.file(which)
+            .read_exact_at(&mut self.bytes[..len], offset)
             .map_err(|e| cache_err(&p.path, e))?;
         Ok(&self.bytes[..len])
+    }
+
+    /// Reads `dst.len()` little-endian 4-byte values of file `which` of
+    /// dataset `d` at element `start`, straight into `dst` (no staging copy).
+    fn pread_values<T: bytemuck::Pod>(
+        &self,
+        d: usize,
+        which: u8,
+        start: u64,
+        dst: &mut [T],
+    ) -> Result<(), ReaderError> {
+        let p = &self.parts[d];
+        let offset = start * std::mem::size_of::<T>() as u64;
+        p.file(which)
+            .read_exact_at(bytemuck::cast_slice_mut(dst), offset)
+            .map_err(|e| cache_err(&p.path, e))
     }
 
     /// Appends kept cells `cells` of dataset `d` to the CSR buffers.
@@ -326,39 +349,40 @@ impl CacheReader {
         data: &mut Vec<f32>,
     ) -> Result<(), ReaderError> {
         let rows = cells.len();
-        let ptr: Vec<u64> = self
-            .pread(d, 0, cells.start as u64 * 8, (rows + 1) * 8)?
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect();
-        let (s, e) = (ptr[0], ptr[rows]);
+        let ptr: &[u8] = self.pread(d, 0, cells.start as u64 * 8, (rows + 1) * 8)?;
+        let at = |i: usize| u64::from_le_bytes(ptr[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let (s, e) = (at(0), at(rows));
         if e < s {
             return Err(cache_err(
                 &self.parts[d].path,
                 "row pointers decrease (damaged entry: delete it)",
             ));
         }
-        let nnz = (e - s) as usize;
         let base = data.len();
-        let bytes = self.pread(d, 1, s * 4, nnz * 4)?;
-        indices.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))),
-        );
-        let bytes = self.pread(d, 2, s * 4, nnz * 4)?;
-        data.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))),
-        );
-        indptr.extend(ptr[1..].iter().map(|&p| base + (p - s) as usize));
+        indptr.extend((1..=rows).map(|i| base + at(i).wrapping_sub(s) as usize));
+        let nnz = (e - s) as usize;
+        indices.resize(base + nnz, 0);
+        data.resize(base + nnz, 0.0);
+        self.pread_values(d, 1, s, &mut indices[base..])?;
+        self.pread_values(d, 2, s, &mut data[base..])?;
+        if cfg!(target_endian = "big") {
+            indices[base..].iter_mut().for_each(|v| *v = u32::from_le(*v));
+            data[base..]
+                .iter_mut()
+                .for_each(|v| *v = f32::from_bits(u32::from_le(v.to_bits())));
+        }
         Ok(())
     }
 
-    /// Kept cells `cells` of dataset `d` as one validated block.
-    pub(crate) fn read_runs(&mut self, d: usize, runs: &[Range<usize>]) -> Result<CsrMatrix, ReaderError> {
-        let (mut ip, mut ix, mut dx) = (vec![0usize], Vec::new(), Vec::new());
+    /// Kept cells of dataset `d`, given as runs, as one validated block built
+    /// in `buffers` = (indptr = [0], indices, data), which are reused.
+    pub(crate) fn read_runs(
+        &mut self,
+        d: usize,
+        runs: &[Range<usize>],
+        buffers: (Vec<usize>, Vec<u32>, Vec<f32>),
+    ) -> Result<CsrMatrix, ReaderError> {
+        let (mut ip, mut ix, mut dx) = buffers;
         for r in runs {
             self.read_into(d, r.clone(), &mut ip, &mut ix, &mut dx)?;
         }

@@ -43,13 +43,15 @@
 //! let source = Hdf5Source::preprocess(datasets, &PreprocessParams::default().check()?)?;
 //! println!("{}", source.report());
 //! let plan = vec![vec![(0, vec![0..100]), (1, vec![0..50])]];
-//! let (batches, reader) = spawn_reader(source, plan, 2)?;
-//! for batch in batches {
-//!     for mb in batch? {
+//! let reader = spawn_reader(source, plan, 2)?;
+//! for batch in reader.batches.iter() {
+//!     let batch = batch?;
+//!     for mb in &batch {
 //!         println!("dataset {}: {} cells", mb.dataset, mb.n_cells());
 //!     }
+//!     reader.recycler.give_back(batch); // its buffers are refilled next
 //! }
-//! let _source = reader.join().expect("reader thread panicked");
+//! let _source = reader.thread.join().expect("reader thread panicked");
 //! # Ok(())
 //! # }
 //! ```

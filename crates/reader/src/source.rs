@@ -340,20 +340,30 @@ impl Hdf5Source {
         Ok(())
     }
 
-    fn decode_runs(&mut self, dataset: usize, runs: &[Range<usize>]) -> Result<CsrMatrix, ReaderError> {
+    fn decode_runs(
+        &mut self,
+        dataset: usize,
+        runs: &[Range<usize>],
+        spare: Option<CsrMatrix>,
+    ) -> Result<CsrMatrix, ReaderError> {
         if self.cache.is_some() {
             for r in runs {
                 self.part(dataset, r)?;
             }
         }
+        let (mut indptr, mut indices, mut data) = spare.map(CsrMatrix::into_parts).unwrap_or_default();
+        indptr.clear();
+        indptr.push(0);
+        indices.clear();
+        data.clear();
         if let Some(cache) = &mut self.cache {
             debug_assert_eq!(cache.n_genes(), self.genes.len());
-            return cache.read_runs(dataset, runs);
+            return cache.read_runs(dataset, runs, (indptr, indices, data));
         }
         let mut out = Out {
-            indptr: vec![0],
-            indices: Vec::new(),
-            data: Vec::new(),
+            indptr,
+            indices,
+            data,
         };
         for r in runs {
             self.decode(dataset, r.clone(), &mut out)?;
@@ -389,11 +399,21 @@ impl CellSource for Hdf5Source {
     }
 
     fn read_cells(&mut self, dataset: usize, cells: Range<usize>) -> Result<CsrMatrix, ReaderError> {
-        self.decode_runs(dataset, std::slice::from_ref(&cells))
+        self.decode_runs(dataset, std::slice::from_ref(&cells), None)
     }
 
     /// Decodes all runs into one block (no intermediate blocks to append).
     fn read_runs(&mut self, dataset: usize, runs: &[Range<usize>]) -> Result<CsrMatrix, ReaderError> {
-        self.decode_runs(dataset, runs)
+        self.decode_runs(dataset, runs, None)
+    }
+
+    /// Decodes into `spare`'s buffers (no allocation once they are large enough).
+    fn read_runs_reusing(
+        &mut self,
+        dataset: usize,
+        runs: &[Range<usize>],
+        spare: CsrMatrix,
+    ) -> Result<CsrMatrix, ReaderError> {
+        self.decode_runs(dataset, runs, Some(spare))
     }
 }

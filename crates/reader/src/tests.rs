@@ -1043,18 +1043,23 @@ fn reader_thread_delivers_in_plan_order() {
         vec![(1, vec![1..2])],
     ];
     let mut check = mem_source();
-    let (rx, handle) = spawn_reader(mem_source(), plan.clone(), 2).unwrap();
-    let got: Vec<Vec<inmf_learner::MiniBatch>> = rx.iter().map(|r| r.unwrap()).collect();
-    assert_eq!(got.len(), plan.len());
-    for (req, batches) in plan.iter().zip(&got) {
+    // Consumed blocks are given back and refilled: the contents must not
+    // depend on which spare buffer a block was read into.
+    let h = spawn_reader(mem_source(), plan.clone(), 0).unwrap();
+    let mut n = 0;
+    for (req, batches) in plan.iter().zip(h.batches.iter()) {
+        let batches = batches.unwrap();
         assert_eq!(req.len(), batches.len());
-        for ((d, runs), mb) in req.iter().zip(batches) {
+        for ((d, runs), mb) in req.iter().zip(&batches) {
             assert_eq!(mb.dataset, *d);
             assert_eq!(&mb.cells, runs);
             assert_eq!(mb.x, check.read_runs(*d, runs).unwrap());
         }
+        h.recycler.give_back(batches);
+        n += 1;
     }
-    let back = handle.join().unwrap();
+    assert_eq!(n, plan.len());
+    let back = h.thread.join().unwrap();
     assert_eq!(back.n_datasets(), 2);
 }
 
@@ -1062,12 +1067,12 @@ fn reader_thread_delivers_in_plan_order() {
 fn reader_thread_stops_when_receiver_is_dropped() {
     // An endless plan: only a dropped receiver can stop it.
     let plan = std::iter::repeat_with(|| vec![(0usize, vec![0..10])]);
-    let (rx, handle) = spawn_reader(mem_source(), plan, 2).unwrap();
+    let h = spawn_reader(mem_source(), plan, 2).unwrap();
     for _ in 0..3 {
-        assert_eq!(rx.recv().unwrap().unwrap()[0].n_cells(), 10);
+        assert_eq!(h.batches.recv().unwrap().unwrap()[0].n_cells(), 10);
     }
-    drop(rx);
-    let back = handle.join().unwrap();
+    drop(h.batches);
+    let back = h.thread.join().unwrap();
     assert_eq!(back.n_cells(0), 10);
 }
 
@@ -1091,12 +1096,12 @@ fn reader_thread_sends_the_error_and_stops() {
         vec![(0, vec![18..25])],
         vec![(0, vec![0..5])],
     ];
-    let (rx, handle) = spawn_reader(src, plan, 4).unwrap();
-    let got: Vec<_> = rx.iter().collect();
+    let h = spawn_reader(src, plan, 4).unwrap();
+    let got: Vec<_> = h.batches.iter().collect();
     assert_eq!(got.len(), 2);
     assert!(got[0].is_ok());
     assert!(matches!(got[1], Err(ReaderError::BadRequest { .. })));
-    handle.join().unwrap();
+    h.thread.join().unwrap();
 }
 
 #[test]

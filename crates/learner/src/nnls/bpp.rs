@@ -50,6 +50,7 @@ use rayon::prelude::*;
 
 use super::cholesky::{dot, factor_in_place, solve_many_in_place};
 use crate::error::LearnerError;
+use crate::simd::avx2_dispatch;
 
 /// Right-hand sides per parallel work unit (fixed, not derived from the
 /// thread count; results do not depend on it either).
@@ -313,227 +314,230 @@ impl Workspace {
     }
 }
 
-/// Solves the rows of one block (`rhs` and `out` are nb × K slices, nb ≤ ROW_BLOCK).
-fn solve_block(
-    pb: &Problem,
-    rhs: &[f64],
-    out: &mut [f64],
-    start: Start,
-    ws: &mut Workspace,
-    row0: usize,
-) -> Result<BppStats, LearnerError> {
-    let (k, w) = (pb.k, pb.words);
-    let nb = rhs.len() / k;
-    let mut st = BppStats::default();
-    let Workspace {
-        mask,
-        alpha,
-        beta,
-        iters,
-        rscale,
-        pending,
-        next,
-        factor,
-        inv_diag,
-        pidx,
-        aidx,
-        sol,
-        infeasible,
-        bmat,
-        ymat,
-    } = ws;
+avx2_dispatch! {
+    /// Solves the rows of one block (`rhs` and `out` are nb × K slices, nb ≤ ROW_BLOCK).
+    fn solve_block / solve_block_avx2 / solve_block_impl(
+        pb: &Problem,
+        rhs: &[f64],
+        out: &mut [f64],
+        start: Start,
+        ws: &mut Workspace,
+        row0: usize,
+    ) -> Result<BppStats, LearnerError> {
+        let (k, w) = (pb.k, pb.words);
+        let nb = rhs.len() / k;
+        let mut st = BppStats::default();
+        let Workspace {
+            mask,
+            alpha,
+            beta,
+            iters,
+            rscale,
+            pending,
+            next,
+            factor,
+            inv_diag,
+            pidx,
+            aidx,
+            sol,
+            infeasible,
+            bmat,
+            ymat,
+        } = ws;
 
-    // First passive sets; rows with max r ≤ 0 are solved by h = 0 at once.
-    pending.clear();
-    for c in 0..nb {
-        let r = &rhs[c * k..(c + 1) * k];
-        let x = &mut out[c * k..(c + 1) * k];
-        let (mut rabs, mut rpos) = (0.0f64, f64::NEG_INFINITY);
-        for (j, &v) in r.iter().enumerate() {
-            if !v.is_finite() {
-                return Err(LearnerError::InvalidData(format!(
-                    "rhs[{}, {j}] is not finite ({v})",
-                    row0 + c
-                )));
-            }
-            rabs = rabs.max(v.abs());
-            rpos = rpos.max(v);
-        }
-        let m = &mut mask[c * w..(c + 1) * w];
-        m.fill(0);
-        if rpos <= 0.0 {
-            x.fill(0.0);
-            st.trivial_rows += 1;
-            continue;
-        }
-        rscale[c] = rabs;
-        alpha[c] = FULL_EXCHANGE_BUDGET;
-        iters[c] = 0;
-        match start {
-            Start::Cold => {
-                // From h = 0, y = −r: the first full exchange moves {j : r_j > τ·max|r|} to P.
-                let tol = FEAS_TOL * rabs;
-                let mut count = 0u32;
-                for (j, &v) in r.iter().enumerate() {
-                    if v > tol && !bit(pb.fixed, j) {
-                        flip(m, j);
-                        count += 1;
-                    }
-                }
-                if count == 0 {
-                    x.fill(0.0);
-                    st.trivial_rows += 1;
-                    continue;
-                }
-                beta[c] = count;
-            }
-            Start::Warm => {
-                for (j, &v) in x.iter().enumerate() {
-                    if v > 0.0 && !bit(pb.fixed, j) {
-                        flip(m, j);
-                    }
-                }
-                beta[c] = k as u32 + 1;
-            }
-        }
-        pending.push(c as u32);
-    }
-
-    while !pending.is_empty() {
-        // Group rows by passive set; the index breaks ties so the order is total.
-        {
-            let mask: &[u64] = mask;
-            pending.sort_unstable_by(|&a, &b| {
-                let (a, b) = (a as usize, b as usize);
-                mask[a * w..(a + 1) * w]
-                    .cmp(&mask[b * w..(b + 1) * w])
-                    .then(a.cmp(&b))
-            });
-        }
-        next.clear();
-        let mut s = 0;
-        while s < pending.len() {
-            let c0 = pending[s] as usize;
-            let m0 = &mask[c0 * w..(c0 + 1) * w];
-            let mut e = s + 1;
-            while e < pending.len() {
-                let c = pending[e] as usize;
-                if mask[c * w..(c + 1) * w] != *m0 {
-                    break;
-                }
-                e += 1;
-            }
-            pidx.clear();
-            aidx.clear();
-            for j in 0..k {
-                if bit(m0, j) {
-                    pidx.push(j);
-                } else if !bit(pb.fixed, j) {
-                    aidx.push(j);
-                }
-            }
-            let p = pidx.len();
-            if p > 0 {
-                factor_passive(pb, pidx, factor, inv_diag, &mut st)?;
-            }
-            let group = &pending[s..e];
-            let m = group.len();
-
-            // X_P = G_PP⁻¹ R_P for the whole group (p × m, one column per row).
-            for (t, &j) in pidx.iter().enumerate() {
-                for (dst, &c) in bmat[t * m..(t + 1) * m].iter_mut().zip(group) {
-                    *dst = rhs[c as usize * k + j];
-                }
-            }
-            solve_many_in_place(factor, inv_diag, p, bmat, m);
-            // Y_A = G_AP·X_P − R_A for the free active variables (|A| × m).
-            for (q, &a) in aidx.iter().enumerate() {
-                let yq = &mut ymat[q * m..(q + 1) * m];
-                for (dst, &c) in yq.iter_mut().zip(group) {
-                    *dst = -rhs[c as usize * k + a];
-                }
-                let row = &pb.g[a * k..(a + 1) * k];
-                for (t, &j) in pidx.iter().enumerate() {
-                    let gaj = row[j];
-                    for (y, &xv) in yq.iter_mut().zip(&bmat[t * m..(t + 1) * m]) {
-                        *y += gaj * xv;
-                    }
-                }
-            }
-
-            for (si, &c) in group.iter().enumerate() {
-                let c = c as usize;
-                let x = &mut out[c * k..(c + 1) * k];
-
-                x.fill(0.0);
-                let mut xmax = 0.0f64;
-                for (t, &j) in pidx.iter().enumerate() {
-                    let v = bmat[t * m + si];
-                    x[j] = v;
-                    xmax = xmax.max(v.abs());
-                }
-                if !xmax.is_finite() {
-                    return Err(LearnerError::Numerical(format!(
-                        "the passive-set solve of rhs row {} overflowed",
+        // First passive sets; rows with max r ≤ 0 are solved by h = 0 at once.
+        pending.clear();
+        for c in 0..nb {
+            let r = &rhs[c * k..(c + 1) * k];
+            let x = &mut out[c * k..(c + 1) * k];
+            let (mut rabs, mut rpos) = (0.0f64, f64::NEG_INFINITY);
+            for (j, &v) in r.iter().enumerate() {
+                if !v.is_finite() {
+                    return Err(LearnerError::InvalidData(format!(
+                        "rhs[{}, {j}] is not finite ({v})",
                         row0 + c
                     )));
                 }
-
-                // Infeasible variables: h_P < −tol_h, y_A < −tol_y.
-                let tol_h = FEAS_TOL * xmax;
-                let tol_y = FEAS_TOL * (rscale[c] + pb.gdiag_max * xmax);
-                infeasible.clear();
-                for (t, &j) in pidx.iter().enumerate() {
-                    if bmat[t * m + si] < -tol_h {
-                        infeasible.push(j);
-                    }
-                }
-                for (q, &a) in aidx.iter().enumerate() {
-                    if ymat[q * m + si] < -tol_y {
-                        infeasible.push(a);
-                    }
-                }
-
-                if infeasible.is_empty() {
-                    for v in x.iter_mut() {
-                        *v = v.max(0.0);
-                    }
-                    st.max_row_exchanges = st.max_row_exchanges.max(iters[c] as usize);
-                    continue;
-                }
-                iters[c] += 1;
-                st.exchanges += 1;
-                if iters[c] as usize > pb.cap {
-                    st.capped_rows += 1;
-                    st.max_row_exchanges = st.max_row_exchanges.max(iters[c] as usize);
-                    coordinate_descent(pb, &rhs[c * k..(c + 1) * k], x, sol);
-                    continue;
-                }
-                let count = infeasible.len() as u32;
-                let m = &mut mask[c * w..(c + 1) * w];
-                if count < beta[c] {
-                    beta[c] = count;
-                    alpha[c] = FULL_EXCHANGE_BUDGET;
-                    infeasible.iter().for_each(|&j| flip(m, j));
-                } else if alpha[c] >= 1 || pb.full_exchange_only {
-                    alpha[c] = alpha[c].saturating_sub(1);
-                    infeasible.iter().for_each(|&j| flip(m, j));
-                } else {
-                    let last = *infeasible.iter().max().expect("non-empty");
-                    flip(m, last);
-                    st.backup_exchanges += 1;
-                }
-                next.push(c as u32);
+                rabs = rabs.max(v.abs());
+                rpos = rpos.max(v);
             }
-            s = e;
+            let m = &mut mask[c * w..(c + 1) * w];
+            m.fill(0);
+            if rpos <= 0.0 {
+                x.fill(0.0);
+                st.trivial_rows += 1;
+                continue;
+            }
+            rscale[c] = rabs;
+            alpha[c] = FULL_EXCHANGE_BUDGET;
+            iters[c] = 0;
+            match start {
+                Start::Cold => {
+                    // From h = 0, y = −r: the first full exchange moves {j : r_j > τ·max|r|} to P.
+                    let tol = FEAS_TOL * rabs;
+                    let mut count = 0u32;
+                    for (j, &v) in r.iter().enumerate() {
+                        if v > tol && !bit(pb.fixed, j) {
+                            flip(m, j);
+                            count += 1;
+                        }
+                    }
+                    if count == 0 {
+                        x.fill(0.0);
+                        st.trivial_rows += 1;
+                        continue;
+                    }
+                    beta[c] = count;
+                }
+                Start::Warm => {
+                    for (j, &v) in x.iter().enumerate() {
+                        if v > 0.0 && !bit(pb.fixed, j) {
+                            flip(m, j);
+                        }
+                    }
+                    beta[c] = k as u32 + 1;
+                }
+            }
+            pending.push(c as u32);
         }
-        std::mem::swap(pending, next);
+
+        while !pending.is_empty() {
+            // Group rows by passive set; the index breaks ties so the order is total.
+            {
+                let mask: &[u64] = mask;
+                pending.sort_unstable_by(|&a, &b| {
+                    let (a, b) = (a as usize, b as usize);
+                    mask[a * w..(a + 1) * w]
+                        .cmp(&mask[b * w..(b + 1) * w])
+                        .then(a.cmp(&b))
+                });
+            }
+            next.clear();
+            let mut s = 0;
+            while s < pending.len() {
+                let c0 = pending[s] as usize;
+                let m0 = &mask[c0 * w..(c0 + 1) * w];
+                let mut e = s + 1;
+                while e < pending.len() {
+                    let c = pending[e] as usize;
+                    if mask[c * w..(c + 1) * w] != *m0 {
+                        break;
+                    }
+                    e += 1;
+                }
+                pidx.clear();
+                aidx.clear();
+                for j in 0..k {
+                    if bit(m0, j) {
+                        pidx.push(j);
+                    } else if !bit(pb.fixed, j) {
+                        aidx.push(j);
+                    }
+                }
+                let p = pidx.len();
+                if p > 0 {
+                    factor_passive(pb, pidx, factor, inv_diag, &mut st)?;
+                }
+                let group = &pending[s..e];
+                let m = group.len();
+
+                // X_P = G_PP⁻¹ R_P for the whole group (p × m, one column per row).
+                for (t, &j) in pidx.iter().enumerate() {
+                    for (dst, &c) in bmat[t * m..(t + 1) * m].iter_mut().zip(group) {
+                        *dst = rhs[c as usize * k + j];
+                    }
+                }
+                solve_many_in_place(factor, inv_diag, p, bmat, m);
+                // Y_A = G_AP·X_P − R_A for the free active variables (|A| × m).
+                for (q, &a) in aidx.iter().enumerate() {
+                    let yq = &mut ymat[q * m..(q + 1) * m];
+                    for (dst, &c) in yq.iter_mut().zip(group) {
+                        *dst = -rhs[c as usize * k + a];
+                    }
+                    let row = &pb.g[a * k..(a + 1) * k];
+                    for (t, &j) in pidx.iter().enumerate() {
+                        let gaj = row[j];
+                        for (y, &xv) in yq.iter_mut().zip(&bmat[t * m..(t + 1) * m]) {
+                            *y += gaj * xv;
+                        }
+                    }
+                }
+
+                for (si, &c) in group.iter().enumerate() {
+                    let c = c as usize;
+                    let x = &mut out[c * k..(c + 1) * k];
+
+                    x.fill(0.0);
+                    let mut xmax = 0.0f64;
+                    for (t, &j) in pidx.iter().enumerate() {
+                        let v = bmat[t * m + si];
+                        x[j] = v;
+                        xmax = xmax.max(v.abs());
+                    }
+                    if !xmax.is_finite() {
+                        return Err(LearnerError::Numerical(format!(
+                            "the passive-set solve of rhs row {} overflowed",
+                            row0 + c
+                        )));
+                    }
+
+                    // Infeasible variables: h_P < −tol_h, y_A < −tol_y.
+                    let tol_h = FEAS_TOL * xmax;
+                    let tol_y = FEAS_TOL * (rscale[c] + pb.gdiag_max * xmax);
+                    infeasible.clear();
+                    for (t, &j) in pidx.iter().enumerate() {
+                        if bmat[t * m + si] < -tol_h {
+                            infeasible.push(j);
+                        }
+                    }
+                    for (q, &a) in aidx.iter().enumerate() {
+                        if ymat[q * m + si] < -tol_y {
+                            infeasible.push(a);
+                        }
+                    }
+
+                    if infeasible.is_empty() {
+                        for v in x.iter_mut() {
+                            *v = v.max(0.0);
+                        }
+                        st.max_row_exchanges = st.max_row_exchanges.max(iters[c] as usize);
+                        continue;
+                    }
+                    iters[c] += 1;
+                    st.exchanges += 1;
+                    if iters[c] as usize > pb.cap {
+                        st.capped_rows += 1;
+                        st.max_row_exchanges = st.max_row_exchanges.max(iters[c] as usize);
+                        coordinate_descent(pb, &rhs[c * k..(c + 1) * k], x, sol);
+                        continue;
+                    }
+                    let count = infeasible.len() as u32;
+                    let m = &mut mask[c * w..(c + 1) * w];
+                    if count < beta[c] {
+                        beta[c] = count;
+                        alpha[c] = FULL_EXCHANGE_BUDGET;
+                        infeasible.iter().for_each(|&j| flip(m, j));
+                    } else if alpha[c] >= 1 || pb.full_exchange_only {
+                        alpha[c] = alpha[c].saturating_sub(1);
+                        infeasible.iter().for_each(|&j| flip(m, j));
+                    } else {
+                        let last = *infeasible.iter().max().expect("non-empty");
+                        flip(m, last);
+                        st.backup_exchanges += 1;
+                    }
+                    next.push(c as u32);
+                }
+                s = e;
+            }
+            std::mem::swap(pending, next);
+        }
+        Ok(st)
     }
-    Ok(st)
 }
 
 /// Factors G_PP (P = `pidx`) into `factor` (stride |P|), adding the ridge
 /// δI of the module docs if the plain factorization fails.
+#[inline(always)]
 fn factor_passive(
     pb: &Problem,
     pidx: &[usize],

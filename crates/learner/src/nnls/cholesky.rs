@@ -20,7 +20,7 @@ pub(crate) const PIVOT_TOL: f64 = 1e-14;
 /// Dot product with four independent accumulators (better pipelining than a
 /// single running sum; the summation order is fixed, so results are
 /// reproducible).
-#[inline]
+#[inline(always)]
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -48,6 +48,7 @@ pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// untouched). `inv_diag[j]` receives 1/U_jj. Returns `false` (A not
 /// numerically positive definite, see [`PIVOT_TOL`]; NaN included) without
 /// panicking.
+#[inline(always)]
 pub(crate) fn factor_in_place(U: &mut [f64], p: usize, inv_diag: &mut [f64]) -> bool {
     debug_assert!(U.len() >= p * p && inv_diag.len() >= p);
     // Keep the original diagonal for the relative pivot test.
@@ -86,6 +87,7 @@ pub(crate) fn factor_in_place(U: &mut [f64], p: usize, inv_diag: &mut [f64]) -> 
 /// m is (z_i −= U_ki·z_k for k = 0, 1, …, then x_k −= U_ki·x_i for
 /// i = p−1, p−2, …), so a right-hand side's solution does not depend on
 /// which others share the call.
+#[inline(always)]
 pub(crate) fn solve_many_in_place(U: &[f64], inv_diag: &[f64], p: usize, B: &mut [f64], m: usize) {
     debug_assert!(U.len() >= p * p && inv_diag.len() >= p && B.len() >= p * m);
     if m == 1 {
