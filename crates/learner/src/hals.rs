@@ -11,6 +11,7 @@
 #![allow(non_snake_case)]
 
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 use crate::objective::trace_of_product;
 use crate::simd::avx2_dispatch;
@@ -48,69 +49,106 @@ fn fit_dot(w: &[f64], v: &[f64], a: &[f64], c: f64) -> f64 {
     (s[0] + s[1]) + (s[2] + s[3]) + tail
 }
 
-avx2_dispatch! {
-    /// One sweep over the columns j of W:
-    /// W_·j ← max(ε, W_·j + Σ_i (B_i·j − (W+V_i)A_i·j) / Σ_i A_i,jj).
-    /// A column with Σ_i A_i,jj = 0 is left unchanged.
-    pub fn update_w / update_w_avx2 / update_w_impl(
-        W: &mut Array2<f64>,
-        stats: &[DatasetStats<'_>],
-    ) {
-        let (m, k) = W.dim();
-        let mut num = vec![0.0; m];
-        let mut a_j = vec![0.0; k];
-        let vs: Vec<_> = stats.iter().map(|s| s.v.as_standard_layout()).collect();
-        let bs: Vec<_> = stats.iter().map(|s| s.b.as_standard_layout()).collect();
-        let w = W.as_slice_mut().expect("W in standard layout");
-        for j in 0..k {
-            let den: f64 = stats.iter().map(|s| s.a[[j, j]]).sum();
-            if den <= 0.0 {
-                continue;
-            }
-            num.fill(0.0);
-            for ((s, v), b) in stats.iter().zip(&vs).zip(&bs) {
-                a_j.iter_mut().zip(s.a.column(j)).for_each(|(d, &x)| *d = x);
-                let (v, b) = (v.as_slice().expect("standard"), b.as_slice().expect("standard"));
-                for (g, n) in num.iter_mut().enumerate() {
-                    let (wr, vr) = (&w[g * k..(g + 1) * k], &v[g * k..(g + 1) * k]);
-                    *n += b[g * k + j] - fit_dot(wr, vr, &a_j, 1.0);
-                }
-            }
-            for (g, n) in num.iter().enumerate() {
-                let e = &mut w[g * k + j];
-                *e = (*e + n / den).max(HALS_FLOOR);
-            }
-        }
+/// Genes per parallel work unit of the sweeps. A gene's row of W (or V_i)
+/// depends only on its own row and the statistics, so the Gauss–Seidel
+/// sweep over columns can run row by row, rows in parallel, with exactly
+/// the operations of the column-by-column order.
+const GENE_BLOCK: usize = 128;
+
+/// The columns of A (K × K) as contiguous rows: `out[j·K..(j+1)·K]` = A_·j.
+fn columns_of(a: ArrayView2<f64>) -> Vec<f64> {
+    a.t().iter().copied().collect()
+}
+
+/// One sweep over the columns j of W:
+/// W_·j ← max(ε, W_·j + Σ_i (B_i·j − (W+V_i)A_i·j) / Σ_i A_i,jj).
+/// A column with Σ_i A_i,jj = 0 is left unchanged.
+pub fn update_w(W: &mut Array2<f64>, stats: &[DatasetStats<'_>]) {
+    let k = W.ncols();
+    let vs: Vec<_> = stats.iter().map(|s| s.v.as_standard_layout()).collect();
+    let bs: Vec<_> = stats.iter().map(|s| s.b.as_standard_layout()).collect();
+    let vs: Vec<&[f64]> = vs.iter().map(|v| v.as_slice().expect("standard")).collect();
+    let bs: Vec<&[f64]> = bs.iter().map(|b| b.as_slice().expect("standard")).collect();
+    let cols: Vec<Vec<f64>> = stats.iter().map(|s| columns_of(s.a)).collect();
+    let den: Vec<f64> = (0..k).map(|j| stats.iter().map(|s| s.a[[j, j]]).sum()).collect();
+    let side = Side {
+        others: &vs,
+        b: &bs,
+        cols: &cols,
+        den: &den,
+        c: 1.0,
+    };
+    let w = W.as_slice_mut().expect("W in standard layout");
+    if k == 0 {
+        return;
     }
+    w.par_chunks_mut(GENE_BLOCK * k)
+        .enumerate()
+        .for_each(|(blk, rows)| sweep_rows(rows, blk * GENE_BLOCK, k, &side));
+}
+
+/// One sweep over the columns j of V_i:
+/// V_·j ← max(ε, V_·j + (B_·j − (W + (1+λ)V)A_·j) / ((1+λ)A_jj)).
+/// A column with A_jj = 0 is left unchanged.
+pub fn update_v(
+    W: ArrayView2<f64>,
+    V: &mut Array2<f64>,
+    A: ArrayView2<f64>,
+    B: ArrayView2<f64>,
+    lambda: f64,
+) {
+    let k = V.ncols();
+    let c = 1.0 + lambda;
+    let (w, b) = (W.as_standard_layout(), B.as_standard_layout());
+    let (w, b) = (w.as_slice().expect("standard"), b.as_slice().expect("standard"));
+    let cols = [columns_of(A)];
+    let den: Vec<f64> = (0..k).map(|j| c * A[[j, j]]).collect();
+    let side = Side {
+        others: &[w],
+        b: &[b],
+        cols: &cols,
+        den: &den,
+        c,
+    };
+    let v = V.as_slice_mut().expect("V in standard layout");
+    if k == 0 {
+        return;
+    }
+    v.par_chunks_mut(GENE_BLOCK * k)
+        .enumerate()
+        .for_each(|(blk, rows)| sweep_rows(rows, blk * GENE_BLOCK, k, &side));
+}
+
+/// What a sweep over rows of one factor F (W or V_i) reads: per term i the
+/// other factor O_i (V_i for W, W for V_i), B_i, the columns of A_i, and
+/// the denominators. The update of F_gj is
+/// F_gj ← max(ε, F_gj + Σ_i (B_i,gj − (c_F·F_g· + c_O·O_i,g·)·A_i,·j) / den_j)
+/// with (c_F, c_O) = (1, 1) for W and (c, 1) for V — written below as
+/// fit_dot(O, F, A, c) = Σ_l (O_l + c·F_l)·A_lj, so W uses c = 1.
+struct Side<'a> {
+    others: &'a [&'a [f64]],
+    b: &'a [&'a [f64]],
+    cols: &'a [Vec<f64>],
+    den: &'a [f64],
+    c: f64,
 }
 
 avx2_dispatch! {
-    /// One sweep over the columns j of V_i:
-    /// V_·j ← max(ε, V_·j + (B_·j − (W + (1+λ)V)A_·j) / ((1+λ)A_jj)).
-    /// A column with A_jj = 0 is left unchanged.
-    pub fn update_v / update_v_avx2 / update_v_impl(
-        W: ArrayView2<f64>,
-        V: &mut Array2<f64>,
-        A: ArrayView2<f64>,
-        B: ArrayView2<f64>,
-        lambda: f64,
-    ) {
-        let (m, k) = V.dim();
-        let c = 1.0 + lambda;
-        let (w, b) = (W.as_standard_layout(), B.as_standard_layout());
-        let (w, b) = (w.as_slice().expect("standard"), b.as_slice().expect("standard"));
-        let v = V.as_slice_mut().expect("V in standard layout");
-        let mut a_j = vec![0.0; k];
-        for j in 0..k {
-            let den = c * A[[j, j]];
-            if den <= 0.0 {
-                continue;
-            }
-            a_j.iter_mut().zip(A.column(j)).for_each(|(d, &x)| *d = x);
-            for g in 0..m {
-                let (wr, vr) = (&w[g * k..(g + 1) * k], &v[g * k..(g + 1) * k]);
-                let e = b[g * k + j] - fit_dot(wr, vr, &a_j, c);
-                v[g * k + j] = (v[g * k + j] + e / den).max(HALS_FLOOR);
+    /// Rows `g0..` of a factor (W or V_i, rows × K in `rows`) through one sweep over the columns.
+    fn sweep_rows / sweep_rows_avx2 / sweep_rows_impl(rows: &mut [f64], g0: usize, k: usize, side: &Side<'_>) {
+        for (r, row) in rows.chunks_exact_mut(k).enumerate() {
+            let g = g0 + r;
+            for j in 0..k {
+                let den = side.den[j];
+                if den <= 0.0 {
+                    continue;
+                }
+                let mut n = 0.0;
+                for ((o, b), a) in side.others.iter().zip(side.b).zip(side.cols) {
+                    let (orow, aj) = (&o[g * k..(g + 1) * k], &a[j * k..(j + 1) * k]);
+                    n += b[g * k + j] - fit_dot(orow, row, aj, side.c);
+                }
+                row[j] = (row[j] + n / den).max(HALS_FLOOR);
             }
         }
     }
