@@ -134,6 +134,30 @@ fn r6_analyze_adds_normalized_h_umap_clusters_metrics_and_plots() {
     assert!(hn.iter().all(|v| v.is_finite() && *v >= 0.0));
     let h2: Array2<f64> = f.dataset("obsm/X_inmf").unwrap().read_2d().unwrap();
     assert_eq!(h, h2);
+    // As in rliger, the other datasets are mapped onto the reference's
+    // units of H: the reference (batch1, the largest) keeps its values
+    // (its 900 cells are all in the quantile samples, so its map is the
+    // identity; only degenerate factor sets go to 0), while the others move.
+    let dcodes: Vec<i32> = f.dataset("obs/dataset/codes").unwrap().read_raw().unwrap();
+    let same = |d: i32| -> (usize, usize) {
+        let rows: Vec<usize> = (0..n).filter(|&c| dcodes[c] == d).collect();
+        let kept = rows
+            .iter()
+            .flat_map(|&c| (0..8).map(move |j| (c, j)))
+            .filter(|&(c, j)| (hn[[c, j]] - h[[c, j]]).abs() <= 1e-6 * h[[c, j]].abs().max(1.0))
+            .count();
+        (kept, rows.len() * 8)
+    };
+    let (kept, all) = same(0);
+    assert!(
+        kept as f64 >= 0.95 * all as f64,
+        "reference: {kept} of {all} values kept"
+    );
+    let (kept, all) = same(2);
+    assert!(
+        (kept as f64) < 0.5 * all as f64,
+        "batch3: {kept} of {all} values unchanged"
+    );
     assert_eq!(
         attr_str(&f.dataset("obsm/X_inmf_norm").unwrap(), "encoding-type"),
         "array"

@@ -13,10 +13,14 @@
 //! `leiden-rs` crate, sequential and seeded (deterministic for a seed).
 //! Clusters are numbered by decreasing size (ties: smallest first cell).
 //!
-//! Memory: the edge list (E unique edges, 16 bytes each here and 24 in the
-//! crate's builder) and the crate's CSR graph (both directions, ≈ 16 bytes
-//! per entry). E is ≈ 30 per cell at k = 20 on the demo atlas (899,371
-//! edges for 30,000 cells): about 2 GB per million cells at the peak.
+//! Memory: [`cluster_knn`] computes the SNN rows in blocks of 32,768 cells
+//! and hands them straight to `leiden-rs`'s graph builder, so no edge list
+//! of its own is kept: the reverse neighbour lists (`k` × 4 bytes per
+//! cell), then the crate's builder (24 bytes per edge), its sorted,
+//! de-duplicated copy (24) and its CSR graph (both directions, 32 bytes per
+//! edge), ≈ 56 bytes per edge at the peak. E is ≈ 20–30 edges per cell at
+//! k = 20 (890,770 for the 30,000 cells of the demo, 3.9 million for
+//! 200,000 cells): 0.8–1.7 GB per million cells.
 
 use leiden_rs::{GraphDataBuilder, Leiden, LeidenConfig};
 use rayon::prelude::*;
@@ -57,70 +61,119 @@ pub struct WeightedGraph {
     pub edges: Vec<(u32, u32, f64)>,
 }
 
+/// Rows of the SNN graph in blocks: reverse neighbour lists of the first
+/// `k` columns of a kNN graph, and the rows `i` of `A·Aᵀ` (pairs `j > i`).
+struct SnnRows<'a> {
+    knn: &'a KnnGraph,
+    k: usize,
+    prune: f64,
+    /// `rev[rev_off[m]..rev_off[m + 1]]` = { i : m ∈ N(i) }.
+    rev_off: Vec<usize>,
+    rev: Vec<u32>,
+}
+
+/// Rows per block of [`SnnRows::for_each_block`]: bounds the memory of the
+/// edges in flight (≈ 30 edges × 16 bytes per row).
+const SNN_BLOCK: usize = 1 << 15;
+
+impl<'a> SnnRows<'a> {
+    fn new(knn: &'a KnnGraph, k: usize, prune: f64) -> Self {
+        let n = knn.len();
+        let k = k.clamp(1, knn.k().max(1));
+        let mut rev_off = vec![0usize; n + 1];
+        for i in 0..n {
+            for &m in &knn.neighbors(i)[..k] {
+                rev_off[m as usize + 1] += 1;
+            }
+        }
+        for m in 0..n {
+            rev_off[m + 1] += rev_off[m];
+        }
+        let mut fill = rev_off.clone();
+        let mut rev = vec![0u32; rev_off[n]];
+        for i in 0..n {
+            for &m in &knn.neighbors(i)[..k] {
+                rev[fill[m as usize]] = i as u32;
+                fill[m as usize] += 1;
+            }
+        }
+        Self {
+            knn,
+            k,
+            prune,
+            rev_off,
+            rev,
+        }
+    }
+
+    /// Calls `sink` with the edges `(i, j, w)`, `i < j`, of consecutive row
+    /// blocks, in row order (each block computed in parallel).
+    fn for_each_block<E>(
+        &self,
+        mut sink: impl FnMut(&[(u32, u32, f64)]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let n = self.knn.len();
+        let k = self.k;
+        let mut start = 0;
+        while start < n {
+            let end = (start + SNN_BLOCK).min(n);
+            let rows: Vec<Vec<(u32, u32, f64)>> = (start..end)
+                .into_par_iter()
+                .map_init(
+                    || (vec![0u16; n], Vec::new()),
+                    |(count, touched), i| {
+                        for &m in &self.knn.neighbors(i)[..k] {
+                            let m = m as usize;
+                            for &j in &self.rev[self.rev_off[m]..self.rev_off[m + 1]] {
+                                if j as usize > i {
+                                    if count[j as usize] == 0 {
+                                        touched.push(j);
+                                    }
+                                    count[j as usize] += 1;
+                                }
+                            }
+                        }
+                        touched.sort_unstable();
+                        let mut out = Vec::new();
+                        for &j in touched.iter() {
+                            let shared = count[j as usize] as usize;
+                            count[j as usize] = 0;
+                            let w = shared as f64 / (2 * k - shared) as f64;
+                            if w >= self.prune {
+                                out.push((i as u32, j, w));
+                            }
+                        }
+                        touched.clear();
+                        out
+                    },
+                )
+                .collect();
+            for r in &rows {
+                sink(r)?;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+}
+
 /// The Jaccard-weighted shared-nearest-neighbour graph of `knn` (see the
 /// module doc): every pair `i < j` sharing at least one neighbour gets
 /// `w = s / (2k − s)`, kept when `w ≥ prune` (Seurat's `ComputeSNN`, used by
 /// rliger). Computed as the sparse product `A·Aᵀ` of the kNN indicator
 /// matrix through reverse neighbour lists, one row at a time.
 pub fn snn_graph(knn: &KnnGraph, prune: f64) -> WeightedGraph {
-    let n = knn.len();
-    let k = knn.k();
-    // Reverse lists: rev[m] = { i : m ∈ N(i) }.
-    let mut rev_off = vec![0usize; n + 1];
-    for i in 0..n {
-        for &m in knn.neighbors(i) {
-            rev_off[m as usize + 1] += 1;
-        }
-    }
-    for m in 0..n {
-        rev_off[m + 1] += rev_off[m];
-    }
-    let mut fill = rev_off.clone();
-    let mut rev = vec![0u32; rev_off[n]];
-    for i in 0..n {
-        for &m in knn.neighbors(i) {
-            rev[fill[m as usize]] = i as u32;
-            fill[m as usize] += 1;
-        }
-    }
-    drop(fill);
-    let rows: Vec<Vec<(u32, u32, f64)>> = (0..n)
-        .into_par_iter()
-        .map_init(
-            || (vec![0u16; n], Vec::new()),
-            |(count, touched), i| {
-                for &m in knn.neighbors(i) {
-                    for &j in &rev[rev_off[m as usize]..rev_off[m as usize + 1]] {
-                        if j as usize > i {
-                            if count[j as usize] == 0 {
-                                touched.push(j);
-                            }
-                            count[j as usize] += 1;
-                        }
-                    }
-                }
-                touched.sort_unstable();
-                let mut out = Vec::new();
-                for &j in touched.iter() {
-                    let shared = count[j as usize] as usize;
-                    count[j as usize] = 0;
-                    let w = shared as f64 / (2 * k - shared) as f64;
-                    if w >= prune {
-                        out.push((i as u32, j, w));
-                    }
-                }
-                touched.clear();
-                out
-            },
-        )
-        .collect();
-    let edges = rows.into_iter().flatten().collect();
-    WeightedGraph { n, edges }
+    let mut edges = Vec::new();
+    let rows = SnnRows::new(knn, knn.k(), prune);
+    let done: std::result::Result<(), std::convert::Infallible> = rows.for_each_block(|r| {
+        edges.extend_from_slice(r);
+        Ok(())
+    });
+    let Ok(()) = done;
+    WeightedGraph { n: knn.len(), edges }
 }
 
-/// Leiden clustering of `graph` (modularity with resolution); returns one
-/// cluster id per node, numbered by decreasing cluster size.
-pub fn leiden(graph: &WeightedGraph, params: &ClusterParams) -> Result<Vec<u32>> {
+fn check_params(params: &ClusterParams) -> Result<()> {
     if !(params.resolution.is_finite() && params.resolution > 0.0) {
         return Err(AnalysisError::InvalidParameter(format!(
             "resolution = {}; use a positive number (1 is the usual start)",
@@ -132,25 +185,72 @@ pub fn leiden(graph: &WeightedGraph, params: &ClusterParams) -> Result<Vec<u32>>
             "max_iterations = 0; use ≥ 1".into(),
         ));
     }
-    let n = graph.n;
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let err = |e: leiden_rs::LeidenError| AnalysisError::Clustering(e.to_string());
-    let mut b = GraphDataBuilder::new(n);
-    for &(i, j, w) in &graph.edges {
-        b.add_edge(i as usize, j as usize, w).map_err(err)?;
-    }
-    let data = b.build().map_err(err)?;
+    Ok(())
+}
+
+fn clustering_err(e: leiden_rs::LeidenError) -> AnalysisError {
+    AnalysisError::Clustering(e.to_string())
+}
+
+/// Runs Leiden on a built graph and renumbers the clusters by size.
+fn run_leiden(n: usize, b: GraphDataBuilder, params: &ClusterParams) -> Result<Vec<u32>> {
+    let data = b.build().map_err(clustering_err)?;
     let config = LeidenConfig {
         resolution: params.resolution,
         seed: Some(params.seed),
         max_iterations: params.max_iterations,
         ..LeidenConfig::default()
     };
-    let out = Leiden::new(config).run(&data).map_err(err)?;
+    let out = Leiden::new(config).run(&data).map_err(clustering_err)?;
+    drop(data);
     let raw: Vec<usize> = (0..n).map(|i| out.partition.community_of(i)).collect();
     Ok(renumber_by_size(&raw))
+}
+
+/// Leiden clustering of `graph` (modularity with resolution); returns one
+/// cluster id per node, numbered by decreasing cluster size.
+pub fn leiden(graph: &WeightedGraph, params: &ClusterParams) -> Result<Vec<u32>> {
+    check_params(params)?;
+    let n = graph.n;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut b = GraphDataBuilder::new(n);
+    for &(i, j, w) in &graph.edges {
+        b.add_edge(i as usize, j as usize, w).map_err(clustering_err)?;
+    }
+    run_leiden(n, b, params)
+}
+
+/// The joint clusters of a kNN graph: the SNN graph of its first `k`
+/// columns ([`snn_graph`], pruned at `params.prune`) clustered by
+/// [`leiden`]. The SNN edges go straight from row blocks into the Leiden
+/// graph builder, so no separate edge list is held (see the module doc for
+/// the memory). Returns the clusters and the number of SNN edges.
+pub fn cluster_knn(knn: &KnnGraph, k: usize, params: &ClusterParams) -> Result<(Vec<u32>, usize)> {
+    check_params(params)?;
+    if !(0.0..1.0).contains(&params.prune) {
+        return Err(AnalysisError::InvalidParameter(format!(
+            "prune = {}; use a value in [0, 1)",
+            params.prune
+        )));
+    }
+    let n = knn.len();
+    if n == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    let mut b = GraphDataBuilder::new(n);
+    let mut edges = 0usize;
+    let rows = SnnRows::new(knn, k, params.prune);
+    rows.for_each_block(|r| {
+        edges += r.len();
+        for &(i, j, w) in r {
+            b.add_edge(i as usize, j as usize, w).map_err(clustering_err)?;
+        }
+        Ok::<(), AnalysisError>(())
+    })?;
+    drop(rows);
+    Ok((run_leiden(n, b, params)?, edges))
 }
 
 /// Renumbers cluster ids so that 0 is the largest cluster (ties: the one
@@ -172,15 +272,10 @@ pub(crate) fn renumber_by_size(raw: &[usize]) -> Vec<u32> {
     raw.iter().map(|&c| new[c]).collect()
 }
 
-/// kNN graph → SNN graph → Leiden: the joint clusters.
+/// kNN graph → SNN graph → Leiden: the joint clusters (all columns of
+/// `knn`; [`cluster_knn`] with `k = knn.k()`).
 pub fn cluster(knn: &KnnGraph, params: &ClusterParams) -> Result<Vec<u32>> {
-    if !(0.0..1.0).contains(&params.prune) {
-        return Err(AnalysisError::InvalidParameter(format!(
-            "prune = {}; use a value in [0, 1)",
-            params.prune
-        )));
-    }
-    leiden(&snn_graph(knn, params.prune), params)
+    cluster_knn(knn, knn.k(), params).map(|(c, _)| c)
 }
 
 #[cfg(test)]
@@ -287,5 +382,22 @@ mod tests {
             }
         }
         assert_eq!(renumber_by_size(&[5, 5, 2, 9, 9, 9]), vec![1, 1, 2, 0, 0, 0]);
+        // Streaming the SNN rows of the first k columns straight into the
+        // Leiden builder gives the same graph and clusters as the edge list
+        // of the truncated kNN graph.
+        let g30 = exact_knn(&p, 30);
+        let (streamed, edges) = cluster_knn(&g30, 20, &ClusterParams::default()).unwrap();
+        assert_eq!(edges, snn.edges.len());
+        assert_eq!(streamed, labels);
+        assert_eq!(snn_graph(&g30.truncate(20), 1.0 / 15.0), snn);
+        assert!(cluster_knn(
+            &g,
+            20,
+            &ClusterParams {
+                prune: 1.0,
+                ..Default::default()
+            }
+        )
+        .is_err());
     }
 }

@@ -8,9 +8,9 @@
 //!
 //! | step | module | method |
 //! |---|---|---|
-//! | quantile normalization | [`quantile_normalize`] | rliger `quantileNorm` (§10): RMS scaling (n − 1), arg-max labels refined by a k = 20 kNN vote, type-7 quantiles at 0, 1/50, …, 1 of ≤ 1000 sampled values mapped piecewise-linearly onto the reference's |
+//! | quantile normalization | [`quantile_normalize`] | rliger `quantileNorm` (§10): arg-max of the RMS-scaled factors, refined by an in-place k = 20 kNN vote on H, type-7 quantiles at 0, 1/50, …, 1 of ≤ 1000 sampled values of H mapped piecewise-linearly onto the reference's |
 //! | kNN graph | [`knn()`] | exact up to 20,000 cells, else NN-descent (deterministic, recall reported) |
-//! | clustering | [`cluster()`] | Leiden (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15 |
+//! | clustering | [`cluster_knn`] | Leiden (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15 |
 //! | 2-D map | [`umap()`] | UMAP: fuzzy simplicial set, PCA init, SGD with negative sampling, `a`, `b` from `min_dist` |
 //! | metrics | [`alignment()`], [`kbet()`], [`adjusted_rand_index`], [`normalized_mutual_info`], [`purity`], [`silhouette()`] | §10 |
 //! | plots | [`embedding_plot`], [`objective_plot`], [`composition_plot`] | PNG + SVG |
@@ -20,32 +20,34 @@
 //! fixed blocks combined in a fixed order: results are identical for a seed
 //! whatever the number of threads.
 //!
-//! ## Memory per million cells (K = 20)
+//! ## Memory per million cells (K = 20, k = 20)
 //!
 //! The graph steps need every cell at once (the kNN graph, the clustering
-//! and the layout are global), so H is held in memory; what each step adds
-//! at its peak, per million cells:
+//! and the layout are global), so the normalized H is held in memory, in
+//! f32; what each step holds at its peak, per million cells (formulas and
+//! measurements in `docs/analysis.md`):
 //!
 //! | step | memory per 10⁶ cells |
 //! |---|---|
-//! | H, normalized H (f64) and an f32 copy for distances | 0.4 GB |
-//! | quantile normalization (a dataset's kNN graph, the new values) | ≤ 0.5 GB |
-//! | kNN graph, k = 20 (indices + distances) | 0.16 GB, + 0.7 GB while NN-descent runs |
-//! | SNN graph + Leiden (≈ 30 edges per cell: edge list, `leiden-rs` builder and CSR) | ≈ 2 GB |
-//! | UMAP (fuzzy graph, per-edge schedule, two layouts) | ≈ 0.7 GB, + 0.5 GB while sorting |
-//! | metrics (samples and per-thread scratch only) | < 0.05 GB |
+//! | H and normalized H (f32) | 0.16 GB, all along |
+//! | quantile normalization (refinement kNN of the largest dataset) | ≤ 0.9 GB per 10⁶ cells of that dataset |
+//! | kNN graph (indices + distances, kept until UMAP ends) | 0.16 GB, + ≈ 0.65 GB while NN-descent runs |
+//! | SNN graph + Leiden (≈ 20–30 edges per cell; `leiden-rs` builder, its sorted copy, its CSR) | ≈ 0.8–1.7 GB |
+//! | UMAP (fuzzy graph, per-edge schedule, two layouts) | ≈ 0.5 GB, + ≈ 0.6 GB while the fuzzy union is built |
+//! | metrics (a downsampled copy for alignment and kBET, samples) | < 0.1 GB |
 //!
-//! Measured: `inmf analyze` on 200,000 cells peaks at 588 MB RSS (the
-//! whole process, including reading H), i.e. ≈ 3 GB per million cells
-//! (`scripts/bench-analyze`); the peak is the clustering step. Time grows as `n log n` for the graph steps
-//! (NN-descent, Leiden) and linearly for UMAP (200 epochs) and the
-//! sampled metrics.
+//! Measured: `inmf analyze` on 200,000 cells peaks at 377–383 MB RSS (the
+//! whole process; 513–554 MB before the clustering streamed its graph and
+//! H went to f32), i.e. ≈ 1.7 GB per million cells above a fixed ≈ 45 MB
+//! (`scripts/bench-analyze`); the peak is the clustering step. Time grows as
+//! `n log n` for the graph steps (NN-descent, Leiden) and linearly for UMAP
+//! (200 epochs) and the sampled metrics.
 //!
 //! ```
 //! use inmf_analysis::{analyze, AnalysisInput, AnalysisParams};
 //! use ndarray::Array2;
 //! // Two datasets of 60 cells, two cell groups loading factors 0 and 1.
-//! let h = Array2::from_shape_fn((120, 2), |(c, j)| if c % 2 == j { 1.0 + (c % 7) as f64 } else { 0.01 });
+//! let h = Array2::from_shape_fn((120, 2), |(c, j)| if c % 2 == j { 1.0 + (c % 7) as f32 } else { 0.01 });
 //! let datasets: Vec<u32> = (0..120).map(|c| (c / 60) as u32).collect();
 //! let names = vec!["a".to_string(), "b".to_string()];
 //! let input = AnalysisInput { h: h.view(), datasets: &datasets, dataset_names: &names, labels: None };
@@ -69,7 +71,7 @@ mod silhouette;
 mod stats;
 mod umap;
 
-pub use cluster::{cluster, leiden, snn_graph, ClusterParams, WeightedGraph};
+pub use cluster::{cluster, cluster_knn, leiden, snn_graph, ClusterParams, WeightedGraph};
 pub use error::{AnalysisError, Result};
 pub use knn::{exact_knn, exact_query, knn, recall, KnnGraph, KnnMethod, KnnParams};
 pub use mixing::{alignment, kbet, Alignment, AlignmentParams, Kbet, KbetParams};

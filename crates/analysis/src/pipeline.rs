@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::cluster::{leiden, snn_graph, ClusterParams};
+use crate::cluster::{cluster_knn, ClusterParams};
 use crate::error::{AnalysisError, Result};
 use crate::knn::{knn, recall, KnnParams};
 use crate::mixing::{alignment, kbet, AlignmentParams, KbetParams};
@@ -87,8 +87,9 @@ pub struct Labels<'a> {
 /// What [`analyze`] reads.
 #[derive(Clone, Copy, Debug)]
 pub struct AnalysisInput<'a> {
-    /// H, cells × K (rows of all datasets).
-    pub h: ArrayView2<'a, f64>,
+    /// H, cells × K (rows of all datasets), in f32: the analysis needs no
+    /// more precision and this halves the largest input.
+    pub h: ArrayView2<'a, f32>,
     /// Dataset of each cell, indexing `dataset_names`.
     pub datasets: &'a [u32],
     /// Dataset names.
@@ -199,8 +200,9 @@ pub struct KnnInfo {
 /// The results of [`analyze`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Analysis {
-    /// Quantile-normalized H, cells × K.
-    pub h_norm: Array2<f64>,
+    /// Quantile-normalized H, cells × K (f32, the copy every neighbour
+    /// search read).
+    pub h_norm: Array2<f32>,
     /// UMAP layout, cells × 2.
     pub umap: Array2<f32>,
     /// Joint cluster of each cell (0 = largest).
@@ -263,7 +265,7 @@ pub fn analyze(
     step("quantile normalization", t, &mut seconds);
 
     let t = Instant::now();
-    let points = Points::from_view(qn.h.view())?;
+    let points = Points::from_array(qn.h)?;
     let k = params.knn.k.max(params.umap.n_neighbors);
     let graph = knn(
         &points,
@@ -286,16 +288,7 @@ pub fn analyze(
     }
 
     let t = Instant::now();
-    if !(0.0..1.0).contains(&params.cluster.prune) {
-        return Err(AnalysisError::InvalidParameter(format!(
-            "prune = {}; use a value in [0, 1)",
-            params.cluster.prune
-        )));
-    }
-    let snn = snn_graph(&graph.truncate(params.knn.k), params.cluster.prune);
-    let snn_edges = snn.edges.len();
-    let clusters = leiden(&snn, &params.cluster)?;
-    drop(snn);
+    let (clusters, snn_edges) = cluster_knn(&graph, params.knn.k, &params.cluster)?;
     let n_clusters = clusters.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
     step("Leiden clustering", t, &mut seconds);
 
@@ -352,7 +345,7 @@ pub fn analyze(
     step("metrics", t, &mut seconds);
 
     Ok(Analysis {
-        h_norm: qn.h,
+        h_norm: points.into_array(),
         umap: layout,
         clusters,
         n_clusters,
@@ -394,6 +387,7 @@ mod tests {
     #[test]
     fn recovers_groups_mixes_datasets_and_is_thread_independent() {
         let (h, ds, lab) = atlas();
+        let h = h.mapv(|v| v as f32);
         let names = vec!["a".to_string(), "b".to_string()];
         let groups = vec!["g0".to_string(), "g1".to_string(), "g2".to_string()];
         let input = AnalysisInput {

@@ -33,6 +33,28 @@ impl Points {
         Ok(Self { data, n, dim })
     }
 
+    /// Takes over a cells × dims matrix (no copy when it is in standard
+    /// layout), checking that every value is finite.
+    pub fn from_array(m: ndarray::Array2<f32>) -> Result<Self> {
+        let (n, dim) = m.dim();
+        let m = if m.is_standard_layout() {
+            m
+        } else {
+            m.as_standard_layout().into_owned()
+        };
+        let (data, offset) = m.into_raw_vec_and_offset();
+        if offset.unwrap_or(0) != 0 {
+            return Self::from_vec(data[offset.unwrap_or(0)..][..n * dim].to_vec(), n, dim);
+        }
+        Self::from_vec(data, n, dim)
+    }
+
+    /// The points as a cells × dims matrix (no copy).
+    pub fn into_array(self) -> ndarray::Array2<f32> {
+        ndarray::Array2::from_shape_vec((self.n, self.dim), self.data)
+            .expect("n × dim values by construction")
+    }
+
     /// Wraps a row-major buffer of `n × dim` values.
     pub fn from_vec(data: Vec<f32>, n: usize, dim: usize) -> Result<Self> {
         if data.len() != n * dim {

@@ -178,7 +178,8 @@ fn h5(path: &Path, what: impl Into<String>) -> impl FnOnce(hdf5::Error) -> Drive
 
 /// The pieces of `result.h5ad` the analysis reads.
 struct RunData {
-    h: Array2<f64>,
+    /// H read as f32 (HDF5 converts; the analysis computes in f32).
+    h: Array2<f32>,
     datasets: Vec<u32>,
     dataset_names: Vec<String>,
     cell_index: Vec<i64>,
@@ -201,7 +202,7 @@ fn read_run(path: &Path) -> Result<RunData, DriverError> {
         )));
     }
     let f = hdf5::File::open(path).map_err(h5(path, "opening the result file"))?;
-    let h: Array2<f64> = f.dataset("obsm/X_inmf").and_then(|d| d.read_2d()).map_err(h5(
+    let h: Array2<f32> = f.dataset("obsm/X_inmf").and_then(|d| d.read_2d()).map_err(h5(
         path,
         "reading obsm/X_inmf (H); is this a result.h5ad of `inmf run`?",
     ))?;
@@ -781,7 +782,8 @@ fn update_result(
     let write = || -> hdf5::Result<()> {
         let f = hdf5::File::open_rw(tmp.tmp())?;
         let obsm = f.group("obsm")?;
-        dense(&obsm, "X_inmf_norm", a.h_norm.view())?;
+        // float64 on disk, as X_inmf (the values carry f32 precision).
+        dense(&obsm, "X_inmf_norm", a.h_norm.mapv(f64::from).view())?;
         dense(&obsm, "X_umap", a.umap.view())?;
         let obs = f.group("obs")?;
         let cluster_names: Vec<String> = (0..a.n_clusters).map(|c| c.to_string()).collect();
