@@ -16,6 +16,7 @@
 //! weighs by cells). This is the anchor's behaviour.
 
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 use crate::error::LearnerError;
 use crate::hals::{update_v, update_w, DatasetStats};
@@ -191,6 +192,7 @@ impl OnlineInmf {
         hals_sweeps: usize,
     ) -> Result<StepReport, LearnerError> {
         let mut report = StepReport::default();
+        let mut seen = vec![false; self.datasets.len()];
         for mb in batches {
             let i = mb.dataset;
             let Some(state) = self.datasets.get(i) else {
@@ -203,6 +205,11 @@ impl OnlineInmf {
                     "mini-batch for frozen dataset {i}"
                 )));
             }
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(LearnerError::InvalidData(format!(
+                    "two mini-batches for dataset {i} in one iteration"
+                )));
+            }
             if mb.x.n_cols() != self.n_genes() {
                 return Err(LearnerError::InvalidData(format!(
                     "mini-batch of dataset {i} has {} genes, the model {}",
@@ -210,53 +217,45 @@ impl OnlineInmf {
                     self.n_genes()
                 )));
             }
-            let m_i = mb.n_cells();
-            if m_i == 0 {
+            if mb.n_cells() == 0 {
                 return Err(LearnerError::InvalidData(format!(
                     "empty mini-batch for dataset {i}"
                 )));
             }
-            let sys = self.h_system(i, None);
-            let r = project(&mb.x, sys.wv.view());
-            let h = nnls_bpp(sys.gram.view(), r.view())?;
-            report.objective += block_objective(
-                mb.x.frobenius_sq(),
-                r.view(),
-                h.view(),
-                sys.wv_gram.view(),
-                sys.v_gram.view(),
-                self.lambda,
-            );
-            report.cells += m_i;
-
-            let s = match info.t {
-                0 | 1 => 0.0,
-                2 => 1.0 / m_i as f64,
-                t => (t - 2) as f64 / (t - 1) as f64,
-            };
-            let st = &mut self.datasets[i];
-            if info.new_epoch {
-                st.a -= &st.a_old;
-                st.b -= &st.b_old;
-                st.a_old.assign(&st.a);
-                st.a_old *= s;
-                st.b_old.assign(&st.b);
-                st.b_old *= s;
-            } else {
-                st.a_old *= s;
-                st.b_old *= s;
-            }
-            let inv_m = 1.0 / m_i as f64;
-            st.a *= s;
-            st.a.scaled_add(inv_m, &gram_of_rows(h.view()));
-            st.b *= s;
-            accumulate_xt_h(&mb.x, h.view(), inv_m, st.b.view_mut());
-            for j in 0..st.a.nrows() {
-                if st.a[[j, j]] == 0.0 {
-                    st.a[[j, j]] = A_DIAG_FLOOR;
-                }
-            }
         }
+        // Step 1 for every dataset at once (each depends only on W and its
+        // own V_i); every dataset's arithmetic is unchanged, so results do
+        // not depend on the number of threads.
+        let solved: Vec<(Array2<f64>, ObjectiveParts)> = batches
+            .par_iter()
+            .map(|mb| {
+                let sys = self.h_system(mb.dataset, None);
+                let r = project(&mb.x, sys.wv.view());
+                let h = nnls_bpp(sys.gram.view(), r.view())?;
+                let objective = block_objective(
+                    mb.x.frobenius_sq(),
+                    r.view(),
+                    h.view(),
+                    sys.wv_gram.view(),
+                    sys.v_gram.view(),
+                    self.lambda,
+                );
+                Ok((h, objective))
+            })
+            .collect::<Result<_, LearnerError>>()?;
+        for (mb, (_, objective)) in batches.iter().zip(&solved) {
+            report.objective += *objective;
+            report.cells += mb.n_cells();
+        }
+        // Step 2, every dataset's statistics at once (disjoint states).
+        let mut slots: Vec<Option<&mut DatasetState>> = self.datasets.iter_mut().map(Some).collect();
+        let work: Vec<(&MiniBatch, &mut DatasetState, Array2<f64>)> = batches
+            .iter()
+            .zip(solved)
+            .map(|(mb, (h, _))| (mb, slots[mb.dataset].take().expect("checked above"), h))
+            .collect();
+        work.into_par_iter()
+            .for_each(|(mb, st, h)| update_statistics(st, info, &mb.x, h.view()));
         for _ in 0..hals_sweeps {
             self.hals_sweep();
         }
@@ -336,6 +335,39 @@ impl OnlineInmf {
             .iter()
             .map(|d| crate::hals::surrogate(self.w.view(), d.v.view(), d.a.view(), d.b.view(), self.lambda))
             .sum()
+    }
+}
+
+/// §3 step 2 for one dataset: forget statistics older than ~2 epochs at an
+/// epoch boundary, then A_i ← s·A_i + HᵀH/m_i, B_i ← s·B_i + XᵀH/m_i with
+/// the anchor's s(t).
+fn update_statistics(st: &mut DatasetState, info: IterationInfo, x: &CsrMatrix, h: ArrayView2<f64>) {
+    let m_i = x.n_rows();
+    let s = match info.t {
+        0 | 1 => 0.0,
+        2 => 1.0 / m_i as f64,
+        t => (t - 2) as f64 / (t - 1) as f64,
+    };
+    if info.new_epoch {
+        st.a -= &st.a_old;
+        st.b -= &st.b_old;
+        st.a_old.assign(&st.a);
+        st.a_old *= s;
+        st.b_old.assign(&st.b);
+        st.b_old *= s;
+    } else {
+        st.a_old *= s;
+        st.b_old *= s;
+    }
+    let inv_m = 1.0 / m_i as f64;
+    st.a *= s;
+    st.a.scaled_add(inv_m, &gram_of_rows(h));
+    st.b *= s;
+    accumulate_xt_h(x, h, inv_m, st.b.view_mut());
+    for j in 0..st.a.nrows() {
+        if st.a[[j, j]] == 0.0 {
+            st.a[[j, j]] = A_DIAG_FLOOR;
+        }
     }
 }
 
