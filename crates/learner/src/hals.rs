@@ -30,34 +30,15 @@ pub struct DatasetStats<'a> {
     pub b: ArrayView2<'a, f64>,
 }
 
-/// Σ_l (w_l + c·v_l)·a_l with four interleaved partial sums (a fixed order,
-/// so reproducible, and short dependency chains, so it vectorizes).
-#[inline(always)]
-fn fit_dot(w: &[f64], v: &[f64], a: &[f64], c: f64) -> f64 {
-    let n = w.len().min(v.len()).min(a.len());
-    let mut s = [0.0f64; 4];
-    let full = n - n % 4;
-    for l in (0..full).step_by(4) {
-        for q in 0..4 {
-            s[q] += (w[l + q] + c * v[l + q]) * a[l + q];
-        }
-    }
-    let mut tail = 0.0;
-    for l in full..n {
-        tail += (w[l] + c * v[l]) * a[l];
-    }
-    (s[0] + s[1]) + (s[2] + s[3]) + tail
-}
-
 /// Genes per parallel work unit of the sweeps. A gene's row of W (or V_i)
 /// depends only on its own row and the statistics, so the Gauss–Seidel
-/// sweep over columns can run row by row, rows in parallel, with exactly
-/// the operations of the column-by-column order.
+/// sweep over columns runs row by row, rows in parallel, in the same
+/// column order for every row.
 const GENE_BLOCK: usize = 128;
 
-/// The columns of A (K × K) as contiguous rows: `out[j·K..(j+1)·K]` = A_·j.
-fn columns_of(a: ArrayView2<f64>) -> Vec<f64> {
-    a.t().iter().copied().collect()
+/// A (K × K) row-major.
+fn rows_of(a: ArrayView2<f64>) -> Vec<f64> {
+    a.iter().copied().collect()
 }
 
 /// One sweep over the columns j of W:
@@ -69,12 +50,12 @@ pub fn update_w(W: &mut Array2<f64>, stats: &[DatasetStats<'_>]) {
     let bs: Vec<_> = stats.iter().map(|s| s.b.as_standard_layout()).collect();
     let vs: Vec<&[f64]> = vs.iter().map(|v| v.as_slice().expect("standard")).collect();
     let bs: Vec<&[f64]> = bs.iter().map(|b| b.as_slice().expect("standard")).collect();
-    let cols: Vec<Vec<f64>> = stats.iter().map(|s| columns_of(s.a)).collect();
+    let cols: Vec<Vec<f64>> = stats.iter().map(|s| rows_of(s.a)).collect();
     let den: Vec<f64> = (0..k).map(|j| stats.iter().map(|s| s.a[[j, j]]).sum()).collect();
     let side = Side {
         others: &vs,
         b: &bs,
-        cols: &cols,
+        a_rows: &cols,
         den: &den,
         c: 1.0,
     };
@@ -101,12 +82,12 @@ pub fn update_v(
     let c = 1.0 + lambda;
     let (w, b) = (W.as_standard_layout(), B.as_standard_layout());
     let (w, b) = (w.as_slice().expect("standard"), b.as_slice().expect("standard"));
-    let cols = [columns_of(A)];
+    let cols = [rows_of(A)];
     let den: Vec<f64> = (0..k).map(|j| c * A[[j, j]]).collect();
     let side = Side {
         others: &[w],
         b: &[b],
-        cols: &cols,
+        a_rows: &cols,
         den: &den,
         c,
     };
@@ -120,35 +101,57 @@ pub fn update_v(
 }
 
 /// What a sweep over rows of one factor F (W or V_i) reads: per term i the
-/// other factor O_i (V_i for W, W for V_i), B_i, the columns of A_i, and
-/// the denominators. The update of F_gj is
-/// F_gj ← max(ε, F_gj + Σ_i (B_i,gj − (c_F·F_g· + c_O·O_i,g·)·A_i,·j) / den_j)
-/// with (c_F, c_O) = (1, 1) for W and (c, 1) for V — written below as
-/// fit_dot(O, F, A, c) = Σ_l (O_l + c·F_l)·A_lj, so W uses c = 1.
+/// other factor O_i (V_i for W, W for V_i), B_i, A_i (row-major), and the
+/// denominators. The update of F_gj is
+/// F_gj ← max(ε, F_gj + Σ_i (B_i,gj − q_i,j) / den_j),
+/// q_i = (O_i,g· + c·F_g·)·A_i, with c = 1 for W and 1 + λ for V_i.
 struct Side<'a> {
     others: &'a [&'a [f64]],
     b: &'a [&'a [f64]],
-    cols: &'a [Vec<f64>],
+    a_rows: &'a [Vec<f64>],
     den: &'a [f64],
     c: f64,
 }
 
 avx2_dispatch! {
-    /// Rows `g0..` of a factor (W or V_i, rows × K in `rows`) through one sweep over the columns.
+    /// Rows `g0..` of a factor (W or V_i, rows × K in `rows`) through one
+    /// sweep over the columns. Per row, q_i = (O_i,g· + c·F_g·)·A_i is formed
+    /// once (K² per term, as axpys over rows of A_i) and, after F_gj moves by
+    /// δ, kept current by q_i += c·δ·A_i,j· — the same fits as K dot
+    /// products per column, but as contiguous vector updates.
     fn sweep_rows / sweep_rows_avx2 / sweep_rows_impl(rows: &mut [f64], g0: usize, k: usize, side: &Side<'_>) {
+        let (c, d) = (side.c, side.others.len());
+        let mut q = vec![0.0; d * k];
         for (r, row) in rows.chunks_exact_mut(k).enumerate() {
             let g = g0 + r;
+            for ((o, a), qi) in side.others.iter().zip(side.a_rows).zip(q.chunks_exact_mut(k)) {
+                qi.fill(0.0);
+                for (l, (&ol, &fl)) in o[g * k..(g + 1) * k].iter().zip(row.iter()).enumerate() {
+                    let u = ol + c * fl;
+                    for (qv, &av) in qi.iter_mut().zip(&a[l * k..(l + 1) * k]) {
+                        *qv += u * av;
+                    }
+                }
+            }
             for j in 0..k {
                 let den = side.den[j];
                 if den <= 0.0 {
                     continue;
                 }
                 let mut n = 0.0;
-                for ((o, b), a) in side.others.iter().zip(side.b).zip(side.cols) {
-                    let (orow, aj) = (&o[g * k..(g + 1) * k], &a[j * k..(j + 1) * k]);
-                    n += b[g * k + j] - fit_dot(orow, row, aj, side.c);
+                for (b, qi) in side.b.iter().zip(q.chunks_exact(k)) {
+                    n += b[g * k + j] - qi[j];
                 }
-                row[j] = (row[j] + n / den).max(HALS_FLOOR);
+                let new = (row[j] + n / den).max(HALS_FLOOR);
+                let step = c * (new - row[j]);
+                row[j] = new;
+                if step != 0.0 {
+                    for (a, qi) in side.a_rows.iter().zip(q.chunks_exact_mut(k)) {
+                        for (qv, &av) in qi.iter_mut().zip(&a[j * k..(j + 1) * k]) {
+                            *qv += step * av;
+                        }
+                    }
+                }
             }
         }
     }
