@@ -450,11 +450,22 @@ avx2_dispatch! {
                 solve_many_in_place(factor, inv_diag, p, bmat, m);
                 // Y_A = G_AP·X_P − R_A for the free active variables (|A| × m).
                 for (q, &a) in aidx.iter().enumerate() {
+                    let row = &pb.g[a * k..(a + 1) * k];
+                    if m == 1 {
+                        // One right-hand side (the common case after the first
+                        // round): the same sums, kept in a register instead of
+                        // a store/load chain through ymat.
+                        let mut y = -rhs[group[0] as usize * k + a];
+                        for (&j, &xv) in pidx.iter().zip(&bmat[..p]) {
+                            y += row[j] * xv;
+                        }
+                        ymat[q] = y;
+                        continue;
+                    }
                     let yq = &mut ymat[q * m..(q + 1) * m];
                     for (dst, &c) in yq.iter_mut().zip(group) {
                         *dst = -rhs[c as usize * k + a];
                     }
-                    let row = &pb.g[a * k..(a + 1) * k];
                     for (t, &j) in pidx.iter().enumerate() {
                         let gaj = row[j];
                         for (y, &xv) in yq.iter_mut().zip(&bmat[t * m..(t + 1) * m]) {
