@@ -52,6 +52,12 @@ impl CsrMatrix {
                 return bad(format!("indptr decreases at row {row}"));
             }
             let cols = &indices[w[0]..w[1]];
+            // Fast check (strictly increasing, so only the last can be out of
+            // range); the slow loop below only runs to name the fault.
+            let increasing = cols.windows(2).fold(true, |ok, p| ok & (p[0] < p[1]));
+            if increasing && cols.last().is_none_or(|&c| (c as usize) < n_cols) {
+                continue;
+            }
             for (k, &c) in cols.iter().enumerate() {
                 if c as usize >= n_cols {
                     return bad(format!("row {row}: column {c} out of range (n_cols {n_cols})"));
