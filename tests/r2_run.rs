@@ -9,7 +9,7 @@ use ndarray::Array2;
 
 use crate::common::*;
 
-fn simulate(dir: &Path, args: &[&str]) -> Vec<PathBuf> {
+pub(crate) fn simulate(dir: &Path, args: &[&str]) -> Vec<PathBuf> {
     let mut full = vec!["simulate", "--quiet", "--out", dir.to_str().unwrap()];
     full.extend_from_slice(args);
     let o = inmf(&full);
@@ -22,7 +22,7 @@ fn simulate(dir: &Path, args: &[&str]) -> Vec<PathBuf> {
     files
 }
 
-fn run(inputs: &[PathBuf], out: &Path, extra: &[&str]) -> serde_json::Value {
+pub(crate) fn run(inputs: &[PathBuf], out: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args: Vec<String> = vec![
         "run".into(),
         "--json".into(),
@@ -56,7 +56,7 @@ fn h_of(out: &Path) -> Array2<f64> {
         .unwrap()
 }
 
-fn w_of(out: &Path) -> Array2<f64> {
+pub(crate) fn w_of(out: &Path) -> Array2<f64> {
     hdf5::File::open(out.join("model.h5"))
         .unwrap()
         .dataset("W")

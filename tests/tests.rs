@@ -4,6 +4,7 @@ mod common;
 mod r2_bad_input;
 mod r2_run;
 mod r3_inputs;
+mod r4_bound;
 mod r5_scenarios;
 mod r6_analyze;
 mod r7_factor;

@@ -22,6 +22,7 @@ use inmf_reader::{spawn_reader, Hdf5Source};
 use ndarray::Array2;
 
 use crate::error::DriverError;
+use crate::learn::thread_err;
 
 /// Rates measured on this machine and the bound they give per epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,8 +48,6 @@ pub(crate) fn measure_epoch_bound(
     model: &OnlineInmf,
     read_ahead: usize,
 ) -> Result<(Hdf5Source, EpochBound), DriverError> {
-    let thread_err =
-        |e: std::io::Error| DriverError::Internal(format!("cannot start the reader thread: {e}"));
     // (a) One epoch through the reader thread, nothing but recycling on the
     // consuming side.
     let mut first_epoch = Vec::new();

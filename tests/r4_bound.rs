@@ -1,0 +1,55 @@
+//! Issue 4: `inmf run --measure-bound` reports a per-epoch bound that is
+//! consistent with its own rates and the run's data, and measuring it does
+//! not change the model.
+
+use crate::r2_run::{run, simulate, w_of};
+
+#[test]
+fn r4_measure_bound_is_consistent_and_leaves_the_model_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = simulate(
+        &dir.path().join("data"),
+        &[
+            "--datasets",
+            "2",
+            "--cells",
+            "1500",
+            "--genes",
+            "200",
+            "--seed",
+            "3",
+        ],
+    );
+    let common = ["--k", "5", "--epochs", "2", "--batch-size", "500", "--seed", "2"];
+    let plain = run(&inputs, &dir.path().join("plain"), &common);
+    assert!(plain["bound"].is_null(), "no bound unless asked for");
+    let mut extra = common.to_vec();
+    extra.push("--measure-bound");
+    let s = run(&inputs, &dir.path().join("bound"), &extra);
+    let b = &s["bound"];
+    let num = |key: &str| {
+        b[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("bound.{key} missing: {b}"))
+    };
+    let (bytes, nnz) = (num("bytes_per_epoch"), num("nnz_per_epoch"));
+    let (read, flops) = (num("read_gb_per_s") * 1e9, num("sparse_gflop_per_s") * 1e9);
+    for v in [bytes, nnz, read, flops, num("epoch_s")] {
+        assert!(v.is_finite() && v > 0.0, "bound fields must be positive: {b}");
+    }
+    // One epoch covers every cell of the first dataset and the same share of
+    // the second: 8 bytes per non-zero plus 8 per cell.
+    let cells = s["cells"].as_f64().unwrap();
+    assert!((bytes - 8.0 * (nnz + cells)).abs() <= 8.0 * 0.01 * cells, "{b}");
+    let expect = (bytes / read).max(4.0 * nnz * 5.0 / flops);
+    assert!(
+        (num("epoch_s") - expect).abs() <= 1e-9 * expect,
+        "bound = max(read, products): {b}"
+    );
+    let per_epoch = s["seconds"]["epochs"].as_f64().unwrap() / 2.0;
+    assert!(
+        (num("epoch_time_over_bound") - per_epoch / num("epoch_s")).abs()
+            <= 1e-9 * per_epoch / num("epoch_s")
+    );
+    assert_eq!(w_of(&dir.path().join("plain")), w_of(&dir.path().join("bound")));
+}
