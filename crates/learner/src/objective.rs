@@ -67,12 +67,25 @@ pub fn block_objective(
     v_gram: ArrayView2<f64>,
     lambda: f64,
 ) -> ObjectiveParts {
-    let hth = gram_of_rows(h);
+    block_objective_with_gram(x_norm_sq, r, h, gram_of_rows(h).view(), wv_gram, v_gram, lambda)
+}
+
+/// [`block_objective`] with HᵀH already computed (`hth`, K × K), for
+/// callers that need it anyway (the online step's A_i update).
+pub(crate) fn block_objective_with_gram(
+    x_norm_sq: f64,
+    r: ArrayView2<f64>,
+    h: ArrayView2<f64>,
+    hth: ArrayView2<f64>,
+    wv_gram: ArrayView2<f64>,
+    v_gram: ArrayView2<f64>,
+    lambda: f64,
+) -> ObjectiveParts {
     let mut cross = 0.0;
     Zip::from(r).and(h).for_each(|&a, &b| cross += a * b);
     ObjectiveParts {
-        residual: (x_norm_sq - 2.0 * cross + trace_of_product(wv_gram, hth.view())).max(0.0),
-        penalty: lambda * trace_of_product(v_gram, hth.view()),
+        residual: (x_norm_sq - 2.0 * cross + trace_of_product(wv_gram, hth)).max(0.0),
+        penalty: lambda * trace_of_product(v_gram, hth),
         coupling: 0.0,
     }
 }

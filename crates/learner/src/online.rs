@@ -22,7 +22,7 @@ use crate::error::LearnerError;
 use crate::hals::{update_v, update_w, DatasetStats};
 use crate::kernels::{accumulate_xt_h, gram_of_rows, project};
 use crate::nnls::nnls_bpp;
-use crate::objective::{block_objective, ObjectiveParts};
+use crate::objective::{block_objective, block_objective_with_gram, ObjectiveParts};
 use crate::schedule::IterationInfo;
 use crate::source::MiniBatch;
 use crate::sparse::CsrMatrix;
@@ -226,36 +226,38 @@ impl OnlineInmf {
         // Step 1 for every dataset at once (each depends only on W and its
         // own V_i); every dataset's arithmetic is unchanged, so results do
         // not depend on the number of threads.
-        let solved: Vec<(Array2<f64>, ObjectiveParts)> = batches
+        let solved: Vec<(Array2<f64>, Array2<f64>, ObjectiveParts)> = batches
             .par_iter()
             .map(|mb| {
                 let sys = self.h_system(mb.dataset, None);
                 let r = project(&mb.x, sys.wv.view());
                 let h = nnls_bpp(sys.gram.view(), r.view())?;
-                let objective = block_objective(
+                let hth = gram_of_rows(h.view());
+                let objective = block_objective_with_gram(
                     mb.x.frobenius_sq(),
                     r.view(),
                     h.view(),
+                    hth.view(),
                     sys.wv_gram.view(),
                     sys.v_gram.view(),
                     self.lambda,
                 );
-                Ok((h, objective))
+                Ok((h, hth, objective))
             })
             .collect::<Result<_, LearnerError>>()?;
-        for (mb, (_, objective)) in batches.iter().zip(&solved) {
+        for (mb, (_, _, objective)) in batches.iter().zip(&solved) {
             report.objective += *objective;
             report.cells += mb.n_cells();
         }
         // Step 2, every dataset's statistics at once (disjoint states).
         let mut slots: Vec<Option<&mut DatasetState>> = self.datasets.iter_mut().map(Some).collect();
-        let work: Vec<(&MiniBatch, &mut DatasetState, Array2<f64>)> = batches
+        let work: Vec<_> = batches
             .iter()
             .zip(solved)
-            .map(|(mb, (h, _))| (mb, slots[mb.dataset].take().expect("checked above"), h))
+            .map(|(mb, (h, hth, _))| (mb, slots[mb.dataset].take().expect("checked above"), h, hth))
             .collect();
         work.into_par_iter()
-            .for_each(|(mb, st, h)| update_statistics(st, info, &mb.x, h.view()));
+            .for_each(|(mb, st, h, hth)| update_statistics(st, info, &mb.x, h.view(), hth.view()));
         for _ in 0..hals_sweeps {
             self.hals_sweep();
         }
@@ -341,7 +343,13 @@ impl OnlineInmf {
 /// §3 step 2 for one dataset: forget statistics older than ~2 epochs at an
 /// epoch boundary, then A_i ← s·A_i + HᵀH/m_i, B_i ← s·B_i + XᵀH/m_i with
 /// the anchor's s(t).
-fn update_statistics(st: &mut DatasetState, info: IterationInfo, x: &CsrMatrix, h: ArrayView2<f64>) {
+fn update_statistics(
+    st: &mut DatasetState,
+    info: IterationInfo,
+    x: &CsrMatrix,
+    h: ArrayView2<f64>,
+    hth: ArrayView2<f64>,
+) {
     let m_i = x.n_rows();
     let s = match info.t {
         0 | 1 => 0.0,
@@ -361,7 +369,7 @@ fn update_statistics(st: &mut DatasetState, info: IterationInfo, x: &CsrMatrix, 
     }
     let inv_m = 1.0 / m_i as f64;
     st.a *= s;
-    st.a.scaled_add(inv_m, &gram_of_rows(h));
+    st.a.scaled_add(inv_m, &hth);
     st.b *= s;
     accumulate_xt_h(x, h, inv_m, st.b.view_mut());
     for j in 0..st.a.nrows() {
