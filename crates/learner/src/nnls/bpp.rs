@@ -40,6 +40,13 @@
 //!   iterate by exact coordinate descent, which decreases the objective
 //!   monotonically and converges to the optimum.
 //!
+//! Two ways to solve a round's passive-set systems, the same method and
+//! rules otherwise: when G is well conditioned (κ₁(G) ≤ 1e6), positive
+//! definite and K ≤ 64, every row is pivoted to completion on its own
+//! through the full inverse G⁻¹, a round costing a factor of the small
+//! |A| × |A| block of G⁻¹ instead of the |P| × |P| block G_PP
+//! (`complement.rs`); otherwise rows are grouped by passive set as above.
+//!
 //! Rows are processed in fixed blocks of [`ROW_BLOCK`]; every row's
 //! arithmetic depends only on its own data and G (a passive set's factor is
 //! computed the same way whichever rows share it), so results are
@@ -49,6 +56,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::cholesky::{dot, factor_in_place, solve_many_in_place};
+use super::complement::{self, FullInverse};
 use crate::error::LearnerError;
 use crate::simd::avx2_dispatch;
 
@@ -60,7 +68,7 @@ pub(crate) const ROW_BLOCK: usize = 256;
 pub(crate) const FEAS_TOL: f64 = 1e-12;
 
 /// Full exchanges allowed without a decrease of the infeasible count (Kim & Park's α).
-const FULL_EXCHANGE_BUDGET: u8 = 3;
+pub(super) const FULL_EXCHANGE_BUDGET: u8 = 3;
 
 /// First ridge, relative to max diag(G_PP), when a factorization fails.
 const RIDGE_START: f64 = 1e-12;
@@ -91,6 +99,10 @@ pub struct BppStats {
     pub ridged_factorizations: usize,
     /// Rows that reached the exchange cap and were finished by coordinate descent.
     pub capped_rows: usize,
+    /// Passive-set solves done through the full inverse, by the Schur
+    /// complement on the active set (`complement.rs`), instead of a Cholesky
+    /// factor of G_PP.
+    pub complement_solves: usize,
 }
 
 impl BppStats {
@@ -102,6 +114,7 @@ impl BppStats {
         self.factorizations += o.factorizations;
         self.ridged_factorizations += o.ridged_factorizations;
         self.capped_rows += o.capped_rows;
+        self.complement_solves += o.complement_solves;
     }
 }
 
@@ -164,28 +177,31 @@ pub(crate) struct Limits {
     pub cap: Option<usize>,
     /// Disable the backup rule (plain full exchange, which can cycle).
     pub full_exchange_only: bool,
+    /// Never use the complement solver (`complement.rs`); every passive set
+    /// is factored.
+    pub factor_only: bool,
 }
 
 /// The shared, read-only description of one call.
-struct Problem<'a> {
-    k: usize,
-    words: usize,
+pub(super) struct Problem<'a> {
+    pub(super) k: usize,
+    pub(super) words: usize,
     /// Symmetrized G, row-major K × K.
-    g: &'a [f64],
+    pub(super) g: &'a [f64],
     /// Bitmask of variables held at 0 (G_jj = 0).
-    fixed: &'a [u64],
-    gdiag_max: f64,
-    cap: usize,
-    full_exchange_only: bool,
+    pub(super) fixed: &'a [u64],
+    pub(super) gdiag_max: f64,
+    pub(super) cap: usize,
+    pub(super) full_exchange_only: bool,
 }
 
 #[inline]
-fn bit(mask: &[u64], j: usize) -> bool {
+pub(super) fn bit(mask: &[u64], j: usize) -> bool {
     (mask[j >> 6] >> (j & 63)) & 1 == 1
 }
 
 #[inline]
-fn flip(mask: &mut [u64], j: usize) {
+pub(super) fn flip(mask: &mut [u64], j: usize) {
     mask[j >> 6] ^= 1u64 << (j & 63);
 }
 
@@ -257,20 +273,63 @@ pub(crate) fn run(
     let rhs = rhs.as_standard_layout();
     let rs = rhs.as_slice().expect("standard layout");
     let os = out.as_slice_mut().expect("out must be in standard layout");
-    let results: Vec<Result<BppStats, LearnerError>> = os
+    let blocks = os
         .par_chunks_mut(ROW_BLOCK * k)
         .zip(rs.par_chunks(ROW_BLOCK * k))
-        .enumerate()
-        .map_init(
-            || Workspace::new(k, words),
-            |ws, (b, (o, r))| solve_block(&pb, r, o, start, ws, b * ROW_BLOCK),
-        )
-        .collect();
+        .enumerate();
+    let inverse = if limits.factor_only || words > 1 {
+        None
+    } else {
+        FullInverse::new(&g, k)
+    };
+    let results: Vec<Result<BppStats, LearnerError>> = match &inverse {
+        Some(inv) => blocks
+            .map_init(
+                || complement::Workspace::new(k),
+                |ws, (b, (o, r))| complement::solve_block(&pb, inv, r, o, start, ws, b * ROW_BLOCK),
+            )
+            .collect(),
+        None => blocks
+            .map_init(
+                || Workspace::new(k, words),
+                |ws, (b, (o, r))| solve_block(&pb, r, o, start, ws, b * ROW_BLOCK),
+            )
+            .collect(),
+    };
     let mut stats = BppStats::default();
     for r in results {
         stats.merge(&r?);
     }
     Ok(stats)
+}
+
+/// Buffers of one exchange round of one passive set, shared by both solvers.
+pub(super) struct RoundBuffers {
+    /// A Cholesky factor (stride = its order).
+    pub(super) factor: Vec<f64>,
+    /// 1/diagonal of `factor`.
+    pub(super) inv_diag: Vec<f64>,
+    /// Passive indices.
+    pub(super) pidx: Vec<usize>,
+    /// Active (free) indices.
+    pub(super) aidx: Vec<usize>,
+    /// A K-long solution or work vector.
+    pub(super) sol: Vec<f64>,
+    /// Infeasible indices of the round.
+    pub(super) infeasible: Vec<usize>,
+}
+
+impl RoundBuffers {
+    pub(super) fn new(k: usize) -> Self {
+        Self {
+            factor: vec![0.0; k * k],
+            inv_diag: vec![0.0; k],
+            pidx: Vec::with_capacity(k),
+            aidx: Vec::with_capacity(k),
+            sol: vec![0.0; k],
+            infeasible: Vec::with_capacity(k),
+        }
+    }
 }
 
 /// Work buffers of one block, allocated once per rayon work split.
@@ -282,12 +341,7 @@ struct Workspace {
     rscale: Vec<f64>,
     pending: Vec<u32>,
     next: Vec<u32>,
-    factor: Vec<f64>,
-    inv_diag: Vec<f64>,
-    pidx: Vec<usize>,
-    aidx: Vec<usize>,
-    sol: Vec<f64>,
-    infeasible: Vec<usize>,
+    round: RoundBuffers,
     bmat: Vec<f64>,
     ymat: Vec<f64>,
 }
@@ -302,12 +356,7 @@ impl Workspace {
             rscale: vec![0.0; ROW_BLOCK],
             pending: Vec::with_capacity(ROW_BLOCK),
             next: Vec::with_capacity(ROW_BLOCK),
-            factor: vec![0.0; k * k],
-            inv_diag: vec![0.0; k],
-            pidx: Vec::with_capacity(k),
-            aidx: Vec::with_capacity(k),
-            sol: vec![0.0; k],
-            infeasible: Vec::with_capacity(k),
+            round: RoundBuffers::new(k),
             bmat: vec![0.0; ROW_BLOCK * k],
             ymat: vec![0.0; ROW_BLOCK * k],
         }
@@ -335,12 +384,15 @@ avx2_dispatch! {
             rscale,
             pending,
             next,
-            factor,
-            inv_diag,
-            pidx,
-            aidx,
-            sol,
-            infeasible,
+            round:
+                RoundBuffers {
+                    factor,
+                    inv_diag,
+                    pidx,
+                    aidx,
+                    sol,
+                    infeasible,
+                },
             bmat,
             ymat,
         } = ws;
@@ -348,56 +400,17 @@ avx2_dispatch! {
         // First passive sets; rows with max r ≤ 0 are solved by h = 0 at once.
         pending.clear();
         for c in 0..nb {
-            let r = &rhs[c * k..(c + 1) * k];
-            let x = &mut out[c * k..(c + 1) * k];
-            let (mut rabs, mut rpos) = (0.0f64, f64::NEG_INFINITY);
-            for (j, &v) in r.iter().enumerate() {
-                if !v.is_finite() {
-                    return Err(LearnerError::InvalidData(format!(
-                        "rhs[{}, {j}] is not finite ({v})",
-                        row0 + c
-                    )));
-                }
-                rabs = rabs.max(v.abs());
-                rpos = rpos.max(v);
-            }
             let m = &mut mask[c * w..(c + 1) * w];
-            m.fill(0);
-            if rpos <= 0.0 {
-                x.fill(0.0);
-                st.trivial_rows += 1;
+            let x = &mut out[c * k..(c + 1) * k];
+            let Some((scale, count)) =
+                first_passive_set(pb, &rhs[c * k..(c + 1) * k], x, m, start, row0 + c, &mut st)?
+            else {
                 continue;
-            }
-            rscale[c] = rabs;
+            };
+            rscale[c] = scale;
+            beta[c] = count;
             alpha[c] = FULL_EXCHANGE_BUDGET;
             iters[c] = 0;
-            match start {
-                Start::Cold => {
-                    // From h = 0, y = −r: the first full exchange moves {j : r_j > τ·max|r|} to P.
-                    let tol = FEAS_TOL * rabs;
-                    let mut count = 0u32;
-                    for (j, &v) in r.iter().enumerate() {
-                        if v > tol && !bit(pb.fixed, j) {
-                            flip(m, j);
-                            count += 1;
-                        }
-                    }
-                    if count == 0 {
-                        x.fill(0.0);
-                        st.trivial_rows += 1;
-                        continue;
-                    }
-                    beta[c] = count;
-                }
-                Start::Warm => {
-                    for (j, &v) in x.iter().enumerate() {
-                        if v > 0.0 && !bit(pb.fixed, j) {
-                            flip(m, j);
-                        }
-                    }
-                    beta[c] = k as u32 + 1;
-                }
-            }
             pending.push(c as u32);
         }
 
@@ -492,21 +505,14 @@ avx2_dispatch! {
                         )));
                     }
 
-                    // Infeasible variables: h_P < −tol_h, y_A < −tol_y.
-                    let tol_h = FEAS_TOL * xmax;
-                    let tol_y = FEAS_TOL * (rscale[c] + pb.gdiag_max * xmax);
-                    infeasible.clear();
-                    for (t, &j) in pidx.iter().enumerate() {
-                        if bmat[t * m + si] < -tol_h {
-                            infeasible.push(j);
-                        }
-                    }
-                    for (q, &a) in aidx.iter().enumerate() {
-                        if ymat[q * m + si] < -tol_y {
-                            infeasible.push(a);
-                        }
-                    }
-
+                    collect_infeasible(
+                        pb,
+                        rscale[c],
+                        xmax,
+                        pidx.iter().enumerate().map(|(t, &j)| (j, bmat[t * m + si])),
+                        aidx.iter().enumerate().map(|(q, &a)| (a, ymat[q * m + si])),
+                        infeasible,
+                    );
                     if infeasible.is_empty() {
                         for v in x.iter_mut() {
                             *v = v.max(0.0);
@@ -522,20 +528,8 @@ avx2_dispatch! {
                         coordinate_descent(pb, &rhs[c * k..(c + 1) * k], x, sol);
                         continue;
                     }
-                    let count = infeasible.len() as u32;
                     let m = &mut mask[c * w..(c + 1) * w];
-                    if count < beta[c] {
-                        beta[c] = count;
-                        alpha[c] = FULL_EXCHANGE_BUDGET;
-                        infeasible.iter().for_each(|&j| flip(m, j));
-                    } else if alpha[c] >= 1 || pb.full_exchange_only {
-                        alpha[c] = alpha[c].saturating_sub(1);
-                        infeasible.iter().for_each(|&j| flip(m, j));
-                    } else {
-                        let last = *infeasible.iter().max().expect("non-empty");
-                        flip(m, last);
-                        st.backup_exchanges += 1;
-                    }
+                    exchange(pb, infeasible, m, &mut alpha[c], &mut beta[c], &mut st);
                     next.push(c as u32);
                 }
                 s = e;
@@ -546,10 +540,141 @@ avx2_dispatch! {
     }
 }
 
+/// Validates row `row` (`r`, K long) and writes its first passive set into
+/// `mask` (cleared first): cold start {j : r_j > τ·max|r|}, warm start
+/// {j : x_j > 0}; fixed variables never enter. Returns max|r| and the
+/// initial β (the infeasible count to beat), or `None` when h = 0 solves the
+/// row (max r within the band; `x` is zeroed and the row counted trivial).
+#[inline(always)]
+pub(super) fn first_passive_set(
+    pb: &Problem,
+    r: &[f64],
+    x: &mut [f64],
+    mask: &mut [u64],
+    start: Start,
+    row: usize,
+    st: &mut BppStats,
+) -> Result<Option<(f64, u32)>, LearnerError> {
+    // max|r| and max r in four independent lanes; v·0 is NaN exactly
+    // when v is not finite, so `nonfinite` is NaN iff some entry is.
+    let (mut abs_lanes, mut pos_lanes) = ([0.0f64; 4], [f64::NEG_INFINITY; 4]);
+    let mut nonfinite = [0.0f64; 4];
+    let mut chunks = r.chunks_exact(4);
+    for ch in &mut chunks {
+        for l in 0..4 {
+            let v = ch[l];
+            nonfinite[l] += v * 0.0;
+            let a = v.abs();
+            abs_lanes[l] = if a > abs_lanes[l] { a } else { abs_lanes[l] };
+            pos_lanes[l] = if v > pos_lanes[l] { v } else { pos_lanes[l] };
+        }
+    }
+    for &v in chunks.remainder() {
+        nonfinite[0] += v * 0.0;
+        let a = v.abs();
+        abs_lanes[0] = if a > abs_lanes[0] { a } else { abs_lanes[0] };
+        pos_lanes[0] = if v > pos_lanes[0] { v } else { pos_lanes[0] };
+    }
+    if nonfinite.iter().any(|v| v.is_nan()) {
+        let (j, v) = r
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !v.is_finite())
+            .expect("a non-finite entry");
+        return Err(LearnerError::InvalidData(format!(
+            "rhs[{row}, {j}] is not finite ({v})"
+        )));
+    }
+    let rabs = abs_lanes[0].max(abs_lanes[1]).max(abs_lanes[2].max(abs_lanes[3]));
+    let rpos = pos_lanes[0].max(pos_lanes[1]).max(pos_lanes[2].max(pos_lanes[3]));
+    mask.fill(0);
+    if rpos <= 0.0 {
+        x.fill(0.0);
+        st.trivial_rows += 1;
+        return Ok(None);
+    }
+    match start {
+        Start::Cold => {
+            // From h = 0, y = −r: the first full exchange moves {j : r_j > τ·max|r|} to P.
+            let tol = FEAS_TOL * rabs;
+            let mut count = 0u32;
+            for ((word, &fixed), chunk) in mask.iter_mut().zip(pb.fixed).zip(r.chunks(64)) {
+                let mut bits = 0u64;
+                for (j, &v) in chunk.iter().enumerate() {
+                    bits |= ((v > tol) as u64) << j;
+                }
+                *word = bits & !fixed;
+                count += word.count_ones();
+            }
+            if count == 0 {
+                x.fill(0.0);
+                st.trivial_rows += 1;
+                return Ok(None);
+            }
+            Ok(Some((rabs, count)))
+        }
+        Start::Warm => {
+            for (j, &v) in x.iter().enumerate() {
+                if v > 0.0 && !bit(pb.fixed, j) {
+                    flip(mask, j);
+                }
+            }
+            Ok(Some((rabs, pb.k as u32 + 1)))
+        }
+    }
+}
+
+/// Collects into `out` the infeasible variables of a row with max|r| =
+/// `rscale`: passive h_j < −τ·max|h_P| and active y_j < −τ·(max|r| +
+/// max diag(G)·max|h_P|), from (index, value) pairs of h_P and y_A.
+#[inline(always)]
+fn collect_infeasible(
+    pb: &Problem,
+    rscale: f64,
+    xmax: f64,
+    passive: impl Iterator<Item = (usize, f64)>,
+    active: impl Iterator<Item = (usize, f64)>,
+    out: &mut Vec<usize>,
+) {
+    let tol_h = FEAS_TOL * xmax;
+    let tol_y = FEAS_TOL * (rscale + pb.gdiag_max * xmax);
+    out.clear();
+    out.extend(passive.filter(|&(_, v)| v < -tol_h).map(|(j, _)| j));
+    out.extend(active.filter(|&(_, v)| v < -tol_y).map(|(j, _)| j));
+}
+
+/// One exchange for a row whose passive set (`mask`) has the infeasible
+/// variables `infeasible` (non-empty): all of them change sides while their
+/// count β decreases or the full-exchange budget α lasts; otherwise only
+/// the one with the largest index does (the backup rule).
+#[inline(always)]
+pub(super) fn exchange(
+    pb: &Problem,
+    infeasible: &[usize],
+    mask: &mut [u64],
+    alpha: &mut u8,
+    beta: &mut u32,
+    st: &mut BppStats,
+) {
+    let count = infeasible.len() as u32;
+    if count < *beta {
+        *beta = count;
+        *alpha = FULL_EXCHANGE_BUDGET;
+        infeasible.iter().for_each(|&j| flip(mask, j));
+    } else if *alpha >= 1 || pb.full_exchange_only {
+        *alpha = alpha.saturating_sub(1);
+        infeasible.iter().for_each(|&j| flip(mask, j));
+    } else {
+        let last = *infeasible.iter().max().expect("non-empty");
+        flip(mask, last);
+        st.backup_exchanges += 1;
+    }
+}
+
 /// Factors G_PP (P = `pidx`) into `factor` (stride |P|), adding the ridge
 /// δI of the module docs if the plain factorization fails.
 #[inline(always)]
-fn factor_passive(
+pub(super) fn factor_passive(
     pb: &Problem,
     pidx: &[usize],
     factor: &mut [f64],
@@ -592,7 +717,7 @@ fn factor_passive(
 /// descent h_j ← max(0, h_j − y_j/G_jj), y = Gh − r kept up to date, from the
 /// clamped iterate, until no coordinate moves by more than the feasibility
 /// band (or after [`CD_SWEEPS`] sweeps). `y` is a K-long work buffer.
-fn coordinate_descent(pb: &Problem, r: &[f64], x: &mut [f64], y: &mut [f64]) {
+pub(super) fn coordinate_descent(pb: &Problem, r: &[f64], x: &mut [f64], y: &mut [f64]) {
     let k = pb.k;
     for (j, v) in x.iter_mut().enumerate() {
         // Negatives, NaN and fixed variables start at 0.

@@ -12,6 +12,7 @@
 
 mod bpp;
 mod cholesky;
+mod complement;
 #[cfg(test)]
 mod tests;
 

@@ -370,6 +370,73 @@ fn agrees_with_lawson_hanson() {
     }
 }
 
+// ---------- complement solver (solves through G⁻¹) vs factoring every passive set ----------
+
+fn solve_with(g: &Array2<f64>, r: &Array2<f64>, factor_only: bool) -> (Array2<f64>, BppStats) {
+    let mut h = Array2::zeros(r.raw_dim());
+    let limits = Limits {
+        factor_only,
+        ..Limits::default()
+    };
+    let stats = run(g.view(), r.view(), h.view_mut(), Start::Cold, limits).unwrap();
+    (h, stats)
+}
+
+#[test]
+fn complement_solver_agrees_with_factoring_every_passive_set() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for k in [2, 3, 5, 10, 20, 33, 40, 64] {
+        for (g, r) in [nmf_like(200, k, 400, &mut rng), {
+            let c = gaussian(k + 20, k, &mut rng);
+            let d = gaussian(400, k + 20, &mut rng);
+            let (g, r) = normal_equations(&c, &d);
+            (g, rhs_with_degenerate_rows(r))
+        }] {
+            let (h, stats) = solve_with(&g, &r, false);
+            let (h_ref, stats_ref) = solve_with(&g, &r, true);
+            assert!(stats.complement_solves > 0, "K = {k}: {stats:?}");
+            assert_eq!(stats_ref.complement_solves, 0);
+            assert_eq!(stats.capped_rows, 0, "K = {k}: {stats:?}");
+            assert!(h.iter().all(|&v| v >= 0.0));
+            let kkt = kkt_residual(g.view(), r.view(), h.view());
+            assert!(kkt <= 1e-12, "K = {k}: KKT residual {kkt:e}");
+            for i in 0..r.nrows() {
+                let f = objective(g.view(), r.row(i), h.row(i));
+                let f_ref = objective(g.view(), r.row(i), h_ref.row(i));
+                let scale = f_ref.abs().max(f64::MIN_POSITIVE);
+                assert!(
+                    (f - f_ref).abs() <= 1e-12 * scale,
+                    "K = {k}, row {i}: {f} vs {f_ref}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn complement_solver_is_not_used_when_it_would_lose_accuracy() {
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    // κ(G) ≈ 1e8 > the complement solver's limit: every passive set is factored.
+    let c = ill_conditioned(40, 10, 1e8, &mut rng);
+    let (g, r) = normal_equations(&c, &gaussian(100, 40, &mut rng));
+    let (h, stats) = solve_with(&g, &r, false);
+    assert_eq!(stats.complement_solves, 0, "{stats:?}");
+    assert!(stats.factorizations > 0);
+    assert!(kkt_residual(g.view(), r.view(), h.view()) <= 1e-8);
+    // K > 64 (a passive set needs two bitmask words): factored too.
+    let (g, r) = nmf_like(200, 65, 50, &mut rng);
+    let (h, stats) = solve_with(&g, &r, false);
+    assert_eq!(stats.complement_solves, 0, "{stats:?}");
+    assert!(kkt_residual(g.view(), r.view(), h.view()) <= 1e-12);
+    // A singular G (a zero column of C fixes its variable): factored.
+    let mut c = gaussian(30, 6, &mut rng);
+    c.column_mut(2).fill(0.0);
+    let (g, r) = normal_equations(&c, &gaussian(50, 30, &mut rng));
+    let (h, stats) = solve_with(&g, &r, false);
+    assert_eq!(stats.complement_solves, 0, "{stats:?}");
+    assert!(h.column(2).iter().all(|&v| v == 0.0));
+}
+
 // ---------- determinism, warm start, robustness paths ----------
 
 #[test]
@@ -512,6 +579,7 @@ fn backup_rule_breaks_full_exchange_cycles() {
         let limits = Limits {
             cap: Some(200),
             full_exchange_only: true,
+            factor_only: false,
         };
         let stats = run(g.view(), r.view(), h.view_mut(), Start::Cold, limits).unwrap();
         assert_eq!(stats.capped_rows, 1, "{stats:?}");
@@ -539,6 +607,7 @@ fn exchange_cap_falls_back_to_coordinate_descent() {
         Limits {
             cap: Some(0),
             full_exchange_only: false,
+            factor_only: false,
         },
     )
     .unwrap();
