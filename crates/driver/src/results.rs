@@ -334,6 +334,11 @@ pub(crate) struct FinalPass {
 /// Solves H for every cell of every source dataset in blocks of `block`
 /// cells read ahead by the reader thread, writes each block as it is solved
 /// and sums the objective. `solve(d, x)` solves source dataset d's block.
+///
+/// Three stages overlap: the reader thread reads block t+1 while the
+/// solver works on block t and a writer thread writes block t−1 (HDF5
+/// writes are single-threaded; they would otherwise leave the worker
+/// threads idle). Blocks are written in order.
 pub(crate) fn solve_and_write<F>(
     source: Hdf5Source,
     writer: &mut ResultWriter,
@@ -360,36 +365,51 @@ where
     let rx = reader.batches;
     let mut pass = FinalPass::default();
     let mut received = 0;
-    let mut outcome = Ok(());
-    'blocks: for msg in rx.iter() {
-        let batches = match msg {
-            Ok(b) => b,
-            Err(e) => {
-                outcome = Err(e.into());
-                break;
+    let mut outcome: Result<(), DriverError> = Ok(());
+    let (to_writer, blocks) = std::sync::mpsc::sync_channel::<(usize, Range<usize>, Array2<f64>)>(2);
+    let written = std::thread::scope(|scope| {
+        let writing = scope.spawn(move || -> Result<(), DriverError> {
+            for (dataset, cells, h) in blocks.iter() {
+                writer.write_h(dataset, cells, h.view())?;
             }
-        };
-        for mb in &batches {
-            let step = solve(mb.dataset, &mb.x)
-                .map_err(DriverError::from)
-                .and_then(|(h, obj)| {
-                    pass.objective += obj;
-                    pass.zero_cells += h
-                        .rows()
-                        .into_iter()
-                        .filter(|r| r.iter().all(|&v| v == 0.0))
-                        .count();
-                    writer.write_h(mb.dataset, mb.cells[0].clone(), h.view())
-                });
-            if let Err(e) = step {
-                outcome = Err(e);
-                break 'blocks;
+            Ok(())
+        });
+        'blocks: for msg in rx.iter() {
+            let batches = match msg {
+                Ok(b) => b,
+                Err(e) => {
+                    outcome = Err(e.into());
+                    break;
+                }
+            };
+            for mb in &batches {
+                let (h, obj) = match solve(mb.dataset, &mb.x) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        outcome = Err(e.into());
+                        break 'blocks;
+                    }
+                };
+                pass.objective += obj;
+                pass.zero_cells += h
+                    .rows()
+                    .into_iter()
+                    .filter(|r| r.iter().all(|&v| v == 0.0))
+                    .count();
+                // A send fails only when the writer stopped on an error (reported below).
+                if to_writer.send((mb.dataset, mb.cells[0].clone(), h)).is_err() {
+                    break 'blocks;
+                }
+                pb.inc(mb.n_cells() as u64);
             }
-            pb.inc(mb.n_cells() as u64);
+            reader.recycler.give_back(batches);
+            received += 1;
         }
-        reader.recycler.give_back(batches);
-        received += 1;
-    }
+        drop(to_writer);
+        writing
+            .join()
+            .unwrap_or_else(|_| Err(DriverError::Internal("the writer thread panicked".into())))
+    });
     drop(rx);
     pb.finish_and_clear();
     reader
@@ -397,6 +417,7 @@ where
         .join()
         .map_err(|_| DriverError::Internal("the reader thread panicked".into()))?;
     outcome?;
+    written?;
     if received != n_requests {
         return Err(DriverError::Internal(
             "the reader stopped before all cells were read".into(),

@@ -74,17 +74,33 @@ avx2_dispatch! {
         for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
             let (cols, vals) = x.row(first + i);
             if K > 0 {
-                let mut acc = [0.0f64; K];
-                for (&g, &v) in cols.iter().zip(vals) {
-                    let mg: &[f64; K] = ms[g as usize * K..(g as usize + 1) * K]
+                // Even and odd non-zeros in two accumulators: two independent
+                // add chains per register instead of one.
+                let gather = |g: u32| -> &[f64; K] {
+                    ms[g as usize * K..(g as usize + 1) * K]
                         .try_into()
-                        .expect("K values");
-                    let v = f64::from(v);
+                        .expect("K values")
+                };
+                let (mut even, mut odd) = ([0.0f64; K], [0.0f64; K]);
+                let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
+                for (g2, v2) in &mut pairs {
+                    let (m0, m1) = (gather(g2[0]), gather(g2[1]));
+                    let (v0, v1) = (f64::from(v2[0]), f64::from(v2[1]));
                     for j in 0..K {
-                        acc[j] += v * mg[j];
+                        even[j] += v0 * m0[j];
+                        odd[j] += v1 * m1[j];
                     }
                 }
-                row_out.copy_from_slice(&acc);
+                if cols.len() % 2 == 1 {
+                    let (g, v) = (cols[cols.len() - 1], f64::from(vals[vals.len() - 1]));
+                    let m0 = gather(g);
+                    for j in 0..K {
+                        even[j] += v * m0[j];
+                    }
+                }
+                for ((o, &e), &d) in row_out.iter_mut().zip(&even).zip(&odd) {
+                    *o = e + d;
+                }
             } else {
                 row_out.fill(0.0);
                 for (&g, &v) in cols.iter().zip(vals) {
@@ -190,18 +206,49 @@ pub fn accumulate_xt_h(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b: Arr
         return;
     }
     let per = n.div_ceil(B_CHUNKS);
-    let partials: Vec<Vec<f64>> = (0..B_CHUNKS)
-        .into_par_iter()
-        .map(|c| {
-            let mut acc = vec![0.0; bs.len()];
+    // Chunk 0 adds straight into B; chunks 1.. into zeroed partials (reused
+    // across calls), then added to B in chunk order.
+    let mut partials = take_partials(B_CHUNKS - 1, bs.len());
+    {
+        let mut targets: Vec<&mut [f64]> = Vec::with_capacity(B_CHUNKS);
+        targets.push(&mut *bs);
+        targets.extend(partials.iter_mut().map(Vec::as_mut_slice));
+        targets.par_iter_mut().enumerate().for_each(|(c, acc)| {
             let range = c * per..((c + 1) * per).min(n);
-            dispatch_k!(k, scatter_rows(x, hs, k, scale, range, &mut acc));
-            acc
-        })
-        .collect();
+            dispatch_k!(k, scatter_rows(x, hs, k, scale, range, acc));
+        });
+    }
     for p in &partials {
         for (o, v) in bs.iter_mut().zip(p) {
             *o += v;
+        }
+    }
+    give_back_partials(partials);
+}
+
+/// Partial-sum buffers of [`accumulate_xt_h`] kept between calls, so that a
+/// mini-batch does not allocate (and fault in) fresh pages for them.
+static PARTIALS: std::sync::Mutex<Vec<Vec<f64>>> = std::sync::Mutex::new(Vec::new());
+
+/// `count` zeroed buffers of length `len`, from the pool when it has them.
+fn take_partials(count: usize, len: usize) -> Vec<Vec<f64>> {
+    let mut pool = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
+    (0..count)
+        .map(|_| {
+            let mut v = pool.pop().unwrap_or_default();
+            v.clear();
+            v.resize(len, 0.0);
+            v
+        })
+        .collect()
+}
+
+/// Returns buffers to the pool (at most a few calls' worth are kept).
+fn give_back_partials(bufs: Vec<Vec<f64>>) {
+    let mut pool = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
+    for b in bufs {
+        if pool.len() < 4 * B_CHUNKS {
+            pool.push(b);
         }
     }
 }

@@ -339,43 +339,64 @@ impl CacheReader {
             .map_err(|e| cache_err(&p.path, e))
     }
 
-    /// Appends kept cells `cells` of dataset `d` to the CSR buffers.
-    pub(crate) fn read_into(
-        &mut self,
-        d: usize,
-        cells: Range<usize>,
-        indptr: &mut Vec<usize>,
-        indices: &mut Vec<u32>,
-        data: &mut Vec<f32>,
-    ) -> Result<(), ReaderError> {
+    /// Row pointers of cells `cells` of dataset `d` (rows + 1 values), as
+    /// offsets from the first; checked to be non-decreasing at the ends.
+    fn run_pointers(&mut self, d: usize, cells: &Range<usize>) -> Result<(u64, u64), ReaderError> {
         let rows = cells.len();
-        let ptr: &[u8] = self.pread(d, 0, cells.start as u64 * 8, (rows + 1) * 8)?;
-        let at = |i: usize| u64::from_le_bytes(ptr[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        let (s, e) = (at(0), at(rows));
+        let first: &[u8] = self.pread(d, 0, cells.start as u64 * 8, 8)?;
+        let s = u64::from_le_bytes(first.try_into().expect("8 bytes"));
+        let last: &[u8] = self.pread(d, 0, (cells.start + rows) as u64 * 8, 8)?;
+        let e = u64::from_le_bytes(last.try_into().expect("8 bytes"));
         if e < s {
             return Err(cache_err(
                 &self.parts[d].path,
                 "row pointers decrease (damaged entry: delete it)",
             ));
         }
-        let base = data.len();
+        Ok((s, e))
+    }
+
+    /// Writes kept cells `cells` of dataset `d` (non-zeros `s..e` of the
+    /// entry) into the CSR buffers: row pointers appended to `indptr`, values
+    /// into `indices`/`data` (already sized) from position `base`.
+    #[allow(clippy::too_many_arguments)]
+    fn read_into(
+        &mut self,
+        d: usize,
+        cells: Range<usize>,
+        (s, e): (u64, u64),
+        base: usize,
+        indptr: &mut Vec<usize>,
+        indices: &mut [u32],
+        data: &mut [f32],
+    ) -> Result<(), ReaderError> {
+        let rows = cells.len();
+        let ptr: &[u8] = self.pread(d, 0, cells.start as u64 * 8, (rows + 1) * 8)?;
+        let at = |i: usize| u64::from_le_bytes(ptr[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        if at(0) != s || at(rows) != e {
+            return Err(cache_err(
+                &self.parts[d].path,
+                "row pointers changed while reading (damaged entry: delete it)",
+            ));
+        }
         indptr.extend((1..=rows).map(|i| base + at(i).wrapping_sub(s) as usize));
         let nnz = (e - s) as usize;
-        indices.resize(base + nnz, 0);
-        data.resize(base + nnz, 0.0);
-        self.pread_values(d, 1, s, &mut indices[base..])?;
-        self.pread_values(d, 2, s, &mut data[base..])?;
+        let (indices, data) = (&mut indices[base..base + nnz], &mut data[base..base + nnz]);
+        self.pread_values(d, 1, s, indices)?;
+        self.pread_values(d, 2, s, data)?;
         if cfg!(target_endian = "big") {
-            indices[base..].iter_mut().for_each(|v| *v = u32::from_le(*v));
-            data[base..]
-                .iter_mut()
+            indices.iter_mut().for_each(|v| *v = u32::from_le(*v));
+            data.iter_mut()
                 .for_each(|v| *v = f32::from_bits(u32::from_le(v.to_bits())));
         }
         Ok(())
     }
 
     /// Kept cells of dataset `d`, given as runs, as one validated block built
-    /// in `buffers` = (indptr = [0], indices, data), which are reused.
+    /// in `buffers` = (indptr = [0], indices, data), which are reused: their
+    /// old contents are overwritten, and they grow (with 25 % headroom, so a
+    /// recycled buffer settles after a few blocks) only when the block has
+    /// more non-zeros than they hold.
     pub(crate) fn read_runs(
         &mut self,
         d: usize,
@@ -383,12 +404,35 @@ impl CacheReader {
         buffers: (Vec<usize>, Vec<u32>, Vec<f32>),
     ) -> Result<CsrMatrix, ReaderError> {
         let (mut ip, mut ix, mut dx) = buffers;
+        let mut bounds = Vec::with_capacity(runs.len());
         for r in runs {
-            self.read_into(d, r.clone(), &mut ip, &mut ix, &mut dx)?;
+            bounds.push(self.run_pointers(d, r)?);
+        }
+        let total: usize = bounds.iter().map(|&(s, e)| (e - s) as usize).sum();
+        fit_len(&mut ix, total, 0);
+        fit_len(&mut dx, total, 0.0);
+        ip.reserve(runs.iter().map(|r| r.len()).sum());
+        let mut base = 0;
+        for (r, &b) in runs.iter().zip(&bounds) {
+            self.read_into(d, r.clone(), b, base, &mut ip, &mut ix, &mut dx)?;
+            base += (b.1 - b.0) as usize;
         }
         CsrMatrix::new(self.n_genes, ip, ix, dx)
             .map_err(|e| cache_err(&self.parts[d].path, format!("{e} (damaged entry: delete it)")))
     }
+}
+
+/// Sets `v`'s length to `n`: truncates, or grows with 25 % spare capacity
+/// (new elements = `fill`, overwritten by the caller).
+fn fit_len<T: Clone>(v: &mut Vec<T>, n: usize, fill: T) {
+    if v.len() >= n {
+        v.truncate(n);
+        return;
+    }
+    if v.capacity() < n {
+        v.reserve_exact(n + n / 4 - v.len());
+    }
+    v.resize(n, fill);
 }
 
 #[cfg(test)]
@@ -473,10 +517,14 @@ mod tests {
                 std::iter::once(3..9).collect(),
                 vec![40..41, 7..20, 100..n],
             ];
-            for runs in runs_list {
-                let a = raw.read_runs(d, &runs).unwrap();
-                assert_eq!(hit.read_runs(d, &runs).unwrap(), a);
-                assert_eq!(built.read_runs(d, &runs).unwrap(), a);
+            // A recycled block of any size (bigger, smaller, the same) is overwritten exactly.
+            let mut spare = hit.read_runs(d, &runs_list[1]).unwrap();
+            for runs in runs_list.iter().chain(runs_list.iter().rev()) {
+                let a = raw.read_runs(d, runs).unwrap();
+                assert_eq!(hit.read_runs(d, runs).unwrap(), a);
+                assert_eq!(built.read_runs(d, runs).unwrap(), a);
+                spare = hit.read_runs_reusing(d, runs, spare).unwrap();
+                assert_eq!(spare, a);
             }
         }
         // Other parameters: another key, a miss.

@@ -354,12 +354,13 @@ impl Hdf5Source {
         let (mut indptr, mut indices, mut data) = spare.map(CsrMatrix::into_parts).unwrap_or_default();
         indptr.clear();
         indptr.push(0);
-        indices.clear();
-        data.clear();
         if let Some(cache) = &mut self.cache {
             debug_assert_eq!(cache.n_genes(), self.genes.len());
+            // The cache overwrites the old values in place (no zero-fill).
             return cache.read_runs(dataset, runs, (indptr, indices, data));
         }
+        indices.clear();
+        data.clear();
         let mut out = Out {
             indptr,
             indices,
