@@ -202,6 +202,7 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
             model,
             iterations: 0,
             epoch_objective: Vec::new(),
+            epoch_seconds: Vec::new(),
         }
     };
     if checkpoint.every_epochs > 0 {

@@ -49,6 +49,10 @@ pub(crate) struct Learning {
     pub iterations: usize,
     /// Mean mini-batch objective per cell of each finished epoch.
     pub epoch_objective: Vec<f64>,
+    /// Wall seconds of each epoch finished by this process (a resumed run
+    /// lists only the epochs it ran; the checkpoint write after an epoch
+    /// counts in that epoch).
+    pub epoch_seconds: Vec<f64>,
 }
 
 pub(crate) fn progress_bar(quiet: bool, len: u64, prefix: &'static str) -> ProgressBar {
@@ -87,6 +91,7 @@ pub(crate) fn learn(
     let (mut epoch_sum, mut epoch_cells) = (0.0, 0usize);
     let mut stopped_early = false;
     let mut outcome = Ok(());
+    let mut epoch_start = std::time::Instant::now();
     for info in plan.iter().skip(skip).map(|it| it.info) {
         let mut batches = match rx.recv() {
             Ok(Ok(b)) => b,
@@ -122,6 +127,7 @@ pub(crate) fn learn(
             state.epoch_objective.push(mean);
             (epoch_sum, epoch_cells) = (0.0, 0);
             if converged {
+                state.epoch_seconds.push(epoch_start.elapsed().as_secs_f64());
                 stopped_early = true;
                 break;
             }
@@ -134,6 +140,8 @@ pub(crate) fn learn(
                     }
                 }
             }
+            state.epoch_seconds.push(epoch_start.elapsed().as_secs_f64());
+            epoch_start = std::time::Instant::now();
         }
     }
     drop(rx);
@@ -202,5 +210,6 @@ pub(crate) fn resume(spec: &CheckpointSpec) -> Result<Learning, DriverError> {
         model: ck.model,
         iterations,
         epoch_objective: ck.epoch_objective,
+        epoch_seconds: Vec::new(),
     })
 }

@@ -92,6 +92,8 @@ pub struct RunSummary {
     pub epochs: usize,
     /// Mean mini-batch objective per cell of each epoch.
     pub epoch_objective: Vec<f64>,
+    /// Wall seconds of each epoch this process ran.
+    pub epoch_seconds: Vec<f64>,
     /// Objective of all cells after the final H pass.
     pub final_objective: ObjectiveParts,
     /// Seconds: preprocessing, epochs, final H pass + writing.
@@ -139,8 +141,16 @@ impl fmt::Display for RunSummary {
             "  {} iterations, {} epochs; mean mini-batch objective per cell by epoch:",
             self.iterations, self.epochs
         )?;
+        // A resumed run timed only its own (last) epochs.
+        let untimed = self
+            .epoch_objective
+            .len()
+            .saturating_sub(self.epoch_seconds.len());
         for (e, o) in self.epoch_objective.iter().enumerate() {
-            writeln!(f, "    epoch {}: {o:.6}", e + 1)?;
+            match e.checked_sub(untimed).and_then(|i| self.epoch_seconds.get(i)) {
+                Some(t) => writeln!(f, "    epoch {}: {o:.6} ({t:.2} s)", e + 1)?,
+                None => writeln!(f, "    epoch {}: {o:.6}", e + 1)?,
+            }
         }
         let o = &self.final_objective;
         writeln!(
@@ -324,6 +334,7 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
             model,
             iterations: 0,
             epoch_objective: Vec::new(),
+            epoch_seconds: Vec::new(),
         }
     };
     let plan = plan_all(&source, params).map_err(|e| with_names(e.into(), &names))?;
@@ -452,6 +463,7 @@ pub(crate) fn write_phase_outputs(
         iterations: state.iterations,
         epochs: state.epoch_objective.len(),
         epoch_objective: state.epoch_objective,
+        epoch_seconds: state.epoch_seconds,
         final_objective: pass.objective,
         seconds: [t_pre, t_learn, t2.elapsed().as_secs_f64()],
         outputs: vec![model_path, result_path],
