@@ -16,7 +16,8 @@
 //! Cholesky factor of the |A| × |A| block M_AA instead of the |P| × |P|
 //! block G_PP; in NMF most variables are passive (|A| ≈ K/4), so this is
 //! far less work, and no grouping of rows by passive set is needed. When
-//! |A| > |P| the round factors G_PP instead (`bpp::factor_passive`).
+//! |A| > |P|, or if rounding makes the factor of M_AA fail, the round
+//! factors G_PP instead (`bpp::factor_passive`).
 //!
 //! Accuracy: h_P is formed as z_P plus a correction, so its rounding error
 //! is ≈ ε·κ(G)·max|z| rather than ε·κ(G_PP)·max|h_P|. The solver is used
@@ -225,10 +226,10 @@ avx2_dispatch! {
                 let active = all & !passive;
                 let (p, a) = (passive.count_ones() as usize, active.count_ones() as usize);
                 indices(active, aidx);
-                if a <= p {
-                    // M_AA·y_A = −z_A, then h = z + M_{:,A}·y_A.
-                    x.copy_from_slice(z);
-                    if a > 0 {
+                // M_AA·y_A = −z_A, then h = z + M_{:,A}·y_A; a block of M
+                // whose factor fails (rounding) is solved as below instead.
+                let complement = a <= p
+                    && (a == 0 || {
                         for (s, &i) in aidx.iter().enumerate() {
                             let row = &mi[i * k..(i + 1) * k];
                             for (d, &j) in factor[s * a + s..(s + 1) * a].iter_mut().zip(&aidx[s..]) {
@@ -236,12 +237,11 @@ avx2_dispatch! {
                             }
                             y[s] = -z[i];
                         }
-                        if !factor_in_place(&mut factor[..a * a], a, inv_diag) {
-                            return Err(LearnerError::Numerical(
-                                "a principal block of the inverse Gram matrix is not positive definite"
-                                    .into(),
-                            ));
-                        }
+                        factor_in_place(&mut factor[..a * a], a, inv_diag)
+                    });
+                if complement {
+                    x.copy_from_slice(z);
+                    if a > 0 {
                         solve_many_in_place(factor, inv_diag, a, y, 1);
                         for (&i, &ys) in aidx.iter().zip(y.iter()) {
                             for (xv, &mij) in x.iter_mut().zip(&mi[i * k..(i + 1) * k]) {
@@ -254,7 +254,7 @@ avx2_dispatch! {
                         st.complement_solves += 1;
                     }
                 } else {
-                    // Few passive variables: factor G_PP as `bpp.rs` does.
+                    // Few passive variables (or the fallback): factor G_PP as `bpp.rs` does.
                     indices(passive, pidx);
                     if p > 0 {
                         factor_passive(pb, pidx, factor, inv_diag, &mut st)?;
