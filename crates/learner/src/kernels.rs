@@ -10,7 +10,7 @@
 //! Both are parallel over fixed blocks of cells and reduce in a fixed order,
 //! so their results do not depend on the number of threads.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::simd::avx2_dispatch;
@@ -253,12 +253,22 @@ fn give_back_partials(bufs: Vec<Vec<f64>>) {
     }
 }
 
-/// HᵀH (K × K) for H stored cells × K, summed over fixed cell blocks in order.
+/// HᵀH (K × K) for H stored rows × K: the blocks' products over fixed
+/// blocks of rows are formed in parallel and summed in block order (the
+/// same bits for any thread count).
 pub fn gram_of_rows(h: ArrayView2<f64>) -> Array2<f64> {
     let k = h.ncols();
+    let n = h.nrows();
+    let parts: Vec<Array2<f64>> = (0..n.div_ceil(CELL_BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let blk = h.slice(s![b * CELL_BLOCK..((b + 1) * CELL_BLOCK).min(n), ..]);
+            blk.t().dot(&blk)
+        })
+        .collect();
     let mut acc = Array2::<f64>::zeros((k, k));
-    for blk in h.axis_chunks_iter(Axis(0), CELL_BLOCK) {
-        acc += &blk.t().dot(&blk);
+    for p in &parts {
+        acc += p;
     }
     acc
 }

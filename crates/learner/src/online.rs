@@ -172,8 +172,7 @@ impl OnlineInmf {
     fn h_system(&self, dataset: usize, v_override: Option<ArrayView2<f64>>) -> HSystem {
         let v = v_override.unwrap_or(self.datasets[dataset].v.view());
         let wv = &self.w + &v;
-        let wv_gram = wv.t().dot(&wv);
-        let v_gram = v.t().dot(&v);
+        let (wv_gram, v_gram) = rayon::join(|| gram_of_rows(wv.view()), || gram_of_rows(v));
         let gram = &wv_gram + &(&v_gram * self.lambda);
         HSystem {
             wv,
