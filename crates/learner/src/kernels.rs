@@ -181,8 +181,9 @@ avx2_dispatch! {
 /// B += s · Xᵀ·H: for each cell c and each non-zero x_cg, B_g· += s·x_cg·h_c.
 ///
 /// Shapes: `x` n × m, `h` n × K, `b` m × K. The cells are cut into a fixed
-/// number of chunks whose partial sums are added to `b` in chunk order
-/// (deterministic for any thread count).
+/// number of chunks: the first adds straight into `b`, the others into
+/// partial sums that are then added to `b` in chunk order (deterministic
+/// for any thread count).
 #[track_caller]
 pub fn accumulate_xt_h(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b: ArrayViewMut2<f64>) {
     assert_eq!(
