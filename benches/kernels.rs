@@ -2,6 +2,8 @@
 //! default mini-batch: 5,000 cells × 2,000 genes at ≈10% non-zeros.
 //!
 //! IDs encode sizes: `project/k20/cells5000` (R = X·(W+V)),
+//! `project_f32/…` and `accumulate_f32/…` (the single-precision products
+//! of online learning),
 //! `accumulate/k20/cells5000` (B += XᵀH), `hals/k20/genes2000/datasets3`
 //! (one W + V_i sweep), `online_step/k20/cells5000/datasets3` (one whole
 //! iteration: H solve, statistics, HALS). FLOP rates: the two sparse
@@ -10,7 +12,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use inmf_learner::{accumulate_xt_h, project, CsrMatrix, IterationInfo, MiniBatch, OnlineInmf};
+use inmf_learner::{
+    accumulate_xt_h, accumulate_xt_h_f32, project, project_f32, CsrMatrix, IterationInfo, MiniBatch,
+    OnlineInmf,
+};
 use ndarray::Array2;
 
 const GENES: usize = 2000;
@@ -69,6 +74,12 @@ fn kernels(c: &mut Criterion) {
     let mut acc = Array2::zeros((GENES, 20));
     g.bench_function("accumulate/k20/cells5000", |b| {
         b.iter(|| accumulate_xt_h(&x, h.view(), 1.0 / CELLS as f64, black_box(acc.view_mut())))
+    });
+    g.bench_function("project_f32/k20/cells5000", |b| {
+        b.iter(|| black_box(project_f32(&x, m.view())))
+    });
+    g.bench_function("accumulate_f32/k20/cells5000", |b| {
+        b.iter(|| accumulate_xt_h_f32(&x, h.view(), 1.0 / CELLS as f64, black_box(acc.view_mut())))
     });
     g.finish();
 }

@@ -1,0 +1,333 @@
+//! The two sparse × dense products of online learning in single precision:
+//! the dense factor is rounded to f32, the per-cell and per-chunk sums run
+//! in f32 (eight lanes per AVX2 register instead of four), and everything
+//! that is kept — R, B — is f64.
+//!
+//! - [`project_f32`]: R = X·M (cells × K), as [`crate::project`].
+//! - [`accumulate_xt_h_f32`]: B += s·XᵀH (genes × K), as
+//!   [`crate::accumulate_xt_h`].
+//!
+//! Accuracy: each entry is a sum of n terms (n = a cell's or a chunk's
+//! non-zeros in a gene) rounded in f32, so its relative error is about
+//! √n·2⁻²⁴ (≈ 1e-6 for n = 400) instead of ≈ 1e-15; the online objective
+//! moves by far less than the 1e-4 relative that the performance issue
+//! allows (test `online::tests::f32_products_move_the_online_objective_by_less_than_1e_5`;
+//! 2.4e-10 relative on the 50k-cell comparison run). Every result is a fixed sequence of operations per
+//! row or per chunk, so results do not depend on the number of threads.
+//!
+//! Rows of the packed factor are padded with zeros to a multiple of 8
+//! (K 20 → 24), so a row is three whole registers.
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+
+use crate::kernels::CELL_BLOCK;
+use crate::simd::avx2_dispatch;
+use crate::sparse::CsrMatrix;
+
+/// Cell chunks of [`accumulate_xt_h_f32`], each with its own f32 partial
+/// sum, added to B in chunk order (fixed: independent of the threads).
+const B_CHUNKS: usize = 4;
+
+/// Calls `$f::<KP>` for the padded widths up to 64 (compile-time loop
+/// lengths vectorize fully) and `$f::<0>` (run-time width) otherwise.
+macro_rules! dispatch_kp {
+    ($kp:expr, $f:ident ( $($arg:expr),* )) => {
+        match $kp {
+            8 => $f::<8>($($arg),*),
+            16 => $f::<16>($($arg),*),
+            24 => $f::<24>($($arg),*),
+            32 => $f::<32>($($arg),*),
+            40 => $f::<40>($($arg),*),
+            48 => $f::<48>($($arg),*),
+            56 => $f::<56>($($arg),*),
+            64 => $f::<64>($($arg),*),
+            _ => $f::<0>($($arg),*),
+        }
+    };
+}
+
+/// K rounded up to a multiple of 8.
+fn padded(k: usize) -> usize {
+    k.div_ceil(8) * 8
+}
+
+/// `m` (rows × K, f64) as f32 rows of `kp` values, zero-padded.
+fn pack_rows(m: ArrayView2<f64>, kp: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; m.nrows() * kp];
+    for (dst, src) in out.chunks_exact_mut(kp).zip(m.rows()) {
+        for (d, &s) in dst.iter_mut().zip(src.iter()) {
+            *d = s as f32;
+        }
+    }
+    out
+}
+
+avx2_dispatch! {
+    /// Rows `first..` of R into `out` (rows × k, f64) from the packed M
+    /// (`kp` per row); `KP` = kp at compile time, or 0.
+    fn project_rows / project_rows_avx2 / project_rows_impl<const KP: usize>(
+        x: &CsrMatrix,
+        ms: &[f32],
+        k: usize,
+        kp: usize,
+        first: usize,
+        out: &mut [f64],
+    ) {
+        if KP > 0 {
+            let gather = |g: u32| -> &[f32; KP] {
+                ms[g as usize * KP..(g as usize + 1) * KP]
+                    .try_into()
+                    .expect("KP values")
+            };
+            for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
+                let (cols, vals) = x.row(first + i);
+                // Even and odd non-zeros in two accumulators: two
+                // independent add chains per register.
+                let (mut even, mut odd) = ([0.0f32; KP], [0.0f32; KP]);
+                let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
+                for (g2, v2) in &mut pairs {
+                    let (m0, m1) = (gather(g2[0]), gather(g2[1]));
+                    for j in 0..KP {
+                        even[j] += v2[0] * m0[j];
+                        odd[j] += v2[1] * m1[j];
+                    }
+                }
+                if cols.len() % 2 == 1 {
+                    let m0 = gather(cols[cols.len() - 1]);
+                    let v = vals[vals.len() - 1];
+                    for j in 0..KP {
+                        even[j] += v * m0[j];
+                    }
+                }
+                for ((o, &e), &d) in row_out.iter_mut().zip(&even).zip(&odd) {
+                    *o = f64::from(e) + f64::from(d);
+                }
+            }
+        } else {
+            let mut acc = vec![0.0f32; kp];
+            for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
+                let (cols, vals) = x.row(first + i);
+                acc.fill(0.0);
+                for (&g, &v) in cols.iter().zip(vals) {
+                    let mg = &ms[g as usize * kp..(g as usize + 1) * kp];
+                    for (a, &w) in acc.iter_mut().zip(mg) {
+                        *a += v * w;
+                    }
+                }
+                for (o, &a) in row_out.iter_mut().zip(&acc) {
+                    *o = f64::from(a);
+                }
+            }
+        }
+    }
+}
+
+/// R = X·M with M rounded to f32 and f32 sums per cell (see the module
+/// docs for the accuracy): r_c = Σ_g x_cg·M_g· (cells × K, f64).
+///
+/// Shapes: `x` n × m, `m` m × K → n × K.
+#[track_caller]
+pub fn project_f32(x: &CsrMatrix, m: ArrayView2<f64>) -> Array2<f64> {
+    assert_eq!(
+        x.n_cols(),
+        m.nrows(),
+        "X has {} genes, M has {} rows",
+        x.n_cols(),
+        m.nrows()
+    );
+    let k = m.ncols();
+    let mut r = Array2::<f64>::zeros((x.n_rows(), k));
+    if k == 0 {
+        return r;
+    }
+    let kp = padded(k);
+    let ms = pack_rows(m, kp);
+    let out = r.as_slice_mut().expect("fresh array");
+    out.par_chunks_mut(CELL_BLOCK * k)
+        .enumerate()
+        .for_each(|(blk, chunk)| {
+            dispatch_kp!(kp, project_rows(x, &ms, k, kp, blk * CELL_BLOCK, chunk));
+        });
+    r
+}
+
+avx2_dispatch! {
+    /// acc += X[range]ᵀ·H[range] in f32 (`hs` packed, `kp` per row; `acc`
+    /// genes × kp): each non-zero adds x_cg·h_c to its gene's row.
+    fn scatter_rows / scatter_rows_avx2 / scatter_rows_impl<const KP: usize>(
+        x: &CsrMatrix,
+        hs: &[f32],
+        kp: usize,
+        range: std::ops::Range<usize>,
+        acc: &mut [f32],
+    ) {
+        for c in range {
+            let (cols, vals) = x.row(c);
+            if KP > 0 {
+                let hc: &[f32; KP] = hs[c * KP..(c + 1) * KP].try_into().expect("KP values");
+                for (&g, &v) in cols.iter().zip(vals) {
+                    let row: &mut [f32; KP] = (&mut acc[g as usize * KP..(g as usize + 1) * KP])
+                        .try_into()
+                        .expect("KP values");
+                    for j in 0..KP {
+                        row[j] += v * hc[j];
+                    }
+                }
+            } else {
+                let hc = &hs[c * kp..(c + 1) * kp];
+                for (&g, &v) in cols.iter().zip(vals) {
+                    let row = &mut acc[g as usize * kp..(g as usize + 1) * kp];
+                    for (o, &hv) in row.iter_mut().zip(hc) {
+                        *o += v * hv;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// B += s·XᵀH with H rounded to f32: the cells are cut into a fixed
+/// number of chunks, each scattered (x_cg·h_c into gene g's row) into its
+/// own f32 partial sum P_t; then B_gj += s·(((P_0 + P_1) + P_2) + P_3) in
+/// f64.
+///
+/// Shapes: `x` n × m, `h` n × K, `b` m × K.
+#[track_caller]
+pub fn accumulate_xt_h_f32(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b: ArrayViewMut2<f64>) {
+    assert_eq!(
+        x.n_rows(),
+        h.nrows(),
+        "X has {} cells, H has {} rows",
+        x.n_rows(),
+        h.nrows()
+    );
+    assert_eq!(b.dim(), (x.n_cols(), h.ncols()), "B shape");
+    let k = h.ncols();
+    if k == 0 {
+        return;
+    }
+    let kp = padded(k);
+    let hs = pack_rows(h, kp);
+    let n = x.n_rows();
+    let per = n.div_ceil(B_CHUNKS).max(1);
+    let mut partials = take_partials(B_CHUNKS, x.n_cols() * kp);
+    partials.par_iter_mut().enumerate().for_each(|(c, acc)| {
+        let range = (c * per).min(n)..((c + 1) * per).min(n);
+        dispatch_kp!(kp, scatter_rows(x, &hs, kp, range, acc));
+    });
+    let mut sums = vec![0.0f64; k];
+    for (g, mut brow) in b.rows_mut().into_iter().enumerate() {
+        let span = g * kp..g * kp + k;
+        sums.fill(0.0);
+        for p in &partials {
+            for (s, &v) in sums.iter_mut().zip(&p[span.clone()]) {
+                *s += f64::from(v);
+            }
+        }
+        for (o, &s) in brow.iter_mut().zip(sums.iter()) {
+            *o += scale * s;
+        }
+    }
+    give_back_partials(partials);
+}
+
+/// f32 partial sums of [`accumulate_xt_h_f32`] kept between calls, so a
+/// mini-batch does not allocate (and fault in) fresh pages for them.
+static PARTIALS: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+/// `count` zeroed buffers of length `len`, from the pool when it has them.
+fn take_partials(count: usize, len: usize) -> Vec<Vec<f32>> {
+    let mut pool = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
+    (0..count)
+        .map(|_| {
+            let mut v = pool.pop().unwrap_or_default();
+            v.clear();
+            v.resize(len, 0.0);
+            v
+        })
+        .collect()
+}
+
+/// Returns buffers to the pool (at most a few calls' worth are kept).
+fn give_back_partials(bufs: Vec<Vec<f32>>) {
+    let mut pool = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
+    for b in bufs {
+        if pool.len() < 4 * B_CHUNKS {
+            pool.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{accumulate_xt_h, project};
+
+    /// max |a − b| / max |b|.
+    fn rel_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+    }
+
+    fn problem(n: usize, genes: usize, k: usize) -> (CsrMatrix, Array2<f64>, Array2<f64>) {
+        let dense: Vec<f32> = (0..n * genes)
+            .map(|i| {
+                if (i * 7919) % 5 < 2 {
+                    ((i * 31) % 13) as f32 * 0.37
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let x = CsrMatrix::from_dense(n, genes, &dense);
+        let m = Array2::from_shape_fn((genes, k), |(i, j)| ((i * 3 + j * 7) % 11) as f64 * 0.173 + 0.01);
+        let h = Array2::from_shape_fn((n, k), |(i, j)| ((i + 2 * j) % 5) as f64 * 0.41);
+        (x, m, h)
+    }
+
+    #[test]
+    fn f32_products_agree_with_f64_to_single_precision() {
+        // 20 and 40 are compile-time widths (24, 40), 3 pads to 8, 70 takes
+        // the run-time path (72); the cell count spans several blocks and
+        // an odd last one.
+        for k in [3, 20, 40, 70] {
+            let (x, m, h) = problem(3 * CELL_BLOCK + 7, 50, k);
+            let r = project_f32(&x, m.view());
+            let d = rel_diff(&r, &project(&x, m.view()));
+            assert!(d < 1e-6, "project k {k}: {d:e}");
+            let mut b32 = Array2::from_elem((50, k), 0.5);
+            let mut b64 = b32.clone();
+            accumulate_xt_h_f32(&x, h.view(), 0.25, b32.view_mut());
+            accumulate_xt_h(&x, h.view(), 0.25, b64.view_mut());
+            let d = rel_diff(&b32, &b64);
+            assert!(d < 1e-6, "accumulate k {k}: {d:e}");
+        }
+    }
+
+    #[test]
+    fn f32_products_are_exact_on_small_integers() {
+        // Integer data and factors: every f32 sum is exact, so the results
+        // equal the dense f64 products bit for bit.
+        let dense: Vec<f32> = (0..40 * 9).map(|i| ((i * 7) % 4) as f32).collect();
+        let x = CsrMatrix::from_dense(40, 9, &dense);
+        let m = Array2::from_shape_fn((9, 5), |(i, j)| ((i + j) % 3) as f64);
+        let h = Array2::from_shape_fn((40, 5), |(i, j)| ((i * j) % 4) as f64);
+        assert_eq!(project_f32(&x, m.view()), x.to_dense().dot(&m));
+        let mut b = Array2::zeros((9, 5));
+        accumulate_xt_h_f32(&x, h.view(), 1.0, b.view_mut());
+        assert_eq!(b, x.to_dense().t().dot(&h));
+    }
+
+    #[test]
+    fn empty_blocks_and_zero_k_are_handled() {
+        let x = CsrMatrix::empty(6);
+        let m = Array2::<f64>::ones((6, 4));
+        assert_eq!(project_f32(&x, m.view()).dim(), (0, 4));
+        let mut b = Array2::from_elem((6, 4), 2.0);
+        accumulate_xt_h_f32(&x, Array2::zeros((0, 4)).view(), 1.0, b.view_mut());
+        assert!(b.iter().all(|&v| v == 2.0));
+        let (x, _, _) = problem(10, 6, 1);
+        assert_eq!(project_f32(&x, Array2::zeros((6, 0)).view()).dim(), (10, 0));
+    }
+}
