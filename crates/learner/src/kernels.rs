@@ -23,7 +23,7 @@ pub(crate) const CELL_BLOCK: usize = 512;
 /// Number of cell chunks whose partial B sums [`accumulate_xt_h`] adds in
 /// order: fixed, so the reduction order never depends on the thread count,
 /// and small, so the partials (chunks × genes × K) stay cheap.
-const B_CHUNKS: usize = 4;
+pub(crate) const B_CHUNKS: usize = 4;
 
 /// Calls `$f::<K>` for the common factor counts (the inner loops then have
 /// a compile-time length and vectorize fully: ~2.5× faster here) and
@@ -62,6 +62,129 @@ pub fn project(x: &CsrMatrix, m: ArrayView2<f64>) -> Array2<f64> {
     r
 }
 
+/// The element type of a product's dense factor and sums: f64 (the exact
+/// kernels here) or f32 (`kernels_f32`).
+pub(crate) trait Lane:
+    Copy + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign + Into<f64>
+{
+    /// A stored value in this precision.
+    fn from_f32(v: f32) -> Self;
+}
+
+impl Lane for f64 {
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        f64::from(v)
+    }
+}
+
+impl Lane for f32 {
+    #[inline(always)]
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+}
+
+/// Rows `first..` of R = X·M into `out` (rows × k, f64), M's rows `stride`
+/// apart in `ms`; `K` = stride at compile time, or 0. Per row
+/// r_c = Σ_g x_cg·M_g· in T (even and odd non-zeros in two accumulators,
+/// added at the end), the first k entries kept.
+#[inline(always)]
+pub(crate) fn project_rows_generic<T: Lane, const K: usize>(
+    x: &CsrMatrix,
+    ms: &[T],
+    k: usize,
+    stride: usize,
+    first: usize,
+    out: &mut [f64],
+) {
+    if K > 0 {
+        let gather = |g: u32| -> &[T; K] {
+            ms[g as usize * K..(g as usize + 1) * K]
+                .try_into()
+                .expect("K values")
+        };
+        for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
+            let (cols, vals) = x.row(first + i);
+            // Two independent add chains per register instead of one.
+            let (mut even, mut odd) = ([T::default(); K], [T::default(); K]);
+            let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
+            for (g2, v2) in &mut pairs {
+                let (m0, m1) = (gather(g2[0]), gather(g2[1]));
+                let (v0, v1) = (T::from_f32(v2[0]), T::from_f32(v2[1]));
+                for j in 0..K {
+                    even[j] += v0 * m0[j];
+                    odd[j] += v1 * m1[j];
+                }
+            }
+            if cols.len() % 2 == 1 {
+                let m0 = gather(cols[cols.len() - 1]);
+                let v = T::from_f32(vals[vals.len() - 1]);
+                for j in 0..K {
+                    even[j] += v * m0[j];
+                }
+            }
+            for ((o, &e), &d) in row_out.iter_mut().zip(&even).zip(&odd) {
+                *o = e.into() + d.into();
+            }
+        }
+    } else {
+        let mut acc = vec![T::default(); stride];
+        for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
+            let (cols, vals) = x.row(first + i);
+            acc.fill(T::default());
+            for (&g, &v) in cols.iter().zip(vals) {
+                let mg = &ms[g as usize * stride..(g as usize + 1) * stride];
+                let v = T::from_f32(v);
+                for (a, &w) in acc.iter_mut().zip(mg) {
+                    *a += v * w;
+                }
+            }
+            for (o, &a) in row_out.iter_mut().zip(&acc) {
+                *o = a.into();
+            }
+        }
+    }
+}
+
+/// acc += s·X[range]ᵀ·H[range] in T: each non-zero adds s·x_cg·h_c to gene
+/// g's row (H's and acc's rows `stride` apart; `K` = stride at compile
+/// time, or 0).
+#[inline(always)]
+pub(crate) fn scatter_rows_generic<T: Lane, const K: usize>(
+    x: &CsrMatrix,
+    hs: &[T],
+    stride: usize,
+    scale: T,
+    range: std::ops::Range<usize>,
+    acc: &mut [T],
+) {
+    for c in range {
+        let (cols, vals) = x.row(c);
+        if K > 0 {
+            let hc: &[T; K] = hs[c * K..(c + 1) * K].try_into().expect("K values");
+            for (&g, &v) in cols.iter().zip(vals) {
+                let v = scale * T::from_f32(v);
+                let row: &mut [T; K] = (&mut acc[g as usize * K..(g as usize + 1) * K])
+                    .try_into()
+                    .expect("K values");
+                for j in 0..K {
+                    row[j] += v * hc[j];
+                }
+            }
+        } else {
+            let hc = &hs[c * stride..(c + 1) * stride];
+            for (&g, &v) in cols.iter().zip(vals) {
+                let v = scale * T::from_f32(v);
+                let row = &mut acc[g as usize * stride..(g as usize + 1) * stride];
+                for (o, &hv) in row.iter_mut().zip(hc) {
+                    *o += v * hv;
+                }
+            }
+        }
+    }
+}
+
 avx2_dispatch! {
     /// Rows `first..` of R into `out` (rows × k); `K` = k at compile time, or 0.
     fn project_rows / project_rows_avx2 / project_rows_impl<const K: usize>(
@@ -71,47 +194,7 @@ avx2_dispatch! {
         first: usize,
         out: &mut [f64],
     ) {
-        for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
-            let (cols, vals) = x.row(first + i);
-            if K > 0 {
-                // Even and odd non-zeros in two accumulators: two independent
-                // add chains per register instead of one.
-                let gather = |g: u32| -> &[f64; K] {
-                    ms[g as usize * K..(g as usize + 1) * K]
-                        .try_into()
-                        .expect("K values")
-                };
-                let (mut even, mut odd) = ([0.0f64; K], [0.0f64; K]);
-                let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
-                for (g2, v2) in &mut pairs {
-                    let (m0, m1) = (gather(g2[0]), gather(g2[1]));
-                    let (v0, v1) = (f64::from(v2[0]), f64::from(v2[1]));
-                    for j in 0..K {
-                        even[j] += v0 * m0[j];
-                        odd[j] += v1 * m1[j];
-                    }
-                }
-                if cols.len() % 2 == 1 {
-                    let (g, v) = (cols[cols.len() - 1], f64::from(vals[vals.len() - 1]));
-                    let m0 = gather(g);
-                    for j in 0..K {
-                        even[j] += v * m0[j];
-                    }
-                }
-                for ((o, &e), &d) in row_out.iter_mut().zip(&even).zip(&odd) {
-                    *o = e + d;
-                }
-            } else {
-                row_out.fill(0.0);
-                for (&g, &v) in cols.iter().zip(vals) {
-                    let mg = &ms[g as usize * k..(g as usize + 1) * k];
-                    let v = f64::from(v);
-                    for (o, &w) in row_out.iter_mut().zip(mg) {
-                        *o += v * w;
-                    }
-                }
-            }
-        }
+        project_rows_generic::<f64, K>(x, ms, k, k, first, out);
     }
 }
 
@@ -151,31 +234,21 @@ avx2_dispatch! {
         range: std::ops::Range<usize>,
         acc: &mut [f64],
     ) {
-        for c in range {
-            let (cols, vals) = x.row(c);
-            if K > 0 {
-                let hc: &[f64; K] = hs[c * K..(c + 1) * K].try_into().expect("K values");
-                for (&g, &v) in cols.iter().zip(vals) {
-                    let v = scale * f64::from(v);
-                    let row: &mut [f64; K] = (&mut acc[g as usize * K..(g as usize + 1) * K])
-                        .try_into()
-                        .expect("K values");
-                    for j in 0..K {
-                        row[j] += v * hc[j];
-                    }
-                }
-            } else {
-                let hc = &hs[c * k..(c + 1) * k];
-                for (&g, &v) in cols.iter().zip(vals) {
-                    let v = scale * f64::from(v);
-                    let row = &mut acc[g as usize * k..(g as usize + 1) * k];
-                    for (o, &hv) in row.iter_mut().zip(hc) {
-                        *o += v * hv;
-                    }
-                }
-            }
-        }
+        scatter_rows_generic::<f64, K>(x, hs, k, scale, range, acc);
     }
+}
+
+/// Panics unless `x` (n × m), `h` (n × K) and `b` (m × K) fit B += XᵀH.
+#[track_caller]
+pub(crate) fn check_accumulate_shapes(x: &CsrMatrix, h: ArrayView2<f64>, b: ArrayView2<f64>) {
+    assert_eq!(
+        x.n_rows(),
+        h.nrows(),
+        "X has {} cells, H has {} rows",
+        x.n_rows(),
+        h.nrows()
+    );
+    assert_eq!(b.dim(), (x.n_cols(), h.ncols()), "B shape");
 }
 
 /// B += s · Xᵀ·H: for each cell c and each non-zero x_cg, B_g· += s·x_cg·h_c.
@@ -186,14 +259,7 @@ avx2_dispatch! {
 /// for any thread count).
 #[track_caller]
 pub fn accumulate_xt_h(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b: ArrayViewMut2<f64>) {
-    assert_eq!(
-        x.n_rows(),
-        h.nrows(),
-        "X has {} cells, H has {} rows",
-        x.n_rows(),
-        h.nrows()
-    );
-    assert_eq!(b.dim(), (x.n_cols(), h.ncols()), "B shape");
+    check_accumulate_shapes(x, h, b.view());
     let k = h.ncols();
     if k == 0 {
         return;
@@ -209,7 +275,7 @@ pub fn accumulate_xt_h(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b: Arr
     let per = n.div_ceil(B_CHUNKS);
     // Chunk 0 adds straight into B; chunks 1.. into zeroed partials (reused
     // across calls), then added to B in chunk order.
-    let mut partials = take_partials(B_CHUNKS - 1, bs.len());
+    let mut partials = PARTIALS.take(B_CHUNKS - 1, bs.len());
     {
         let mut targets: Vec<&mut [f64]> = Vec::with_capacity(B_CHUNKS);
         targets.push(&mut *bs);
@@ -224,35 +290,45 @@ pub fn accumulate_xt_h(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b: Arr
             *o += v;
         }
     }
-    give_back_partials(partials);
+    PARTIALS.give_back(partials);
 }
 
-/// Partial-sum buffers of [`accumulate_xt_h`] kept between calls, so that a
+/// Partial-sum buffers kept between calls of the B products, so that a
 /// mini-batch does not allocate (and fault in) fresh pages for them.
-static PARTIALS: std::sync::Mutex<Vec<Vec<f64>>> = std::sync::Mutex::new(Vec::new());
+pub(crate) struct PartialPool<T>(std::sync::Mutex<Vec<Vec<T>>>);
 
-/// `count` zeroed buffers of length `len`, from the pool when it has them.
-fn take_partials(count: usize, len: usize) -> Vec<Vec<f64>> {
-    let mut pool = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
-    (0..count)
-        .map(|_| {
-            let mut v = pool.pop().unwrap_or_default();
-            v.clear();
-            v.resize(len, 0.0);
-            v
-        })
-        .collect()
-}
+impl<T: Lane> PartialPool<T> {
+    /// An empty pool.
+    pub(crate) const fn new() -> Self {
+        Self(std::sync::Mutex::new(Vec::new()))
+    }
 
-/// Returns buffers to the pool (at most a few calls' worth are kept).
-fn give_back_partials(bufs: Vec<Vec<f64>>) {
-    let mut pool = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
-    for b in bufs {
-        if pool.len() < 4 * B_CHUNKS {
-            pool.push(b);
+    /// `count` zeroed buffers of length `len`, from the pool when it has them.
+    pub(crate) fn take(&self, count: usize, len: usize) -> Vec<Vec<T>> {
+        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (0..count)
+            .map(|_| {
+                let mut v = pool.pop().unwrap_or_default();
+                v.clear();
+                v.resize(len, T::default());
+                v
+            })
+            .collect()
+    }
+
+    /// Returns buffers to the pool (at most a few calls' worth are kept).
+    pub(crate) fn give_back(&self, bufs: Vec<Vec<T>>) {
+        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for b in bufs {
+            if pool.len() < 4 * B_CHUNKS {
+                pool.push(b);
+            }
         }
     }
 }
+
+/// The partial sums of [`accumulate_xt_h`].
+static PARTIALS: PartialPool<f64> = PartialPool::new();
 
 /// HᵀH (K × K) for H stored rows × K: the blocks' products over fixed
 /// blocks of rows are formed in parallel and summed in block order (the

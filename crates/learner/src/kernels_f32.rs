@@ -21,13 +21,11 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use crate::kernels::CELL_BLOCK;
+use crate::kernels::{
+    check_accumulate_shapes, project_rows_generic, scatter_rows_generic, PartialPool, B_CHUNKS, CELL_BLOCK,
+};
 use crate::simd::avx2_dispatch;
 use crate::sparse::CsrMatrix;
-
-/// Cell chunks of [`accumulate_xt_h_f32`], each with its own f32 partial
-/// sum, added to B in chunk order (fixed: independent of the threads).
-const B_CHUNKS: usize = 4;
 
 /// Calls `$f::<KP>` for the padded widths up to 64 (compile-time loop
 /// lengths vectorize fully) and `$f::<0>` (run-time width) otherwise.
@@ -74,52 +72,7 @@ avx2_dispatch! {
         first: usize,
         out: &mut [f64],
     ) {
-        if KP > 0 {
-            let gather = |g: u32| -> &[f32; KP] {
-                ms[g as usize * KP..(g as usize + 1) * KP]
-                    .try_into()
-                    .expect("KP values")
-            };
-            for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
-                let (cols, vals) = x.row(first + i);
-                // Even and odd non-zeros in two accumulators: two
-                // independent add chains per register.
-                let (mut even, mut odd) = ([0.0f32; KP], [0.0f32; KP]);
-                let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
-                for (g2, v2) in &mut pairs {
-                    let (m0, m1) = (gather(g2[0]), gather(g2[1]));
-                    for j in 0..KP {
-                        even[j] += v2[0] * m0[j];
-                        odd[j] += v2[1] * m1[j];
-                    }
-                }
-                if cols.len() % 2 == 1 {
-                    let m0 = gather(cols[cols.len() - 1]);
-                    let v = vals[vals.len() - 1];
-                    for j in 0..KP {
-                        even[j] += v * m0[j];
-                    }
-                }
-                for ((o, &e), &d) in row_out.iter_mut().zip(&even).zip(&odd) {
-                    *o = f64::from(e) + f64::from(d);
-                }
-            }
-        } else {
-            let mut acc = vec![0.0f32; kp];
-            for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
-                let (cols, vals) = x.row(first + i);
-                acc.fill(0.0);
-                for (&g, &v) in cols.iter().zip(vals) {
-                    let mg = &ms[g as usize * kp..(g as usize + 1) * kp];
-                    for (a, &w) in acc.iter_mut().zip(mg) {
-                        *a += v * w;
-                    }
-                }
-                for (o, &a) in row_out.iter_mut().zip(&acc) {
-                    *o = f64::from(a);
-                }
-            }
-        }
+        project_rows_generic::<f32, KP>(x, ms, k, kp, first, out);
     }
 }
 
@@ -162,28 +115,8 @@ avx2_dispatch! {
         range: std::ops::Range<usize>,
         acc: &mut [f32],
     ) {
-        for c in range {
-            let (cols, vals) = x.row(c);
-            if KP > 0 {
-                let hc: &[f32; KP] = hs[c * KP..(c + 1) * KP].try_into().expect("KP values");
-                for (&g, &v) in cols.iter().zip(vals) {
-                    let row: &mut [f32; KP] = (&mut acc[g as usize * KP..(g as usize + 1) * KP])
-                        .try_into()
-                        .expect("KP values");
-                    for j in 0..KP {
-                        row[j] += v * hc[j];
-                    }
-                }
-            } else {
-                let hc = &hs[c * kp..(c + 1) * kp];
-                for (&g, &v) in cols.iter().zip(vals) {
-                    let row = &mut acc[g as usize * kp..(g as usize + 1) * kp];
-                    for (o, &hv) in row.iter_mut().zip(hc) {
-                        *o += v * hv;
-                    }
-                }
-            }
-        }
+        // Scale 1 is exact; s is applied once per entry of B below.
+        scatter_rows_generic::<f32, KP>(x, hs, kp, 1.0, range, acc);
     }
 }
 
@@ -195,14 +128,7 @@ avx2_dispatch! {
 /// Shapes: `x` n × m, `h` n × K, `b` m × K.
 #[track_caller]
 pub fn accumulate_xt_h_f32(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b: ArrayViewMut2<f64>) {
-    assert_eq!(
-        x.n_rows(),
-        h.nrows(),
-        "X has {} cells, H has {} rows",
-        x.n_rows(),
-        h.nrows()
-    );
-    assert_eq!(b.dim(), (x.n_cols(), h.ncols()), "B shape");
+    check_accumulate_shapes(x, h, b.view());
     let k = h.ncols();
     if k == 0 {
         return;
@@ -211,7 +137,7 @@ pub fn accumulate_xt_h_f32(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b:
     let hs = pack_rows(h, kp);
     let n = x.n_rows();
     let per = n.div_ceil(B_CHUNKS).max(1);
-    let mut partials = take_partials(B_CHUNKS, x.n_cols() * kp);
+    let mut partials = PARTIALS.take(B_CHUNKS, x.n_cols() * kp);
     partials.par_iter_mut().enumerate().for_each(|(c, acc)| {
         let range = (c * per).min(n)..((c + 1) * per).min(n);
         dispatch_kp!(kp, scatter_rows(x, &hs, kp, range, acc));
@@ -229,35 +155,11 @@ pub fn accumulate_xt_h_f32(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b:
             *o += scale * s;
         }
     }
-    give_back_partials(partials);
+    PARTIALS.give_back(partials);
 }
 
-/// f32 partial sums of [`accumulate_xt_h_f32`] kept between calls, so a
-/// mini-batch does not allocate (and fault in) fresh pages for them.
-static PARTIALS: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
-
-/// `count` zeroed buffers of length `len`, from the pool when it has them.
-fn take_partials(count: usize, len: usize) -> Vec<Vec<f32>> {
-    let mut pool = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
-    (0..count)
-        .map(|_| {
-            let mut v = pool.pop().unwrap_or_default();
-            v.clear();
-            v.resize(len, 0.0);
-            v
-        })
-        .collect()
-}
-
-/// Returns buffers to the pool (at most a few calls' worth are kept).
-fn give_back_partials(bufs: Vec<Vec<f32>>) {
-    let mut pool = PARTIALS.lock().unwrap_or_else(|e| e.into_inner());
-    for b in bufs {
-        if pool.len() < 4 * B_CHUNKS {
-            pool.push(b);
-        }
-    }
-}
+/// The f32 partial sums of [`accumulate_xt_h_f32`].
+static PARTIALS: PartialPool<f32> = PartialPool::new();
 
 #[cfg(test)]
 mod tests {
