@@ -375,7 +375,7 @@ mod tests {
             reference_sweep(
                 &mut v_ref,
                 &[(w.clone(), a.clone())],
-                &[b.clone()],
+                std::slice::from_ref(b),
                 a,
                 1.0 + lambda,
             );

@@ -447,7 +447,7 @@ mod tests {
                 .enumerate()
                 .map(|(d, x)| MiniBatch {
                     dataset: d,
-                    cells: vec![lo..lo + cells / 4],
+                    cells: std::iter::once(lo..lo + cells / 4).collect(),
                     x: x.slice_rows(lo..lo + cells / 4),
                 })
                 .collect();
