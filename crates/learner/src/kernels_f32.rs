@@ -11,9 +11,11 @@
 //! non-zeros in a gene) rounded in f32, so its relative error is about
 //! √n·2⁻²⁴ (≈ 1e-6 for n = 400) instead of ≈ 1e-15; the online objective
 //! moves by far less than the 1e-4 relative that the performance issue
-//! allows (test `online::tests::f32_products_move_the_online_objective_by_less_than_1e_5`;
-//! 2.4e-10 relative on the 50k-cell comparison run). Every result is a fixed sequence of operations per
-//! row or per chunk, so results do not depend on the number of threads.
+//! allows (7e-10 in the test
+//! `online::tests::f32_products_move_the_online_objective_by_less_than_1e_5`,
+//! 2.4e-10 on the 50k-cell comparison run). Every result is a fixed
+//! sequence of operations per row or per chunk, so results do not depend
+//! on the number of threads.
 //!
 //! Rows of the packed factor are padded with zeros to a multiple of 8
 //! (K 20 → 24), so a row is three whole registers.

@@ -11,6 +11,10 @@
 //!    the anchor's choice, kept for comparability.
 //! 3. HALS: W from all datasets (frozen ones included), then each learned V_i.
 //!
+//! The two sparse products (R in step 1, XᵀH in step 2, and R in the final
+//! pass) run in single precision with f64 results ([`crate::project_f32`],
+//! [`crate::accumulate_xt_h_f32`]); everything else is f64.
+//!
 //! Because every dataset's statistics are divided by m_i and all share t,
 //! the W update weighs datasets equally, not by cell count (batch iNMF
 //! weighs by cells). This is the anchor's behaviour.
