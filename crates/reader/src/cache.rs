@@ -245,14 +245,66 @@ pub(crate) fn build_entry<S>(
     per_dataset: &[DatasetPrep],
 ) -> Result<PathBuf, ReaderError>
 where
-    S: CellSource<Error = ReaderError>,
+    S: CellSource<Error = ReaderError> + Send,
 {
     std::fs::create_dir_all(root).map_err(|e| cache_err(root, e))?;
     let final_dir = root.join(&meta.key);
     let tmp = root.join(format!(".tmp-{}-{}", meta.key, std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp).map_err(|e| cache_err(&tmp, e))?;
-    let result = (|| {
+    // Blocks are read (decoded, normalized, scaled) on a scoped thread while
+    // this one writes the previous ones: reading and writing overlap.
+    let n_cells: Vec<usize> = (0..per_dataset.len()).map(|i| source.n_cells(i)).collect();
+    let (blocks_tx, blocks) = std::sync::mpsc::sync_channel::<Result<CsrMatrix, ReaderError>>(1);
+    let result = std::thread::scope(|scope| {
+        let n_cells = &n_cells;
+        scope.spawn(move || {
+            for (i, &n) in n_cells.iter().enumerate() {
+                for s in (0..n).step_by(BUILD_BLOCK) {
+                    let x = source.read_cells(i, s..(s + BUILD_BLOCK).min(n));
+                    let failed = x.is_err();
+                    // A failed send: the writer stopped on an error of its own.
+                    if blocks_tx.send(x).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        // Owns the receiver, so a writer error drops it (ending the scope
+        // closure) and the reading thread's next send fails: no deadlock.
+        let tmp_dir = tmp.as_path();
+        let mut next_block = move || {
+            blocks
+                .recv()
+                .unwrap_or_else(|_| Err(cache_err(tmp_dir, "the block reader stopped early")))
+        };
+        write_entry(tmp_dir, meta, per_dataset, n_cells, &mut next_block)
+    });
+    let result = result.and_then(|()| {
+        if final_dir.exists() {
+            // Another run built the same entry meanwhile; keep theirs.
+            std::fs::remove_dir_all(&tmp).map_err(|e| cache_err(&tmp, e))
+        } else {
+            std::fs::rename(&tmp, &final_dir).map_err(|e| cache_err(&final_dir, e))
+        }
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result.map(|()| final_dir)
+}
+
+/// Writes every dataset's files and meta.json into `tmp`, taking the
+/// blocks of BUILD_BLOCK cells (dataset by dataset, in order) from
+/// `next_block`.
+fn write_entry(
+    tmp: &Path,
+    meta: &CacheMeta,
+    per_dataset: &[DatasetPrep],
+    n_cells: &[usize],
+    next_block: &mut dyn FnMut() -> Result<CsrMatrix, ReaderError>,
+) -> Result<(), ReaderError> {
+    {
         for (i, (dropped, cols, scale)) in per_dataset.iter().enumerate() {
             let f = |ext: &str| tmp.join(format!("{i}.{ext}"));
             write_le(&f("dropped"), dropped, |v| (v as u64).to_le_bytes())?;
@@ -264,13 +316,14 @@ where
                     .map_err(|e| cache_err(&f(ext), e))
             };
             let (mut ip, mut ix, mut dx) = (create("indptr")?, create("indices")?, create("data")?);
-            let n = source.n_cells(i);
+            let n = n_cells[i];
             let mut nnz = 0u64;
             ip.write_all(&0u64.to_le_bytes())
                 .map_err(|e| cache_err(&f("indptr"), e))?;
             let mut buf = Vec::new();
             for s in (0..n).step_by(BUILD_BLOCK) {
-                let x = source.read_cells(i, s..(s + BUILD_BLOCK).min(n))?;
+                let x = next_block()?;
+                debug_assert_eq!(x.n_rows(), (s + BUILD_BLOCK).min(n) - s);
                 buf.clear();
                 for w in x.indptr()[1..].iter() {
                     buf.extend_from_slice(&(nnz + *w as u64).to_le_bytes());
@@ -294,18 +347,8 @@ where
         let meta_path = tmp.join("meta.json");
         let text = serde_json::to_string(meta).map_err(|e| cache_err(&meta_path, e))?;
         std::fs::write(&meta_path, text).map_err(|e| cache_err(&meta_path, e))?;
-        if final_dir.exists() {
-            // Another run built the same entry meanwhile; keep theirs.
-            std::fs::remove_dir_all(&tmp).map_err(|e| cache_err(&tmp, e))?;
-        } else {
-            std::fs::rename(&tmp, &final_dir).map_err(|e| cache_err(&final_dir, e))?;
-        }
-        Ok(final_dir.clone())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
+        Ok(())
     }
-    result
 }
 
 impl CacheReader {
@@ -576,5 +619,74 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 1024]);
         std::fs::write(&paths[0], bytes).unwrap();
         assert_ne!(cache_key(&open_all(&paths), &params).unwrap(), key_before);
+    }
+
+    /// Delegates to a preprocessed source; the `fail_on`-th block read fails.
+    struct FailingReads {
+        inner: Hdf5Source,
+        reads: usize,
+        fail_on: usize,
+    }
+
+    impl CellSource for FailingReads {
+        type Error = ReaderError;
+        fn n_datasets(&self) -> usize {
+            self.inner.n_datasets()
+        }
+        fn n_cells(&self, dataset: usize) -> usize {
+            self.inner.n_cells(dataset)
+        }
+        fn n_genes(&self) -> usize {
+            self.inner.n_genes()
+        }
+        fn read_cells(
+            &mut self,
+            dataset: usize,
+            cells: std::ops::Range<usize>,
+        ) -> Result<inmf_learner::CsrMatrix, ReaderError> {
+            self.reads += 1;
+            if self.reads == self.fail_on {
+                return Err(ReaderError::Cache {
+                    path: "injected".into(),
+                    message: "read failure".into(),
+                });
+            }
+            self.inner.read_cells(dataset, cells)
+        }
+    }
+
+    #[test]
+    fn a_failed_read_while_building_leaves_no_entry_and_reports_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = inputs(dir.path());
+        let params = PreprocessParams::default().check().unwrap();
+        let inner = Hdf5Source::preprocess(open_all(&paths), &params).unwrap();
+        let meta = super::CacheMeta {
+            version: 1,
+            key: "k".into(),
+            genes: inner.genes().to_vec(),
+            names: inner.dataset_names().to_vec(),
+            report: inner.report().clone(),
+            n_total: vec![150, 150],
+        };
+        let per = vec![(Vec::new(), Vec::new(), Vec::new()); 2];
+        // The second dataset's block fails after the first one was written.
+        let mut src = FailingReads {
+            inner,
+            reads: 0,
+            fail_on: 2,
+        };
+        let root = dir.path().join("cache");
+        let err = super::build_entry(&mut src, &root, &meta, &per).unwrap_err();
+        assert!(err.to_string().contains("read failure"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&root).unwrap().count(),
+            0,
+            "no entry, no temporary"
+        );
+        // Without the failure the same call builds the entry.
+        src.fail_on = usize::MAX;
+        let built = super::build_entry(&mut src, &root, &meta, &per).unwrap();
+        assert!(built.join("meta.json").exists());
     }
 }

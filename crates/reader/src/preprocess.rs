@@ -56,6 +56,45 @@ fn gene_keys(datasets: &[Dataset], key: GeneKey) -> Result<(Vec<Vec<String>>, Ve
     Ok((keys, renamed))
 }
 
+/// `pass(i, dataset i)` for every dataset, on as many scoped threads as
+/// the machine has cores (each pass holds one block in memory); the
+/// results in dataset order, so the first error reported is the first
+/// dataset's, as in a sequential loop.
+fn per_dataset_in_parallel<T, F>(datasets: &[Dataset], pass: F) -> Vec<Result<T, ReaderError>>
+where
+    T: Send,
+    F: Fn(usize, &Dataset) -> Result<T, ReaderError> + Sync,
+{
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = cores.min(datasets.len()).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<T, ReaderError>>> = datasets.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let (pass, next) = (&pass, &next);
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(d) = datasets.get(i) else { break done };
+                        done.push((i, pass(i, d)));
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, r) in h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)) {
+                results[i] = Some(r);
+            }
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.expect("every dataset is taken by a worker"))
+        .collect()
+}
+
 /// One flag per presented column of a dataset: is it a model gene?
 fn model_mask(n_cols: usize, model_cols: &[Option<usize>]) -> Vec<bool> {
     let mut m = vec![false; n_cols];
@@ -154,10 +193,16 @@ pub(crate) fn preprocess(
         None => None,
     };
 
-    let mut stats: Vec<GeneStats> = Vec::with_capacity(datasets.len());
-    for (i, d) in datasets.iter().enumerate() {
+    // One statistics pass per dataset, the datasets on threads of their own:
+    // libhdf5 decodes one chunk at a time (a global lock), so what runs in
+    // parallel is the rest of each pass (conversion, statistics).
+    let passes = per_dataset_in_parallel(datasets, |i, d| {
         let mask = fixed_cols.as_ref().map(|c| model_mask(d.n_genes(), &c[i]));
-        let s = gene_stats(d, p.chunk_cells, mask.as_deref())?;
+        gene_stats(d, p.chunk_cells, mask.as_deref())
+    });
+    let mut stats: Vec<GeneStats> = Vec::with_capacity(datasets.len());
+    for (d, s) in datasets.iter().zip(passes) {
+        let s = s?;
         // Variances need n ≥ 2; prescaled values need no statistics.
         let min = if d.is_prescaled() { 1 } else { 2 };
         if s.n() < min {
@@ -213,9 +258,12 @@ pub(crate) fn preprocess(
                 .map(|c| chosen.iter().map(|&i| Some(c[i])).collect())
                 .collect();
             // The second pass: cells without counts in the selected genes.
-            for ((d, s), c) in datasets.iter().zip(stats.iter_mut()).zip(&cols) {
-                let mask = model_mask(d.n_genes(), c);
-                s.no_model = cells_without(d, &s.cells, &mask, p.chunk_cells)?;
+            let passes = per_dataset_in_parallel(datasets, |i, d| {
+                let mask = model_mask(d.n_genes(), &cols[i]);
+                cells_without(d, &stats[i].cells, &mask, p.chunk_cells)
+            });
+            for (s, no_model) in stats.iter_mut().zip(passes) {
+                s.no_model = no_model?;
             }
             (genes, cols, counts.into_iter().map(Some).collect())
         }
