@@ -13,7 +13,7 @@
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use crate::simd::avx2_dispatch;
+use crate::simd::{avx2_dispatch, dispatch_const};
 use crate::sparse::CsrMatrix;
 
 /// Cells per parallel work unit of [`project`]. Fixed (not derived from
@@ -25,29 +25,11 @@ pub(crate) const CELL_BLOCK: usize = 512;
 /// and small, so the partials (chunks × genes × K) stay cheap.
 pub(crate) const B_CHUNKS: usize = 4;
 
-/// Calls `$f::<K>` for the common factor counts (the inner loops then have
-/// a compile-time length and vectorize fully: ~2.5× faster here) and
-/// `$f::<0>` (run-time length) otherwise.
+/// Calls `$f::<K>` for the common factor counts (compile-time loop
+/// lengths: ~2.5× faster here) and `$f::<0>` (run-time length) otherwise.
 macro_rules! dispatch_k {
     ($k:expr, $f:ident ( $($arg:expr),* )) => {
-        match $k {
-            5 => $f::<5>($($arg),*),
-            8 => $f::<8>($($arg),*),
-            10 => $f::<10>($($arg),*),
-            12 => $f::<12>($($arg),*),
-            15 => $f::<15>($($arg),*),
-            16 => $f::<16>($($arg),*),
-            20 => $f::<20>($($arg),*),
-            24 => $f::<24>($($arg),*),
-            25 => $f::<25>($($arg),*),
-            30 => $f::<30>($($arg),*),
-            32 => $f::<32>($($arg),*),
-            40 => $f::<40>($($arg),*),
-            50 => $f::<50>($($arg),*),
-            60 => $f::<60>($($arg),*),
-            64 => $f::<64>($($arg),*),
-            _ => $f::<0>($($arg),*),
-        }
+        dispatch_const!($k; 5, 8, 10, 12, 15, 16, 20, 24, 25, 30, 32, 40, 50, 60, 64; $f($($arg),*))
     };
 }
 
@@ -198,9 +180,9 @@ avx2_dispatch! {
     }
 }
 
-/// [`project`] into a caller's buffer (`n × K`, standard layout).
+/// Panics unless `x` (n × m) and `m` (m × K) fit R = X·M.
 #[track_caller]
-pub fn project_into(x: &CsrMatrix, m: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+pub(crate) fn check_project_shapes(x: &CsrMatrix, m: ArrayView2<f64>) {
     assert_eq!(
         x.n_cols(),
         m.nrows(),
@@ -208,6 +190,12 @@ pub fn project_into(x: &CsrMatrix, m: ArrayView2<f64>, mut out: ArrayViewMut2<f6
         x.n_cols(),
         m.nrows()
     );
+}
+
+/// [`project`] into a caller's buffer (`n × K`, standard layout).
+#[track_caller]
+pub fn project_into(x: &CsrMatrix, m: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+    check_project_shapes(x, m);
     assert_eq!(out.dim(), (x.n_rows(), m.ncols()), "output shape");
     let k = m.ncols();
     if k == 0 {

@@ -24,26 +24,17 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::kernels::{
-    check_accumulate_shapes, project_rows_generic, scatter_rows_generic, PartialPool, B_CHUNKS, CELL_BLOCK,
+    check_accumulate_shapes, check_project_shapes, project_rows_generic, scatter_rows_generic, PartialPool,
+    B_CHUNKS, CELL_BLOCK,
 };
-use crate::simd::avx2_dispatch;
+use crate::simd::{avx2_dispatch, dispatch_const};
 use crate::sparse::CsrMatrix;
 
-/// Calls `$f::<KP>` for the padded widths up to 64 (compile-time loop
-/// lengths vectorize fully) and `$f::<0>` (run-time width) otherwise.
+/// Calls `$f::<KP>` for the padded widths up to 64 and `$f::<0>`
+/// (run-time width) otherwise.
 macro_rules! dispatch_kp {
     ($kp:expr, $f:ident ( $($arg:expr),* )) => {
-        match $kp {
-            8 => $f::<8>($($arg),*),
-            16 => $f::<16>($($arg),*),
-            24 => $f::<24>($($arg),*),
-            32 => $f::<32>($($arg),*),
-            40 => $f::<40>($($arg),*),
-            48 => $f::<48>($($arg),*),
-            56 => $f::<56>($($arg),*),
-            64 => $f::<64>($($arg),*),
-            _ => $f::<0>($($arg),*),
-        }
+        dispatch_const!($kp; 8, 16, 24, 32, 40, 48, 56, 64; $f($($arg),*))
     };
 }
 
@@ -84,13 +75,7 @@ avx2_dispatch! {
 /// Shapes: `x` n × m, `m` m × K → n × K.
 #[track_caller]
 pub fn project_f32(x: &CsrMatrix, m: ArrayView2<f64>) -> Array2<f64> {
-    assert_eq!(
-        x.n_cols(),
-        m.nrows(),
-        "X has {} genes, M has {} rows",
-        x.n_cols(),
-        m.nrows()
-    );
+    check_project_shapes(x, m);
     let k = m.ncols();
     let mut r = Array2::<f64>::zeros((x.n_rows(), k));
     if k == 0 {

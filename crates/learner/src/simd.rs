@@ -58,6 +58,19 @@ pub(crate) fn force_baseline(on: bool) {
     );
 }
 
+/// Calls `$f::<N>` for the first listed constant N equal to `$v` (the
+/// inner loops of `$f` then have a compile-time length and vectorize
+/// fully), and `$f::<0>` (run-time length) for any other value.
+macro_rules! dispatch_const {
+    ($v:expr; $($n:literal),+; $f:ident $args:tt) => {
+        match $v {
+            $( $n => $f::<$n> $args, )+
+            _ => $f::<0> $args,
+        }
+    };
+}
+pub(crate) use dispatch_const;
+
 /// Defines `$name` from a function body: the body goes into `$imp`
 /// (`#[inline(always)]`), compiled once for the baseline and once with AVX2
 /// (`$avx`); `$name` calls the AVX2 build when [`avx2`] says so.
