@@ -8,7 +8,9 @@
 //!   scatters into rows of B.
 //!
 //! Both are parallel over fixed blocks of cells and reduce in a fixed order,
-//! so their results do not depend on the number of threads.
+//! so their results do not depend on the number of threads. Online learning
+//! runs their single-precision versions (`kernels_f32`), which share the
+//! row kernels below through [`Lane`].
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;

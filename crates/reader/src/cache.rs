@@ -323,7 +323,12 @@ fn write_entry(
             let mut buf = Vec::new();
             for s in (0..n).step_by(BUILD_BLOCK) {
                 let x = next_block()?;
-                debug_assert_eq!(x.n_rows(), (s + BUILD_BLOCK).min(n) - s);
+                if x.n_rows() != (s + BUILD_BLOCK).min(n) - s {
+                    return Err(cache_err(
+                        tmp,
+                        "a block read for the cache has the wrong number of cells",
+                    ));
+                }
                 buf.clear();
                 for w in x.indptr()[1..].iter() {
                     buf.extend_from_slice(&(nnz + *w as u64).to_le_bytes());
