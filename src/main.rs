@@ -24,7 +24,12 @@ mod cmd_simulate;
 /// mimalloc instead of glibc malloc: measured here, glibc kept the memory of
 /// the preprocessing passes' large, varying buffers (its dynamic mmap
 /// threshold moves them onto a fragmenting heap), so peak RSS grew with the
-/// number of cells (208 MB at 50k, 317 MB at 200k cells).
+/// number of cells (208 MB at 50k, 317 MB at 200k cells). Built with
+/// `no_thp`: on this project's VMs a fresh transparent huge page costs
+/// 2.5–3 ms per MB on first touch (4 KiB pages: 0.55 ms), and the 50k
+/// comparison ran with bimodal system time (0.22 or 0.5–0.58 s) and 40 MB
+/// more peak RSS with them; the hot arrays are small or streamed, so huge
+/// pages bring no TLB gain back.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -26,7 +26,7 @@ use crate::prepare::{cache_root, finish_cache, open_and_preprocess};
 use crate::run::{
     create_dir, in_pool, model_datasets, write_phase_outputs, InputSpec, PhaseOutputs, RunSummary,
 };
-use inmf_reader::fingerprint;
+use inmf_reader::{fingerprint, BlockPool};
 
 /// Everything `inmf add` needs.
 #[derive(Debug, Clone)]
@@ -214,6 +214,7 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
         read_ahead: req.config.runtime.read_ahead,
         quiet: req.quiet,
         id_offset: n_old - first_new,
+        pool: BlockPool::for_reader(source.n_datasets(), req.config.runtime.read_ahead),
     };
     let source = learn(&mut state, source, &plan, &settings, Some(&checkpoint))?;
     let t_learn = t1.elapsed().as_secs_f64();
@@ -228,6 +229,7 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
         model_ids: (0..source.n_datasets()).map(model_id).collect(),
         genes_in: genes,
         seconds: [t_pre, t_learn],
+        pool: &settings.pool,
     };
     write_phase_outputs(source, state, checkpoint, outputs)
 }

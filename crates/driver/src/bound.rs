@@ -21,7 +21,7 @@
 use std::time::Instant;
 
 use inmf_learner::{accumulate_xt_h_f32, project_f32, CellSource, MiniBatchPlan, OnlineInmf};
-use inmf_reader::{spawn_reader, Hdf5Source};
+use inmf_reader::{spawn_reader, BlockPool, Hdf5Source};
 use ndarray::Array2;
 
 use crate::error::DriverError;
@@ -50,6 +50,7 @@ pub(crate) fn measure_epoch_bound(
     plan: &MiniBatchPlan,
     model: &OnlineInmf,
     read_ahead: usize,
+    pool: &BlockPool,
 ) -> Result<(Hdf5Source, EpochBound), DriverError> {
     // (a) One epoch through the reader thread, nothing but recycling on the
     // consuming side.
@@ -62,7 +63,7 @@ pub(crate) fn measure_epoch_bound(
     }
     let first = first_epoch.first().cloned().unwrap_or_default();
     let started = Instant::now();
-    let reader = spawn_reader(source, first_epoch, read_ahead.max(1)).map_err(thread_err)?;
+    let reader = spawn_reader(source, first_epoch, read_ahead.max(1), pool).map_err(thread_err)?;
     let (mut nnz, mut rows) = (0usize, 0usize);
     for msg in reader.batches.iter() {
         let batches = msg?;
@@ -70,7 +71,7 @@ pub(crate) fn measure_epoch_bound(
             nnz += mb.x.nnz();
             rows += mb.n_cells();
         }
-        reader.recycler.give_back(batches);
+        pool.give_back(batches);
     }
     let read_s = started.elapsed().as_secs_f64();
     let mut source = reader

@@ -93,7 +93,9 @@ pub struct RuntimeConfig {
     pub threads: usize,
     /// Mini-batches read ahead. Default 2.
     pub read_ahead: usize,
-    /// Cells per block of the final H pass. Default 5000.
+    /// Cells per block of the final H pass. Default 2000 (about a
+    /// mini-batch's share of one dataset, so the pass refills the learning
+    /// phase's block buffers without growing them).
     pub final_block: usize,
     /// Write a checkpoint every this many epochs (resume with `--resume`); 0 = never. Default 1.
     pub checkpoint_every: usize,
@@ -108,7 +110,7 @@ impl Default for RuntimeConfig {
         Self {
             threads: 0,
             read_ahead: 2,
-            final_block: 5000,
+            final_block: 2000,
             checkpoint_every: 1,
             cache: true,
             cache_dir: None,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use inmf_learner::{MiniBatchPlan, OnlineInmf};
-use inmf_reader::{spawn_reader, Hdf5Source};
+use inmf_reader::{spawn_reader, BlockPool, Hdf5Source};
 
 use crate::error::DriverError;
 use crate::model::SavedModel;
@@ -38,6 +38,8 @@ pub(crate) struct LearnSettings {
     /// Model dataset id of the source's dataset 0 (scenario 2 with a
     /// source holding only the new datasets: the number of old ones).
     pub id_offset: usize,
+    /// Spare blocks shared with the phase's other reader threads.
+    pub pool: BlockPool,
 }
 
 /// The state of a learning phase, possibly restored from a checkpoint.
@@ -84,7 +86,7 @@ pub(crate) fn learn(
 ) -> Result<Hdf5Source, DriverError> {
     let skip = state.iterations;
     let requests = plan.iter().skip(skip).map(|it| it.batches);
-    let reader = spawn_reader(source, requests, settings.read_ahead).map_err(thread_err)?;
+    let reader = spawn_reader(source, requests, settings.read_ahead, &settings.pool).map_err(thread_err)?;
     let rx = reader.batches;
     let pb = progress_bar(settings.quiet, plan.n_iterations() as u64, "learning");
     pb.set_position(skip as u64);
@@ -111,7 +113,7 @@ pub(crate) fn learn(
                 break;
             }
         };
-        reader.recycler.give_back(batches);
+        settings.pool.give_back(batches);
         state.iterations += 1;
         epoch_sum += rep.objective.total();
         epoch_cells += rep.cells;

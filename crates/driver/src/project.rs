@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use inmf_learner::{CellSource, ObjectiveParts};
+use inmf_reader::BlockPool;
 
 use crate::config::RunConfig;
 use crate::error::DriverError;
@@ -136,6 +137,7 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
         |_, x| model.project_h(x),
         rt.final_block,
         rt.read_ahead,
+        &BlockPool::for_reader(1, rt.read_ahead),
         req.quiet,
     )?;
     writer.finish(pass.objective, pass.zero_cells)?;

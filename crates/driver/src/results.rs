@@ -13,7 +13,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use inmf_learner::{CellSource, CsrMatrix, LearnerError, ObjectiveParts, OnlineParams};
-use inmf_reader::{read_obs_kept, spawn_reader, Hdf5Source, ObsKind, ObsValues};
+use inmf_reader::{read_obs_kept, spawn_reader, BlockPool, Hdf5Source, ObsKind, ObsValues};
 use ndarray::{Array2, ArrayView2};
 
 use crate::learn::{progress_bar, thread_err};
@@ -332,8 +332,9 @@ pub(crate) struct FinalPass {
 }
 
 /// Solves H for every cell of every source dataset in blocks of `block`
-/// cells read ahead by the reader thread, writes each block as it is solved
-/// and sums the objective. `solve(d, x)` solves source dataset d's block.
+/// cells read ahead by the reader thread (into spare blocks of `pool`),
+/// writes each block as it is solved and sums the objective. `solve(d, x)`
+/// solves source dataset d's block.
 ///
 /// Three stages overlap: the reader thread reads block t+1 while the
 /// solver works on block t and a writer thread writes block t−1 (HDF5
@@ -345,6 +346,7 @@ pub(crate) fn solve_and_write<F>(
     solve: F,
     block: usize,
     read_ahead: usize,
+    pool: &BlockPool,
     quiet: bool,
 ) -> Result<FinalPass, DriverError>
 where
@@ -361,7 +363,7 @@ where
     let total: usize = (0..source.n_datasets()).map(|d| source.n_cells(d)).sum();
     let pb = progress_bar(quiet, total as u64, "final H");
     let n_requests = requests.len();
-    let reader = spawn_reader(source, requests, read_ahead).map_err(thread_err)?;
+    let reader = spawn_reader(source, requests, read_ahead, pool).map_err(thread_err)?;
     let rx = reader.batches;
     let mut pass = FinalPass::default();
     let mut received = 0;
@@ -402,7 +404,7 @@ where
                 }
                 pb.inc(mb.n_cells() as u64);
             }
-            reader.recycler.give_back(batches);
+            pool.give_back(batches);
             received += 1;
         }
         drop(to_writer);

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use inmf_learner::{initial_model, plan_all, CellSource, FitError, ObjectiveParts, OnlineInmf, OnlineParams};
-use inmf_reader::{Hdf5Source, ReaderError};
+use inmf_reader::{BlockPool, Hdf5Source, ReaderError};
 use ndarray::Array2;
 
 use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
@@ -355,11 +355,12 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
         read_ahead: req.config.runtime.read_ahead,
         quiet: req.quiet,
         id_offset: 0,
+        pool: BlockPool::for_reader(source.n_datasets(), req.config.runtime.read_ahead),
     };
     let source = learn(&mut state, source, &plan, &settings, Some(&checkpoint))?;
     let t_learn = t1.elapsed().as_secs_f64();
     let (source, bound) = if req.measure_bound {
-        let (s, b) = measure_epoch_bound(source, &plan, &state.model, settings.read_ahead)?;
+        let (s, b) = measure_epoch_bound(source, &plan, &state.model, settings.read_ahead, &settings.pool)?;
         (s, Some(b))
     } else {
         (source, None)
@@ -374,6 +375,7 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
         model_ids: (0..source.n_datasets()).collect(),
         genes_in: source.report().genes_shared,
         seconds: [t_pre, t_learn],
+        pool: &settings.pool,
     };
     let mut summary = write_phase_outputs(source, state, checkpoint, outputs)?;
     summary.bound = bound;
@@ -398,6 +400,8 @@ pub(crate) struct PhaseOutputs<'a> {
     pub genes_in: usize,
     /// Seconds of preprocessing and learning so far.
     pub seconds: [f64; 2],
+    /// Spare blocks left by the learning phase, refilled by the final pass.
+    pub pool: &'a BlockPool,
 }
 
 /// The end of a learning phase (`run` and `add`): solve H for every cell of
@@ -440,6 +444,7 @@ pub(crate) fn write_phase_outputs(
         |d, x| model.solve_h(ids[d], x),
         rt.final_block,
         rt.read_ahead,
+        o.pool,
         o.quiet,
     )?;
     let saved = SavedModel {

@@ -471,14 +471,17 @@ impl CacheReader {
 }
 
 /// Sets `v`'s length to `n`: truncates, or grows with 25 % spare capacity
-/// (new elements = `fill`, overwritten by the caller).
+/// (new elements = `fill`, overwritten by the caller). The old contents
+/// are garbage to the caller, so a too-small buffer is replaced, not
+/// reallocated (which would copy them).
 fn fit_len<T: Clone>(v: &mut Vec<T>, n: usize, fill: T) {
     if v.len() >= n {
         v.truncate(n);
         return;
     }
     if v.capacity() < n {
-        v.reserve_exact(n + n / 4 - v.len());
+        *v = Vec::new(); // frees the old buffer first, so it can be reused
+        v.reserve_exact(n + n / 4);
     }
     v.resize(n, fill);
 }

@@ -36,20 +36,21 @@
 //!   channel.
 //!
 //! ```no_run
-//! use inmf_reader::{open, spawn_reader, Hdf5Source, OpenOptions, PreprocessParams};
+//! use inmf_reader::{open, spawn_reader, BlockPool, Hdf5Source, OpenOptions, PreprocessParams};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let opts = OpenOptions::default();
 //! let datasets = vec![open("a.h5ad", &opts)?, open("b.h5", &opts)?];
 //! let source = Hdf5Source::preprocess(datasets, &PreprocessParams::default().check()?)?;
 //! println!("{}", source.report());
 //! let plan = vec![vec![(0, vec![0..100]), (1, vec![0..50])]];
-//! let reader = spawn_reader(source, plan, 2)?;
+//! let pool = BlockPool::for_reader(2, 2);
+//! let reader = spawn_reader(source, plan, 2, &pool)?;
 //! for batch in reader.batches.iter() {
 //!     let batch = batch?;
 //!     for mb in &batch {
 //!         println!("dataset {}: {} cells", mb.dataset, mb.n_cells());
 //!     }
-//!     reader.recycler.give_back(batch); // its buffers are refilled next
+//!     pool.give_back(batch); // its buffers are refilled next
 //! }
 //! let _source = reader.thread.join().expect("reader thread panicked");
 //! # Ok(())
@@ -102,4 +103,4 @@ pub use obs::{read_obs_kept, ObsColumn, ObsKind, ObsValues};
 pub use params::{CheckedPreprocessParams, Combine, GeneKey, GeneSelection, PreprocessParams};
 pub use report::{DatasetReport, PreprocessReport};
 pub use source::{CacheLookup, Hdf5Source};
-pub use stream::{spawn_reader, BatchResult, ReadRequest, ReaderHandles};
+pub use stream::{spawn_reader, BatchResult, BlockPool, ReadRequest, ReaderHandles};

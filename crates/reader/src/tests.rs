@@ -1045,7 +1045,8 @@ fn reader_thread_delivers_in_plan_order() {
     let mut check = mem_source();
     // Consumed blocks are given back and refilled: the contents must not
     // depend on which spare buffer a block was read into.
-    let h = spawn_reader(mem_source(), plan.clone(), 0).unwrap();
+    let pool = BlockPool::new(2);
+    let h = spawn_reader(mem_source(), plan.clone(), 0, &pool).unwrap();
     let mut n = 0;
     for (req, batches) in plan.iter().zip(h.batches.iter()) {
         let batches = batches.unwrap();
@@ -1055,7 +1056,7 @@ fn reader_thread_delivers_in_plan_order() {
             assert_eq!(&mb.cells, runs);
             assert_eq!(mb.x, check.read_runs(*d, runs).unwrap());
         }
-        h.recycler.give_back(batches);
+        pool.give_back(batches);
         n += 1;
     }
     assert_eq!(n, plan.len());
@@ -1067,7 +1068,7 @@ fn reader_thread_delivers_in_plan_order() {
 fn reader_thread_stops_when_receiver_is_dropped() {
     // An endless plan: only a dropped receiver can stop it.
     let plan = std::iter::repeat_with(|| vec![(0usize, vec![0..10])]);
-    let h = spawn_reader(mem_source(), plan, 2).unwrap();
+    let h = spawn_reader(mem_source(), plan, 2, &BlockPool::for_reader(1, 2)).unwrap();
     for _ in 0..3 {
         assert_eq!(h.batches.recv().unwrap().unwrap()[0].n_cells(), 10);
     }
@@ -1096,7 +1097,7 @@ fn reader_thread_sends_the_error_and_stops() {
         vec![(0, vec![18..25])],
         vec![(0, vec![0..5])],
     ];
-    let h = spawn_reader(src, plan, 4).unwrap();
+    let h = spawn_reader(src, plan, 4, &BlockPool::for_reader(1, 4)).unwrap();
     let got: Vec<_> = h.batches.iter().collect();
     assert_eq!(got.len(), 2);
     assert!(got[0].is_ok());
