@@ -68,6 +68,12 @@ pub fn update_v(
     sweep(V, &[(W, A)], &[B], A, 1.0 + lambda);
 }
 
+/// For V_i the fits W·A + c·V·A are one product (W + c·V)·A: half the
+/// flops of the stacked form. True when the one other factor's matrix is S.
+fn merges(terms: &[(ArrayView2<f64>, ArrayView2<f64>)], S: ArrayView2<f64>) -> bool {
+    terms.len() == 1 && terms[0].1 == S
+}
+
 /// One sweep of F (rows × K) with the fits Q = Σ_t O_t·A_t + c·F·S:
 /// F_gj ← max(ε, F_gj + (Σ_t B_t,gj − Q_gj)/(c·S_jj)), column by column,
 /// Q_g· kept current (Q_g· += c·δ·S_j· after F_gj moves by δ; S symmetric).
@@ -87,17 +93,18 @@ fn sweep(
         return;
     }
     let others: Vec<_> = terms.iter().map(|(o, _)| o.as_standard_layout()).collect();
+    let others: Vec<&[f64]> = others.iter().map(|o| o.as_slice().expect("standard")).collect();
+    let a: Vec<_> = terms.iter().map(|(_, a)| *a).collect();
     let bs: Vec<_> = targets.iter().map(|b| b.as_standard_layout()).collect();
-    let mut stacked = Array2::<f64>::zeros(((terms.len() + 1) * k, k));
-    for (t, (_, a)) in terms.iter().enumerate() {
-        stacked.slice_mut(s![t * k..(t + 1) * k, ..]).assign(a);
-    }
-    stacked
-        .slice_mut(s![terms.len() * k.., ..])
-        .zip_mut_with(&S, |d, &v| *d = c * v);
+    let merged = merges(terms, S);
+    let stacked = if merged {
+        S.to_owned()
+    } else {
+        stack_right_factor(&a, S, c)
+    };
     let side = Sweep {
-        others: others.iter().map(|o| o.as_slice().expect("standard")).collect(),
         stacked: stacked.view(),
+        merged,
         b: bs.iter().map(|b| b.as_slice().expect("standard")).collect(),
         s: S.iter().copied().collect(),
         c,
@@ -105,34 +112,152 @@ fn sweep(
     let f = F.as_slice_mut().expect("factor in standard layout");
     f.par_chunks_mut(GENE_BLOCK * k)
         .enumerate()
-        .for_each(|(blk, rows)| sweep_block(rows, blk * GENE_BLOCK, k, &side));
+        .for_each(|(blk, rows)| {
+            let span = blk * GENE_BLOCK * k..blk * GENE_BLOCK * k + rows.len();
+            let local: Vec<&[f64]> = others.iter().map(|o| &o[span.clone()]).collect();
+            sweep_block(rows, &local, blk * GENE_BLOCK, k, &side);
+        });
 }
 
-/// What a sweep of one factor F (W or V_i) reads: the other factors O_t
-/// (genes × K), the stacked right factor [A_1; …; A_T; c·S] of the fits,
-/// the targets B_t (genes × K), the matrix S multiplying F (Σ_t A_t for W,
+/// [A_1; …; A_T; c·S], the right factor of the fits Q = [O_1 … O_T F]·(it).
+fn stack_right_factor(a: &[ArrayView2<f64>], S: ArrayView2<f64>, c: f64) -> Array2<f64> {
+    let k = S.nrows();
+    let mut stacked = Array2::<f64>::zeros(((a.len() + 1) * k, k));
+    for (t, a) in a.iter().enumerate() {
+        stacked.slice_mut(s![t * k..(t + 1) * k, ..]).assign(a);
+    }
+    stacked
+        .slice_mut(s![a.len() * k.., ..])
+        .zip_mut_with(&S, |d, &v| *d = c * v);
+    stacked
+}
+
+/// One Gauss–Seidel sweep of online iNMF's factors: [`update_w`] from all
+/// datasets, then [`update_v`] for each dataset with `learned[i]` — with
+/// the same arithmetic, hence bit for bit the same result, but in one pass
+/// over gene blocks: a gene's new W row needs only that gene's rows of the
+/// V_i and B_i, and its new V_i rows only its new W row, so each block of
+/// genes is finished (W, then every learned V_i) before the next, with one
+/// parallel region instead of 1 + (learned datasets) and the block's rows
+/// still in cache.
+///
+/// `vs`, `a`, `b`: V_i, A_i, B_i of every dataset (frozen ones included,
+/// they enter the W update). Panics if the lengths differ (a caller's bug).
+#[track_caller]
+pub(crate) fn sweep_w_then_v(
+    W: &mut Array2<f64>,
+    vs: &mut [&mut Array2<f64>],
+    a: &[ArrayView2<f64>],
+    b: &[ArrayView2<f64>],
+    learned: &[bool],
+    lambda: f64,
+) {
+    let (n, k) = W.dim();
+    assert!(vs.len() == a.len() && a.len() == b.len() && b.len() == learned.len());
+    if k == 0 || n == 0 {
+        return;
+    }
+    let mut a_sum = Array2::<f64>::zeros((k, k));
+    for ai in a {
+        a_sum += ai;
+    }
+    let bs: Vec<_> = b.iter().map(|b| b.as_standard_layout()).collect();
+    let bs: Vec<&[f64]> = bs.iter().map(|b| b.as_slice().expect("standard")).collect();
+    // As in `sweep`: one dataset makes W's fits (V_1 + W)·A_1.
+    let w_merged = a.len() == 1 && a[0] == a_sum.view();
+    let w_stacked = if w_merged {
+        a_sum.clone()
+    } else {
+        stack_right_factor(a, a_sum.view(), 1.0)
+    };
+    let w_side = Sweep {
+        stacked: w_stacked.view(),
+        merged: w_merged,
+        b: bs.clone(),
+        s: a_sum.iter().copied().collect(),
+        c: 1.0,
+    };
+    let c = 1.0 + lambda;
+    let v_sides: Vec<_> = (0..a.len())
+        .map(|i| Sweep {
+            stacked: a[i],
+            merged: true,
+            b: vec![bs[i]],
+            s: a[i].iter().copied().collect(),
+            c,
+        })
+        .collect();
+    // Blocks × (W rows, every V_i's rows).
+    let rows = GENE_BLOCK * k;
+    let mut v_chunks: Vec<_> = vs
+        .iter_mut()
+        .map(|v| {
+            v.as_slice_mut()
+                .expect("factor in standard layout")
+                .chunks_mut(rows)
+        })
+        .collect();
+    let blocks: Vec<_> = W
+        .as_slice_mut()
+        .expect("factor in standard layout")
+        .chunks_mut(rows)
+        .enumerate()
+        .map(|(blk, w)| {
+            (
+                blk,
+                w,
+                v_chunks
+                    .iter_mut()
+                    .map(|c| c.next().expect("same shape"))
+                    .collect::<Vec<&mut [f64]>>(),
+            )
+        })
+        .collect();
+    blocks.into_par_iter().for_each(|(blk, w, mut v)| {
+        let g0 = blk * GENE_BLOCK;
+        {
+            let others: Vec<&[f64]> = v.iter().map(|v| &**v).collect();
+            sweep_block(w, &others, g0, k, &w_side);
+        }
+        for ((vi, side), _) in v.iter_mut().zip(&v_sides).zip(learned).filter(|(_, &l)| l) {
+            sweep_block(vi, &[&*w], g0, k, side);
+        }
+    });
+}
+
+/// What a sweep of one factor F (W or V_i) reads besides the other
+/// factors: the stacked right factor [A_1; …; A_T; c·S] of the fits (or,
+/// `merged`, just S = A_1, the fits then being (O_1 + c·F)·S), the
+/// targets B_t (genes × K), the matrix S multiplying F (Σ_t A_t for W,
 /// A_i for V_i; row-major, symmetric) and c (1 for W, 1 + λ for V_i).
 struct Sweep<'a> {
-    others: Vec<&'a [f64]>,
     stacked: ArrayView2<'a, f64>,
+    merged: bool,
     b: Vec<&'a [f64]>,
     s: Vec<f64>,
     c: f64,
 }
 
-/// Rows `g0..` of a factor (`rows`, n × k): their starting fits by one
+/// Rows `g0..` of a factor (`rows`, n × k), with the same rows of the
+/// other factors O_t (`others`, each n × k): their starting fits by one
 /// product, then the column loop.
-fn sweep_block(rows: &mut [f64], g0: usize, k: usize, side: &Sweep<'_>) {
+fn sweep_block(rows: &mut [f64], others: &[&[f64]], g0: usize, k: usize, side: &Sweep<'_>) {
     let n = rows.len() / k;
     let width = side.stacked.nrows();
     let mut left = Array2::<f64>::zeros((n, width));
     for (i, mut lrow) in left.rows_mut().into_iter().enumerate() {
-        let g = g0 + i;
         let lrow = lrow.as_slice_mut().expect("standard layout");
-        for (t, o) in side.others.iter().enumerate() {
-            lrow[t * k..(t + 1) * k].copy_from_slice(&o[g * k..(g + 1) * k]);
+        let f = &rows[i * k..(i + 1) * k];
+        if side.merged {
+            for ((l, &o), &fv) in lrow.iter_mut().zip(&others[0][i * k..(i + 1) * k]).zip(f) {
+                *l = o + side.c * fv;
+            }
+            continue;
         }
-        lrow[side.others.len() * k..].copy_from_slice(&rows[i * k..(i + 1) * k]);
+        for (t, o) in others.iter().enumerate() {
+            lrow[t * k..(t + 1) * k].copy_from_slice(&o[i * k..(i + 1) * k]);
+        }
+        lrow[others.len() * k..].copy_from_slice(f);
     }
     let mut q = Array2::<f64>::zeros((n, k));
     general_mat_mul(1.0, &left, &side.stacked, 0.0, &mut q);
@@ -273,6 +398,16 @@ mod tests {
         (w, sets)
     }
 
+    fn stats_of(sets: &[Stats]) -> Vec<DatasetStats<'_>> {
+        sets.iter()
+            .map(|(v, a, b)| DatasetStats {
+                v: v.view(),
+                a: a.view(),
+                b: b.view(),
+            })
+            .collect()
+    }
+
     fn total(w: &Array2<f64>, sets: &[Stats], lambda: f64) -> f64 {
         sets.iter()
             .map(|(v, a, b)| surrogate(w.view(), v.view(), a.view(), b.view(), lambda))
@@ -348,6 +483,37 @@ mod tests {
     }
 
     #[test]
+    fn the_fused_sweep_is_update_w_then_update_v_bit_for_bit() {
+        // 301 genes: several gene blocks, a short last block; one frozen dataset.
+        for (k, d, lambda) in [(20, 3, 5.0), (7, 2, 0.5), (1, 1, 0.0)] {
+            let (w0, sets) = random_problem(5, 301, k, d);
+            let learned: Vec<bool> = (0..d).map(|i| d == 1 || i != 1).collect();
+            let mut w_ref = w0.clone();
+            let mut v_ref: Vec<_> = sets.iter().map(|(v, _, _)| v.clone()).collect();
+            let stats = stats_of(&sets);
+            update_w(&mut w_ref, &stats);
+            for ((v, (_, a, b)), &l) in v_ref.iter_mut().zip(&sets).zip(&learned) {
+                if l {
+                    update_v(w_ref.view(), v, a.view(), b.view(), lambda);
+                }
+            }
+            let mut w = w0.clone();
+            let mut vs: Vec<_> = sets.iter().map(|(v, _, _)| v.clone()).collect();
+            let a: Vec<_> = sets.iter().map(|(_, a, _)| a.view()).collect();
+            let b: Vec<_> = sets.iter().map(|(_, _, b)| b.view()).collect();
+            let mut v_refs: Vec<_> = vs.iter_mut().collect();
+            sweep_w_then_v(&mut w, &mut v_refs, &a, &b, &learned, lambda);
+            let bits = |m: &Array2<f64>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&w), bits(&w_ref), "W (k {k})");
+            assert_ne!(bits(&w), bits(&w0), "W moved");
+            for (i, (v, r)) in vs.iter().zip(&v_ref).enumerate() {
+                assert_eq!(bits(v), bits(r), "V_{i} (k {k})");
+                assert_eq!(bits(v) == bits(&sets[i].0), !learned[i], "only learned V_i move");
+            }
+        }
+    }
+
+    #[test]
     fn sweeps_match_the_textbook_column_updates() {
         // 301 genes: several gene blocks and a last group padded to LANES rows.
         for (k, d, lambda) in [(20, 3, 5.0), (7, 2, 0.5), (1, 1, 0.0)] {
@@ -357,14 +523,7 @@ mod tests {
             let others: Vec<_> = sets.iter().map(|(v, a, _)| (v.clone(), a.clone())).collect();
             let targets: Vec<_> = sets.iter().map(|(_, _, b)| b.clone()).collect();
             reference_sweep(&mut w_ref, &others, &targets, &a_sum, 1.0);
-            let stats: Vec<_> = sets
-                .iter()
-                .map(|(v, a, b)| DatasetStats {
-                    v: v.view(),
-                    a: a.view(),
-                    b: b.view(),
-                })
-                .collect();
+            let stats = stats_of(&sets);
             update_w(&mut w, &stats);
             let scale = w_ref.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for (x, y) in w.iter().zip(&w_ref) {

@@ -23,7 +23,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::error::LearnerError;
-use crate::hals::{update_v, update_w, DatasetStats};
+use crate::hals::sweep_w_then_v;
 use crate::kernels::gram_of_rows;
 use crate::kernels_f32::{accumulate_xt_h_f32, project_f32};
 use crate::nnls::nnls_bpp;
@@ -293,25 +293,17 @@ impl OnlineInmf {
         Ok(report)
     }
 
-    /// One Gauss–Seidel HALS sweep: W from all datasets, then each learned V_i.
+    /// One Gauss–Seidel HALS sweep: W from all datasets, then each learned
+    /// V_i ([`crate::update_w`], [`crate::update_v`]; fused per gene block).
     pub fn hals_sweep(&mut self) {
-        let stats: Vec<DatasetStats<'_>> = self
-            .datasets
-            .iter()
-            .map(|d| DatasetStats {
-                v: d.v.view(),
-                a: d.a.view(),
-                b: d.b.view(),
-            })
-            .collect();
-        let mut w = self.w.clone();
-        update_w(&mut w, &stats);
-        drop(stats);
-        self.w = w;
-        let lambda = self.lambda;
-        for d in self.datasets.iter_mut().filter(|d| !d.frozen) {
-            update_v(self.w.view(), &mut d.v, d.a.view(), d.b.view(), lambda);
+        let (mut vs, mut a, mut b, mut learned) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for d in &mut self.datasets {
+            vs.push(&mut d.v);
+            a.push(d.a.view());
+            b.push(d.b.view());
+            learned.push(!d.frozen);
         }
+        sweep_w_then_v(&mut self.w, &mut vs, &a, &b, &learned, self.lambda);
     }
 
     /// H for cells `x` of `dataset` with the current W and V_i (§2), and the
