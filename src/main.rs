@@ -102,6 +102,10 @@ struct LearnOpts {
     /// Write OUT/checkpoint.h5 every N epochs (0 = never) [default: 1].
     #[arg(long, value_name = "N")]
     checkpoint_every: Option<usize>,
+    /// …but at most once per S seconds of learning (0 = at every such
+    /// epoch) [default: 30].
+    #[arg(long, value_name = "S")]
+    checkpoint_seconds: Option<f64>,
     /// Continue an interrupted run from OUT/checkpoint.h5 (same inputs and
     /// parameters); the result is bit-identical to an uninterrupted run.
     #[arg(long)]
@@ -180,6 +184,7 @@ impl LearnOpts {
         set!(m.seed, self.seed);
         set!(m.tol, self.tol);
         set!(c.runtime.checkpoint_every, self.checkpoint_every);
+        set!(c.runtime.checkpoint_seconds, self.checkpoint_seconds);
     }
 }
 

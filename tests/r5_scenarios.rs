@@ -354,28 +354,54 @@ fn r5_resume_after_kill_is_bit_identical() {
             "4",
         ],
     );
-    let base = ["--k", "6", "--batch-size", "400", "--epochs", "40", "--quiet"];
+    let base = [
+        "--k",
+        "6",
+        "--batch-size",
+        "400",
+        "--epochs",
+        "40",
+        "--quiet",
+        "--checkpoint-seconds",
+        "0",
+    ];
     let full = d.join("full");
     ok_json(&args("run", &[], &[&files[0], &files[1]], &full, &base));
 
+    let spawn = |a: &[String]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_inmf"))
+            .args(a)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
     let cut = d.join("cut");
-    let a = args("run", &[], &[&files[0], &files[1]], &cut, &base);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_inmf"))
-        .args(&a)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&args("run", &[], &[&files[0], &files[1]], &cut, &base));
     let ck = cut.join("checkpoint.h5");
     let start = Instant::now();
     // Let a few checkpoints pass, then kill mid-run.
     while !ck.exists() && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(2));
     }
+    let first_checkpoint = start.elapsed();
     std::thread::sleep(Duration::from_millis(40));
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(ck.exists(), "no checkpoint was written");
+    // With a long --checkpoint-seconds the same stretch writes none.
+    let rare = d.join("rare");
+    let mut a = args("run", &[], &[&files[0], &files[1]], &rare, &base[..7]);
+    a.extend(["--checkpoint-seconds".to_string(), "1000".to_string()]);
+    let mut child = spawn(&a);
+    std::thread::sleep(first_checkpoint + Duration::from_millis(40));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!rare.join("model.h5").exists(), "the run ended before the kill");
+    assert!(
+        !rare.join("checkpoint.h5").exists(),
+        "a checkpoint was written before --checkpoint-seconds passed"
+    );
     assert!(
         !cut.join("model.h5").exists(),
         "the run finished before it could be interrupted; make it longer"

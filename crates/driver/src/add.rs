@@ -180,6 +180,7 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     let checkpoint = CheckpointSpec {
         path: req.out_dir.join("checkpoint.h5"),
         every_epochs: req.config.runtime.checkpoint_every,
+        min_seconds: req.config.runtime.checkpoint_seconds,
         template,
     };
     let t_pre = t0.elapsed().as_secs_f64();

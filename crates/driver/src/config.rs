@@ -99,6 +99,12 @@ pub struct RuntimeConfig {
     pub final_block: usize,
     /// Write a checkpoint every this many epochs (resume with `--resume`); 0 = never. Default 1.
     pub checkpoint_every: usize,
+    /// …but only once at least this many seconds of learning passed since
+    /// the last checkpoint (or the start); 0 = at every such epoch. A
+    /// checkpoint costs 10–20 ms here (HDF5 writes, 2,000 gene names), 8 %
+    /// of a 50k-cell epoch, while an interrupted run loses at most this
+    /// long plus one epoch. Default 30.
+    pub checkpoint_seconds: f64,
     /// Use the preprocessed cache (epochs read compact preprocessed CSR). Default true.
     pub cache: bool,
     /// Where cache entries live; default `.inmf-cache` beside the output directory.
@@ -112,9 +118,29 @@ impl Default for RuntimeConfig {
             read_ahead: 2,
             final_block: 2000,
             checkpoint_every: 1,
+            checkpoint_seconds: 30.0,
             cache: true,
             cache_dir: None,
         }
+    }
+}
+
+impl RuntimeConfig {
+    /// Checks the ranges of the knobs (read-ahead and final block ≥ 1,
+    /// checkpoint seconds finite and ≥ 0).
+    pub fn check(&self) -> Result<(), crate::error::DriverError> {
+        if self.final_block == 0 || self.read_ahead == 0 {
+            return Err(crate::error::DriverError::InvalidParameter(
+                "final_block and read_ahead must be at least 1".into(),
+            ));
+        }
+        if !(self.checkpoint_seconds.is_finite() && self.checkpoint_seconds >= 0.0) {
+            return Err(crate::error::DriverError::InvalidParameter(format!(
+                "checkpoint_seconds must be finite and ≥ 0 (0 = at every checkpoint epoch), got {}",
+                self.checkpoint_seconds
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -150,6 +176,24 @@ mod tests {
     fn shipped_default_file_equals_built_in_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
         assert_eq!(RunConfig::from_file(&path).unwrap(), RunConfig::default());
+    }
+
+    #[test]
+    fn runtime_ranges_are_checked() {
+        assert!(RuntimeConfig::default().check().is_ok());
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let c = RuntimeConfig {
+                checkpoint_seconds: bad,
+                ..Default::default()
+            };
+            let err = c.check().unwrap_err().to_string();
+            assert!(err.contains("checkpoint_seconds"), "{err}");
+        }
+        let c = RuntimeConfig {
+            read_ahead: 0,
+            ..Default::default()
+        };
+        assert!(c.check().unwrap_err().to_string().contains("read_ahead"));
     }
 
     #[test]

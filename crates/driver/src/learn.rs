@@ -20,6 +20,9 @@ pub(crate) struct CheckpointSpec {
     pub path: PathBuf,
     /// Write one every this many epochs; 0 = never.
     pub every_epochs: usize,
+    /// …and only when this many seconds passed since the last one (or the
+    /// start of learning).
+    pub min_seconds: f64,
     /// Everything but the model state and counters, copied into each checkpoint.
     pub template: SavedModel,
 }
@@ -94,6 +97,7 @@ pub(crate) fn learn(
     let mut stopped_early = false;
     let mut outcome = Ok(());
     let mut epoch_start = std::time::Instant::now();
+    let mut last_checkpoint = epoch_start;
     for info in plan.iter().skip(skip).map(|it| it.info) {
         let mut batches = match rx.recv() {
             Ok(Ok(b)) => b,
@@ -135,11 +139,13 @@ pub(crate) fn learn(
             }
             let last = state.iterations == plan.n_iterations();
             if let Some(c) = checkpoint.filter(|c| c.every_epochs > 0 && !last) {
-                if info.epoch % c.every_epochs == 0 {
+                let due = last_checkpoint.elapsed().as_secs_f64() >= c.min_seconds;
+                if info.epoch % c.every_epochs == 0 && due {
                     if let Err(e) = write_checkpoint(c, state) {
                         outcome = Err(e);
                         break;
                     }
+                    last_checkpoint = std::time::Instant::now();
                 }
             }
             state.epoch_seconds.push(epoch_start.elapsed().as_secs_f64());

@@ -246,11 +246,7 @@ fn check_request(req: &RunRequest) -> Result<OnlineParams, DriverError> {
             )));
         }
     }
-    if req.config.runtime.final_block == 0 || req.config.runtime.read_ahead == 0 {
-        return Err(DriverError::InvalidParameter(
-            "final_block and read_ahead must be at least 1".into(),
-        ));
-    }
+    req.config.runtime.check()?;
     Ok(params)
 }
 
@@ -319,6 +315,7 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     let checkpoint = CheckpointSpec {
         path: req.out_dir.join("checkpoint.h5"),
         every_epochs: req.config.runtime.checkpoint_every,
+        min_seconds: req.config.runtime.checkpoint_seconds,
         template,
     };
 
