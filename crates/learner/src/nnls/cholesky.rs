@@ -62,8 +62,11 @@ pub(crate) fn factor_in_place(U: &mut [f64], p: usize, inv_diag: &mut [f64]) -> 
         if d.is_nan() || d <= PIVOT_TOL * inv_diag[k] || d.is_infinite() {
             return false;
         }
+        // 1/√d as √d·(1/d): the square root and the division run in
+        // parallel instead of one after the other (this chain is the
+        // factor's latency).
         let l = d.sqrt();
-        let inv = 1.0 / l;
+        let inv = l * (1.0 / d);
         row_k[k] = l;
         inv_diag[k] = inv;
         row_k[k + 1..].iter_mut().for_each(|v| *v *= inv);
