@@ -215,6 +215,23 @@ fn r5_add_new_only_and_changed_old_files() {
     );
     let o = inmf(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // Out-of-range runtime knobs are refused by add and project alike
+    // (a 0-cell final block once panicked in the final pass).
+    let bad = d.join("bad.toml");
+    std::fs::write(&bad, "[runtime]\nfinal_block = 0\n").unwrap();
+    for cmd in ["add", "project"] {
+        let extra = [&opts[..], &["--new-only", "--config", bad.to_str().unwrap()]].concat();
+        let extra = if cmd == "add" {
+            &extra[..]
+        } else {
+            &extra[extra.len() - 2..]
+        };
+        let a = args(cmd, &[&d.join("m1")], &[&files[1]], &out, extra);
+        let o = inmf(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", stderr(&o));
+        assert!(stderr(&o).contains("final_block"), "{cmd}: {}", stderr(&o));
+        assert!(files_below(&out).is_empty());
+    }
     // Not a model directory.
     let a = args("project", &[d], &[&files[1]], &out, &[]);
     let o = inmf(&a.iter().map(String::as_str).collect::<Vec<_>>());

@@ -59,6 +59,7 @@ pub fn add_datasets(req: &AddRequest) -> Result<RunSummary, DriverError> {
 
 fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     let t0 = Instant::now();
+    req.config.runtime.check()?;
     let model_path_in = req.model_dir.join("model.h5");
     let saved = SavedModel::load(&model_path_in)?;
     if saved.checkpoint_iterations.is_some() {

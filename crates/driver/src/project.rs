@@ -99,6 +99,7 @@ pub fn project(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> {
 
 fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> {
     let t0 = Instant::now();
+    req.config.runtime.check()?;
     let saved = SavedModel::load(&req.model_dir.join("model.h5"))?;
     if req.inputs.is_empty() {
         return Err(DriverError::InvalidParameter("no query dataset given".into()));
