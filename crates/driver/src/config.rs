@@ -101,8 +101,8 @@ pub struct RuntimeConfig {
     pub checkpoint_every: usize,
     /// …but only once at least this many seconds of learning passed since
     /// the last checkpoint (or the start); 0 = at every such epoch. A
-    /// checkpoint costs 10–20 ms here (HDF5 writes, 2,000 gene names), 8 %
-    /// of a 50k-cell epoch, while an interrupted run loses at most this
+    /// checkpoint costs 10–20 ms here (HDF5 writes, 2,000 gene names),
+    /// 10–20 % of a 50k-cell epoch, while an interrupted run loses at most this
     /// long plus one epoch. Default 30.
     pub checkpoint_seconds: f64,
     /// Use the preprocessed cache (epochs read compact preprocessed CSR). Default true.
