@@ -88,8 +88,8 @@ pub(crate) fn project_rows_generic<T: Lane, const K: usize>(
                 .try_into()
                 .expect("K values")
         };
-        for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
-            let (cols, vals) = x.row(first + i);
+        let rows = x.rows(first..first + out.len() / k);
+        for (row_out, (cols, vals)) in out.chunks_exact_mut(k).zip(rows) {
             // Two independent add chains per register instead of one.
             let (mut even, mut odd) = ([T::default(); K], [T::default(); K]);
             let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
@@ -114,8 +114,8 @@ pub(crate) fn project_rows_generic<T: Lane, const K: usize>(
         }
     } else {
         let mut acc = vec![T::default(); stride];
-        for (i, row_out) in out.chunks_exact_mut(k).enumerate() {
-            let (cols, vals) = x.row(first + i);
+        let rows = x.rows(first..first + out.len() / k);
+        for (row_out, (cols, vals)) in out.chunks_exact_mut(k).zip(rows) {
             acc.fill(T::default());
             for (&g, &v) in cols.iter().zip(vals) {
                 let mg = &ms[g as usize * stride..(g as usize + 1) * stride];
@@ -143,8 +143,7 @@ pub(crate) fn scatter_rows_generic<T: Lane, const K: usize>(
     range: std::ops::Range<usize>,
     acc: &mut [T],
 ) {
-    for c in range {
-        let (cols, vals) = x.row(c);
+    for (c, (cols, vals)) in range.clone().zip(x.rows(range)) {
         if K > 0 {
             let hc: &[T; K] = hs[c * K..(c + 1) * K].try_into().expect("K values");
             for (&g, &v) in cols.iter().zip(vals) {

@@ -5,20 +5,99 @@
 //! the 10x Genomics CSC (genes × cells) layout read column by column, so
 //! both hot products walk it cell by cell (ARCHITECTURE.md).
 
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
 use crate::error::LearnerError;
+
+/// A run of non-zeros of consecutive rows held outside the matrix, shared
+/// read-only: for example a memory map of a cache file, so a mini-batch is
+/// read without copying its non-zeros ([`CsrMatrix::from_shared_runs`]).
+pub trait SharedNonZeros: Send + Sync + std::fmt::Debug {
+    /// Column indices of the run's non-zeros, row after row.
+    fn indices(&self) -> &[u32];
+    /// Values of the run's non-zeros (as long as [`indices`](Self::indices)).
+    fn data(&self) -> &[f32];
+}
+
+/// Where a block's non-zeros live.
+#[derive(Debug, Clone)]
+enum NonZeros {
+    /// In the matrix's own buffers.
+    Owned { indices: Vec<u32>, data: Vec<f32> },
+    /// In shared runs; run r holds the non-zeros `starts[r]..starts[r + 1]`
+    /// (no run is empty, and run boundaries are row boundaries).
+    Shared {
+        runs: Vec<Arc<dyn SharedNonZeros>>,
+        starts: Vec<usize>,
+    },
+}
 
 /// A cells × genes sparse block in CSR form with `f32` values.
 ///
-/// Invariants (checked by [`CsrMatrix::new`]): `indptr.len() == n_rows + 1`,
+/// Invariants (checked by [`CsrMatrix::new`] and
+/// [`CsrMatrix::from_shared_runs`]): `indptr.len() == n_rows + 1`,
 /// `indptr[0] == 0`, `indptr` non-decreasing, `indptr[n_rows] == nnz`,
 /// every column index `< n_cols`, and within a row column indices strictly
-/// increasing.
-#[derive(Debug, Clone, PartialEq)]
+/// increasing. The non-zeros are either the matrix's own buffers or runs
+/// shared with their owner (a memory map); both read the same through
+/// [`row`](Self::row) and [`rows`](Self::rows).
+#[derive(Debug, Clone)]
 pub struct CsrMatrix {
     n_cols: usize,
     indptr: Vec<usize>,
-    indices: Vec<u32>,
-    data: Vec<f32>,
+    nz: NonZeros,
+    /// ‖X‖², once computed ([`CsrMatrix::frobenius_sq`]); reset by every
+    /// change of the non-zeros.
+    norm_sq: OnceLock<f64>,
+}
+
+impl PartialEq for CsrMatrix {
+    /// Same shape and the same non-zeros, wherever they are stored.
+    fn eq(&self, other: &Self) -> bool {
+        self.n_cols == other.n_cols
+            && self.indptr == other.indptr
+            && self.rows(0..self.n_rows()).eq(other.rows(0..other.n_rows()))
+    }
+}
+
+/// Checks every row of `indptr` over the non-zeros given run by run
+/// (`runs` yields `(first non-zero, indices)`; run boundaries are row
+/// boundaries): strictly increasing columns, all `< n_cols`.
+fn check_rows<'a>(
+    n_cols: usize,
+    indptr: &[usize],
+    runs: impl Iterator<Item = (usize, &'a [u32])>,
+) -> Result<(), LearnerError> {
+    let bad = |msg: String| Err(LearnerError::InvalidSparse(msg));
+    for w in indptr.windows(2) {
+        if w[1] < w[0] {
+            let row = indptr.windows(2).position(|w| w[1] < w[0]).unwrap_or(0);
+            return bad(format!("indptr decreases at row {row}"));
+        }
+    }
+    let mut row = 0;
+    for (first, indices) in runs {
+        let end = first + indices.len();
+        while row + 1 < indptr.len() && indptr[row + 1] <= end {
+            let cols = &indices[indptr[row] - first..indptr[row + 1] - first];
+            // Fast check (strictly increasing, so only the last can be out of
+            // range); the slow loop below only runs to name the fault.
+            let increasing = cols.windows(2).fold(true, |ok, p| ok & (p[0] < p[1]));
+            if !(increasing && cols.last().is_none_or(|&c| (c as usize) < n_cols)) {
+                for (k, &c) in cols.iter().enumerate() {
+                    if c as usize >= n_cols {
+                        return bad(format!("row {row}: column {c} out of range (n_cols {n_cols})"));
+                    }
+                    if k > 0 && cols[k - 1] >= c {
+                        return bad(format!("row {row}: column indices not strictly increasing"));
+                    }
+                }
+            }
+            row += 1;
+        }
+    }
+    Ok(())
 }
 
 impl CsrMatrix {
@@ -47,31 +126,65 @@ impl CsrMatrix {
                 data.len()
             ));
         }
-        for (row, w) in indptr.windows(2).enumerate() {
-            if w[1] < w[0] {
-                return bad(format!("indptr decreases at row {row}"));
-            }
-            let cols = &indices[w[0]..w[1]];
-            // Fast check (strictly increasing, so only the last can be out of
-            // range); the slow loop below only runs to name the fault.
-            let increasing = cols.windows(2).fold(true, |ok, p| ok & (p[0] < p[1]));
-            if increasing && cols.last().is_none_or(|&c| (c as usize) < n_cols) {
-                continue;
-            }
-            for (k, &c) in cols.iter().enumerate() {
-                if c as usize >= n_cols {
-                    return bad(format!("row {row}: column {c} out of range (n_cols {n_cols})"));
-                }
-                if k > 0 && cols[k - 1] >= c {
-                    return bad(format!("row {row}: column indices not strictly increasing"));
-                }
-            }
-        }
+        check_rows(n_cols, &indptr, std::iter::once((0, &indices[..])))?;
         Ok(Self {
             n_cols,
             indptr,
-            indices,
-            data,
+            nz: NonZeros::Owned { indices, data },
+            norm_sq: OnceLock::new(),
+        })
+    }
+
+    /// Builds a matrix whose non-zeros stay in `runs` (shared, read-only),
+    /// laid end to end: the non-zeros of rows `indptr[i]..indptr[i + 1]`
+    /// are positions of that concatenation. Every run must start and end
+    /// on a row boundary; all invariants listed on the type are checked.
+    pub fn from_shared_runs(
+        n_cols: usize,
+        indptr: Vec<usize>,
+        runs: Vec<Arc<dyn SharedNonZeros>>,
+    ) -> Result<Self, LearnerError> {
+        let bad = |msg: String| Err(LearnerError::InvalidSparse(msg));
+        if indptr.is_empty() || indptr[0] != 0 {
+            return bad("indptr must start with 0".into());
+        }
+        let mut starts = vec![0];
+        let mut kept = Vec::with_capacity(runs.len());
+        for (r, run) in runs.into_iter().enumerate() {
+            if run.indices().len() != run.data().len() {
+                return bad(format!(
+                    "run {r}: indices ({}) and data ({}) differ in length",
+                    run.indices().len(),
+                    run.data().len()
+                ));
+            }
+            if run.data().is_empty() {
+                continue;
+            }
+            let end = starts.last().unwrap() + run.data().len();
+            if indptr.binary_search(&end).is_err() {
+                return bad(format!("run {r} does not end on a row boundary"));
+            }
+            starts.push(end);
+            kept.push(run);
+        }
+        let nnz = *starts.last().unwrap();
+        if *indptr.last().unwrap() != nnz {
+            return bad(format!(
+                "indptr ends at {} but the runs hold {nnz} non-zeros",
+                indptr.last().unwrap()
+            ));
+        }
+        check_rows(
+            n_cols,
+            &indptr,
+            kept.iter().zip(&starts).map(|(run, &s)| (s, run.indices())),
+        )?;
+        Ok(Self {
+            n_cols,
+            indptr,
+            nz: NonZeros::Shared { runs: kept, starts },
+            norm_sq: OnceLock::new(),
         })
     }
 
@@ -80,8 +193,11 @@ impl CsrMatrix {
         Self {
             n_cols,
             indptr: vec![0],
-            indices: Vec::new(),
-            data: Vec::new(),
+            nz: NonZeros::Owned {
+                indices: Vec::new(),
+                data: Vec::new(),
+            },
+            norm_sq: OnceLock::new(),
         }
     }
 
@@ -91,23 +207,69 @@ impl CsrMatrix {
     pub fn from_dense(n_rows: usize, n_cols: usize, dense: &[f32]) -> Self {
         assert_eq!(dense.len(), n_rows * n_cols, "dense slice has the wrong length");
         let mut m = Self::empty(n_cols);
+        let (mut cols, mut vals) = (Vec::new(), Vec::new());
         for r in 0..n_rows {
+            cols.clear();
+            vals.clear();
             for (c, &v) in dense[r * n_cols..(r + 1) * n_cols].iter().enumerate() {
                 if v != 0.0 {
-                    m.indices.push(c as u32);
-                    m.data.push(v);
+                    cols.push(c as u32);
+                    vals.push(v);
                 }
             }
-            m.indptr.push(m.data.len());
+            m.push_row(&cols, &vals);
         }
         m
     }
 
-    /// Gives the buffers back as `(indptr, indices, data)`, so a reader can
-    /// refill a block the consumer is done with instead of allocating (and
-    /// page-faulting) new ones every iteration.
+    /// Gives the buffers the matrix owns back as `(indptr, indices, data)`,
+    /// so a reader can refill a block the consumer is done with instead of
+    /// allocating (and page-faulting) new ones every iteration. A matrix
+    /// over shared runs owns only `indptr` (its indices and data come back
+    /// empty); its runs are released here.
     pub fn into_parts(self) -> (Vec<usize>, Vec<u32>, Vec<f32>) {
-        (self.indptr, self.indices, self.data)
+        match self.nz {
+            NonZeros::Owned { indices, data } => (self.indptr, indices, data),
+            NonZeros::Shared { .. } => (self.indptr, Vec::new(), Vec::new()),
+        }
+    }
+
+    /// This block as a spare for a reader to refill (see
+    /// [`into_parts`](Self::into_parts)): an owned block is returned as it
+    /// is; a block over shared runs releases them now and keeps only its
+    /// row-pointer buffer, as an empty block.
+    pub fn into_spare(self) -> CsrMatrix {
+        match self.nz {
+            NonZeros::Owned { .. } => self,
+            NonZeros::Shared { .. } => {
+                let mut indptr = self.indptr;
+                indptr.clear();
+                indptr.push(0);
+                CsrMatrix {
+                    n_cols: self.n_cols,
+                    indptr,
+                    nz: NonZeros::Owned {
+                        indices: Vec::new(),
+                        data: Vec::new(),
+                    },
+                    norm_sq: OnceLock::new(),
+                }
+            }
+        }
+    }
+
+    /// The owned buffers, copying shared runs into new ones first.
+    fn owned_mut(&mut self) -> (&mut Vec<u32>, &mut Vec<f32>) {
+        self.norm_sq = OnceLock::new();
+        if let NonZeros::Shared { runs, .. } = &self.nz {
+            let indices = runs.iter().flat_map(|r| r.indices().iter().copied()).collect();
+            let data = runs.iter().flat_map(|r| r.data().iter().copied()).collect();
+            self.nz = NonZeros::Owned { indices, data };
+        }
+        match &mut self.nz {
+            NonZeros::Owned { indices, data } => (indices, data),
+            NonZeros::Shared { .. } => unreachable!("converted above"),
+        }
     }
 
     /// Appends one row given its (strictly increasing) column indices and values.
@@ -120,18 +282,23 @@ impl CsrMatrix {
             cols.last().is_none_or(|&c| (c as usize) < self.n_cols),
             "column out of range"
         );
-        self.indices.extend_from_slice(cols);
-        self.data.extend_from_slice(vals);
-        self.indptr.push(self.data.len());
+        let (indices, data) = self.owned_mut();
+        indices.extend_from_slice(cols);
+        data.extend_from_slice(vals);
+        let end = data.len();
+        self.indptr.push(end);
     }
 
     /// Appends all rows of `other` (same number of columns) below `self`.
     #[track_caller]
     pub fn append(&mut self, other: &CsrMatrix) {
         assert_eq!(self.n_cols, other.n_cols, "column counts differ");
-        let base = self.data.len();
-        self.indices.extend_from_slice(&other.indices);
-        self.data.extend_from_slice(&other.data);
+        let base = self.nnz();
+        let (indices, data) = self.owned_mut();
+        for (ix, dx) in other.runs() {
+            indices.extend_from_slice(ix);
+            data.extend_from_slice(dx);
+        }
         self.indptr.extend(other.indptr[1..].iter().map(|p| p + base));
     }
 
@@ -147,14 +314,64 @@ impl CsrMatrix {
 
     /// Number of stored non-zeros.
     pub fn nnz(&self) -> usize {
-        self.data.len()
+        self.indptr[self.indptr.len() - 1]
+    }
+
+    /// The non-zeros as contiguous pieces `(indices, values)`, in order:
+    /// one for owned buffers, one per run for shared runs.
+    pub fn runs(&self) -> impl Iterator<Item = (&[u32], &[f32])> + '_ {
+        let (owned, shared) = match &self.nz {
+            NonZeros::Owned { indices, data } => (Some((&indices[..], &data[..])), &[][..]),
+            NonZeros::Shared { runs, .. } => (None, &runs[..]),
+        };
+        owned
+            .into_iter()
+            .chain(shared.iter().map(|r| (r.indices(), r.data())))
     }
 
     /// Column indices and values of row `i`.
     #[inline]
     pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
         let (s, e) = (self.indptr[i], self.indptr[i + 1]);
-        (&self.indices[s..e], &self.data[s..e])
+        match &self.nz {
+            NonZeros::Owned { indices, data } => (&indices[s..e], &data[s..e]),
+            NonZeros::Shared { .. } if s == e => (&[], &[]),
+            NonZeros::Shared { runs, starts } => {
+                let r = starts.partition_point(|&p| p <= s) - 1;
+                let (ix, dx) = (runs[r].indices(), runs[r].data());
+                (
+                    &ix[s - starts[r]..e - starts[r]],
+                    &dx[s - starts[r]..e - starts[r]],
+                )
+            }
+        }
+    }
+
+    /// Rows `range` in order, as [`row`](Self::row) would give them (a
+    /// run is looked up once, not once per row).
+    #[inline]
+    pub fn rows(&self, range: Range<usize>) -> RowIter<'_> {
+        let bounds = &self.indptr[range.start..range.end + 1];
+        match &self.nz {
+            NonZeros::Owned { indices, data } => RowIter {
+                bounds,
+                indices,
+                data,
+                base: 0,
+                end: usize::MAX,
+                runs: &[],
+                starts: &[0],
+            },
+            NonZeros::Shared { runs, starts } => RowIter {
+                bounds,
+                indices: &[],
+                data: &[],
+                base: 0,
+                end: 0,
+                runs,
+                starts,
+            },
+        }
     }
 
     /// Row pointer array (`n_rows + 1` entries).
@@ -163,41 +380,75 @@ impl CsrMatrix {
     }
 
     /// Column indices of all non-zeros, row after row.
+    ///
+    /// Panics if the matrix is made of several shared runs (a mini-batch
+    /// mapped from a cache); use [`runs`](Self::runs) or
+    /// [`row`](Self::row), which work for every matrix.
+    #[track_caller]
     pub fn indices(&self) -> &[u32] {
-        &self.indices
+        self.contiguous().0
     }
 
-    /// Values of all non-zeros, row after row.
+    /// Values of all non-zeros, row after row. Panics like
+    /// [`indices`](Self::indices).
+    #[track_caller]
     pub fn data(&self) -> &[f32] {
-        &self.data
+        self.contiguous().1
     }
 
-    /// Rows `range` as a new matrix.
-    pub fn slice_rows(&self, range: std::ops::Range<usize>) -> CsrMatrix {
-        let (s, e) = (self.indptr[range.start], self.indptr[range.end]);
-        CsrMatrix {
-            n_cols: self.n_cols,
-            indptr: self.indptr[range.start..=range.end]
-                .iter()
-                .map(|p| p - s)
-                .collect(),
-            indices: self.indices[s..e].to_vec(),
-            data: self.data[s..e].to_vec(),
+    #[track_caller]
+    fn contiguous(&self) -> (&[u32], &[f32]) {
+        match &self.nz {
+            NonZeros::Owned { indices, data } => (indices, data),
+            NonZeros::Shared { runs, .. } => match &runs[..] {
+                [] => (&[], &[]),
+                [one] => (one.indices(), one.data()),
+                _ => panic!(
+                    "the non-zeros of this block are in several runs; iterate them with CsrMatrix::runs"
+                ),
+            },
         }
+    }
+
+    /// Rows `range` as a new matrix (owned buffers).
+    pub fn slice_rows(&self, range: std::ops::Range<usize>) -> CsrMatrix {
+        let mut out = CsrMatrix::empty(self.n_cols);
+        for (cols, vals) in self.rows(range) {
+            out.push_row(cols, vals);
+        }
+        out
     }
 
     /// ‖X‖² = Σ x², accumulated in f64 in eight interleaved partial sums
-    /// (independent chains that vectorize; a fixed order, so reproducible).
+    /// (non-zero p goes to sum p mod 8: independent chains that vectorize;
+    /// a fixed order, so reproducible and the same for owned and shared
+    /// storage). Computed once and kept, so a reader thread can compute it
+    /// ahead of the learner that needs it.
     pub fn frobenius_sq(&self) -> f64 {
+        *self.norm_sq.get_or_init(|| self.compute_frobenius_sq())
+    }
+
+    fn compute_frobenius_sq(&self) -> f64 {
         let mut lanes = [0.0f64; 8];
-        let mut chunks = self.data.chunks_exact(8);
-        for c in &mut chunks {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += f64::from(v) * f64::from(v);
+        let mut pos = 0usize;
+        for (_, data) in self.runs() {
+            // Up to the next multiple of 8 one by one, then whole octets.
+            let head = ((8 - pos % 8) % 8).min(data.len());
+            for &v in &data[..head] {
+                lanes[pos % 8] += f64::from(v) * f64::from(v);
+                pos += 1;
             }
-        }
-        for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
-            *l += f64::from(v) * f64::from(v);
+            let mut chunks = data[head..].chunks_exact(8);
+            for c in &mut chunks {
+                for (l, &v) in lanes.iter_mut().zip(c) {
+                    *l += f64::from(v) * f64::from(v);
+                }
+            }
+            pos += (data.len() - head) / 8 * 8;
+            for &v in chunks.remainder() {
+                lanes[pos % 8] += f64::from(v) * f64::from(v);
+                pos += 1;
+            }
         }
         let quads = [
             lanes[0] + lanes[4],
@@ -211,8 +462,7 @@ impl CsrMatrix {
     /// Dense row-major copy (`n_rows × n_cols`), for tests and small references.
     pub fn to_dense(&self) -> ndarray::Array2<f64> {
         let mut d = ndarray::Array2::zeros((self.n_rows(), self.n_cols));
-        for r in 0..self.n_rows() {
-            let (cols, vals) = self.row(r);
+        for (r, (cols, vals)) in self.rows(0..self.n_rows()).enumerate() {
             for (&c, &v) in cols.iter().zip(vals) {
                 d[[r, c as usize]] = f64::from(v);
             }
@@ -220,6 +470,56 @@ impl CsrMatrix {
         d
     }
 }
+
+/// The rows of a [`CsrMatrix`] in order ([`CsrMatrix::rows`]): each item
+/// is `(column indices, values)` of one row.
+#[derive(Debug)]
+pub struct RowIter<'a> {
+    /// Row pointers of the rows still to come (one more than rows).
+    bounds: &'a [usize],
+    /// The current run's non-zeros, which start at non-zero `base` and end
+    /// before `end`.
+    indices: &'a [u32],
+    data: &'a [f32],
+    base: usize,
+    end: usize,
+    /// The shared runs (none for owned buffers) and where each starts.
+    runs: &'a [Arc<dyn SharedNonZeros>],
+    starts: &'a [usize],
+}
+
+impl<'a> Iterator for RowIter<'a> {
+    type Item = (&'a [u32], &'a [f32]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let (s, e) = match self.bounds {
+            [s, e, ..] => (*s, *e),
+            _ => return None,
+        };
+        self.bounds = &self.bounds[1..];
+        if s == e {
+            return Some((&[], &[]));
+        }
+        if e > self.end {
+            // Enter the run holding non-zero s (rows never span runs).
+            let r = self.starts.partition_point(|&p| p <= s) - 1;
+            self.indices = self.runs[r].indices();
+            self.data = self.runs[r].data();
+            self.base = self.starts[r];
+            self.end = self.starts[r + 1];
+        }
+        let (a, b) = (s - self.base, e - self.base);
+        Some((&self.indices[a..b], &self.data[a..b]))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.bounds.len().saturating_sub(1);
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for RowIter<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -262,5 +562,183 @@ mod tests {
         assert_eq!(a, m);
         assert_eq!(m.frobenius_sq(), 30.0);
         assert_eq!(m.to_dense()[[2, 2]], 4.0);
+    }
+
+    /// Non-zeros in plain vectors, shared as a run (what a memory map is
+    /// to the reader).
+    #[derive(Debug)]
+    struct VecRun(Vec<u32>, Vec<f32>);
+
+    impl SharedNonZeros for VecRun {
+        fn indices(&self) -> &[u32] {
+            &self.0
+        }
+        fn data(&self) -> &[f32] {
+            &self.1
+        }
+    }
+
+    /// `x` with its non-zeros moved to shared runs cut at rows `cuts`
+    /// (increasing, may repeat; 0 and n_rows implied).
+    fn shared(x: &CsrMatrix, cuts: &[usize]) -> CsrMatrix {
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(x.n_rows());
+        let runs: Vec<Arc<dyn SharedNonZeros>> = bounds
+            .windows(2)
+            .map(|w| {
+                let (s, e) = (x.indptr()[w[0]], x.indptr()[w[1]]);
+                Arc::new(VecRun(x.indices()[s..e].to_vec(), x.data()[s..e].to_vec()))
+                    as Arc<dyn SharedNonZeros>
+            })
+            .collect();
+        CsrMatrix::from_shared_runs(x.n_cols(), x.indptr().to_vec(), runs).unwrap()
+    }
+
+    /// 9 × 7 with empty rows (1, 4, 5) and rows of 1–5 non-zeros.
+    fn sample() -> CsrMatrix {
+        let dense: Vec<f32> = (0..63)
+            .map(|i| {
+                let (r, c) = (i / 7, i % 7);
+                if [1, 4, 5].contains(&r) || (r * 3 + c * 5) % 4 == 0 {
+                    0.0
+                } else {
+                    (i % 11) as f32 * 0.3 + 0.1
+                }
+            })
+            .collect();
+        CsrMatrix::from_dense(9, 7, &dense)
+    }
+
+    #[test]
+    fn shared_runs_read_like_owned_buffers() {
+        let x = sample();
+        // Runs of rows 0..2, 2..4 (rows 2, 3), 4..6 (empty rows only: no run), 6..9.
+        let y = shared(&x, &[2, 4, 6]);
+        assert_eq!(y.runs().count(), 3);
+        assert_eq!(y, x);
+        assert_eq!(y.nnz(), x.nnz());
+        for i in 0..9 {
+            assert_eq!(y.row(i), x.row(i), "row {i}");
+        }
+        // Iteration from any row, into and across runs.
+        for start in 0..=9 {
+            for end in start..=9 {
+                assert!(y.rows(start..end).eq(x.rows(start..end)), "{start}..{end}");
+                assert_eq!(y.rows(start..end).len(), end - start);
+            }
+        }
+        assert_eq!(y.frobenius_sq().to_bits(), x.frobenius_sq().to_bits());
+        assert_eq!(y.to_dense(), x.to_dense());
+        assert_eq!(y.slice_rows(3..8), x.slice_rows(3..8));
+        // Appending copies shared runs into owned buffers, on either side.
+        let mut a = x.slice_rows(0..2);
+        a.append(&y.slice_rows(2..9));
+        assert_eq!(a, x);
+        let mut b = shared(&x.slice_rows(0..5), &[3]);
+        b.append(&shared(&x.slice_rows(5..9), &[2]));
+        assert_eq!(b, x);
+        assert_eq!(b.runs().count(), 1);
+        assert_eq!(b.frobenius_sq().to_bits(), x.frobenius_sq().to_bits());
+        let mut c = shared(&x.slice_rows(0..8), &[4]);
+        let (cols, vals) = x.row(8);
+        c.push_row(cols, vals);
+        assert_eq!(c, x);
+        // One run reads as contiguous arrays.
+        let one = shared(&x, &[]);
+        assert_eq!((one.indices(), one.data()), (x.indices(), x.data()));
+        // Spares: a shared block keeps only its row pointers.
+        let spare = y.clone().into_spare();
+        assert_eq!((spare.n_rows(), spare.nnz()), (0, 0));
+        let (ip, ix, dx) = y.into_parts();
+        assert_eq!((ip.len(), ix.len(), dx.len()), (10, 0, 0));
+        assert_eq!(x.clone().into_spare(), x, "an owned block is its own spare");
+    }
+
+    #[test]
+    fn the_norm_is_kept_until_the_non_zeros_change() {
+        let mut x = sample();
+        let before = x.frobenius_sq();
+        x.push_row(&[0, 6], &[2.0, 3.0]);
+        assert_eq!(x.frobenius_sq(), before + 13.0);
+        let extra = CsrMatrix::from_dense(1, 7, &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        x.append(&extra);
+        assert_eq!(x.frobenius_sq(), before + 14.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "several runs")]
+    fn whole_array_views_of_several_runs_panic() {
+        let _ = shared(&sample(), &[3]).indices();
+    }
+
+    #[test]
+    fn shared_runs_are_checked_like_owned_buffers() {
+        let run =
+            |ix: &[u32], dx: &[f32]| Arc::new(VecRun(ix.to_vec(), dx.to_vec())) as Arc<dyn SharedNonZeros>;
+        let ok = CsrMatrix::from_shared_runs(
+            3,
+            vec![0, 1, 3],
+            vec![run(&[2], &[1.0]), run(&[0, 1], &[1.0, 2.0])],
+        );
+        assert!(ok.is_ok());
+        let err = |indptr: Vec<usize>, runs: Vec<Arc<dyn SharedNonZeros>>| {
+            CsrMatrix::from_shared_runs(3, indptr, runs)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(vec![1, 3], vec![run(&[0, 1], &[1.0, 2.0])]).contains("start with 0"));
+        assert!(err(vec![0, 2], vec![run(&[0, 1], &[1.0])]).contains("differ in length"));
+        assert!(err(vec![0, 2], vec![run(&[0], &[1.0]), run(&[1], &[1.0])]).contains("row boundary"));
+        assert!(err(vec![0, 1, 3], vec![run(&[2], &[1.0])]).contains("hold 1 non-zeros"));
+        assert!(
+            err(vec![0, 1, 3], vec![run(&[2], &[1.0]), run(&[0, 3], &[1.0, 2.0])])
+                .contains("row 1: column 3")
+        );
+        assert!(
+            err(vec![0, 1, 3], vec![run(&[2], &[1.0]), run(&[1, 1], &[1.0, 2.0])])
+                .contains("row 1: column indices")
+        );
+        assert!(err(vec![0, 2, 1, 2], vec![run(&[0, 1], &[1.0, 2.0])]).contains("decreases at row 1"));
+    }
+
+    proptest::proptest! {
+        /// Any row-aligned cut into shared runs reads, sums and multiplies
+        /// to the same bits as the owned matrix.
+        #[test]
+        fn any_cut_into_shared_runs_gives_the_same_bits(
+            rows in 1usize..40,
+            cols in 1usize..12,
+            k in 1usize..25,
+            density in 0.0f64..1.0,
+            seed in 0u64..1000,
+            cut_seeds in proptest::collection::vec(0usize..1000, 0..6),
+        ) {
+            let dense: Vec<f32> = (0..rows * cols)
+                .map(|i| {
+                    let h = (i as u64 + 1).wrapping_mul(6364136223846793005).wrapping_add(seed.wrapping_mul(1442695040888963407));
+                    let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+                    if u < density { (u * 7.0 + 0.1) as f32 } else { 0.0 }
+                })
+                .collect();
+            let x = CsrMatrix::from_dense(rows, cols, &dense);
+            let mut cuts: Vec<usize> = cut_seeds.iter().map(|c| c % (rows + 1)).collect();
+            cuts.sort_unstable();
+            let y = shared(&x, &cuts);
+            proptest::prop_assert_eq!(&y, &x);
+            proptest::prop_assert_eq!(y.frobenius_sq().to_bits(), x.frobenius_sq().to_bits());
+            let m = ndarray::Array2::from_shape_fn((cols, k), |(g, j)| ((g * 5 + j * 3) % 7) as f64 * 0.31 + 0.02);
+            let h = ndarray::Array2::from_shape_fn((rows, k), |(c, j)| ((c * 3 + j) % 5) as f64 * 0.17);
+            let same = |a: &ndarray::Array2<f64>, b: &ndarray::Array2<f64>| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+            proptest::prop_assert!(same(&crate::project_f32(&y, m.view()), &crate::project_f32(&x, m.view())));
+            proptest::prop_assert!(same(&crate::project(&y, m.view()), &crate::project(&x, m.view())));
+            let (mut by, mut bx) = (ndarray::Array2::<f64>::zeros((cols, k)), ndarray::Array2::<f64>::zeros((cols, k)));
+            crate::accumulate_xt_h_f32(&y, h.view(), 0.5, by.view_mut());
+            crate::accumulate_xt_h_f32(&x, h.view(), 0.5, bx.view_mut());
+            proptest::prop_assert!(same(&by, &bx));
+            crate::accumulate_xt_h(&y, h.view(), 0.5, by.view_mut());
+            crate::accumulate_xt_h(&x, h.view(), 0.5, bx.view_mut());
+            proptest::prop_assert!(same(&by, &bx));
+        }
     }
 }

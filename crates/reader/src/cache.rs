@@ -29,14 +29,16 @@ use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use inmf_learner::{CellSource, CsrMatrix};
+use inmf_learner::{CellSource, CsrMatrix, SharedNonZeros};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::dataset::Dataset;
 use crate::error::ReaderError;
 use crate::fingerprint::fingerprint;
+use crate::mapped::MappedRun;
 use crate::params::{CheckedPreprocessParams, Combine};
 use crate::report::PreprocessReport;
 
@@ -178,6 +180,9 @@ pub(crate) struct CacheReader {
     parts: Vec<CachedData>,
     n_genes: usize,
     bytes: Vec<u8>,
+    /// Map runs of non-zeros instead of copying them (see `mapped.rs`);
+    /// turned off for the rest of the run if a mapping fails.
+    zero_copy: bool,
 }
 
 /// Per dataset: dropped file rows, model → file column (None: absent),
@@ -236,6 +241,7 @@ pub(crate) fn open_entry(dir: &Path, key: &str) -> Result<Option<CacheEntry>, Re
             parts,
             n_genes,
             bytes: Vec::new(),
+            zero_copy: true,
         },
     }))
 }
@@ -361,6 +367,12 @@ fn write_entry(
 }
 
 impl CacheReader {
+    /// Maps (`true`, the default) or copies the non-zeros of later blocks.
+    #[cfg(test)]
+    pub(crate) fn set_zero_copy(&mut self, on: bool) {
+        self.zero_copy = on;
+    }
+
     /// Number of genes.
     pub(crate) fn n_genes(&self) -> usize {
         self.n_genes
@@ -408,19 +420,16 @@ impl CacheReader {
         Ok((s, e))
     }
 
-    /// Writes kept cells `cells` of dataset `d` (non-zeros `s..e` of the
-    /// entry) into the CSR buffers: row pointers appended to `indptr`, values
-    /// into `indices`/`data` (already sized) from position `base`.
-    #[allow(clippy::too_many_arguments)]
-    fn read_into(
+    /// Appends the row pointers of kept cells `cells` of dataset `d`
+    /// (non-zeros `s..e` of the entry) to `indptr`, shifted so the run's
+    /// first non-zero is at `base`.
+    fn append_row_pointers(
         &mut self,
         d: usize,
         cells: Range<usize>,
         (s, e): (u64, u64),
         base: usize,
         indptr: &mut Vec<usize>,
-        indices: &mut [u32],
-        data: &mut [f32],
     ) -> Result<(), ReaderError> {
         let rows = cells.len();
         let ptr: &[u8] = self.pread(d, 0, cells.start as u64 * 8, (rows + 1) * 8)?;
@@ -432,6 +441,19 @@ impl CacheReader {
             ));
         }
         indptr.extend((1..=rows).map(|i| base + at(i).wrapping_sub(s) as usize));
+        Ok(())
+    }
+
+    /// Copies non-zeros `s..e` of dataset `d` into `indices`/`data`
+    /// (already sized) from position `base`.
+    fn read_values(
+        &self,
+        d: usize,
+        (s, e): (u64, u64),
+        base: usize,
+        indices: &mut [u32],
+        data: &mut [f32],
+    ) -> Result<(), ReaderError> {
         let nnz = (e - s) as usize;
         let (indices, data) = (&mut indices[base..base + nnz], &mut data[base..base + nnz]);
         self.pread_values(d, 1, s, indices)?;
@@ -449,6 +471,11 @@ impl CacheReader {
     /// old contents are overwritten, and they grow (with 25 % headroom, so a
     /// recycled buffer settles after a few blocks) only when the block has
     /// more non-zeros than they hold.
+    ///
+    /// On little-endian machines the non-zeros are not copied: each run's
+    /// are memory-mapped (`mapped.rs`) and the block only fills `indptr`.
+    /// If mapping fails (a file system without `mmap`), this and every
+    /// later block are copied instead.
     pub(crate) fn read_runs(
         &mut self,
         d: usize,
@@ -456,6 +483,13 @@ impl CacheReader {
         buffers: (Vec<usize>, Vec<u32>, Vec<f32>),
     ) -> Result<CsrMatrix, ReaderError> {
         let (mut ip, mut ix, mut dx) = buffers;
+        if self.zero_copy && cfg!(target_endian = "little") {
+            match self.map_runs(d, runs, &mut ip)? {
+                Some(x) => return Ok(x),
+                None => self.zero_copy = false,
+            }
+            ip.truncate(1);
+        }
         let mut bounds = Vec::with_capacity(runs.len());
         for r in runs {
             bounds.push(self.run_pointers(d, r)?);
@@ -466,10 +500,46 @@ impl CacheReader {
         ip.reserve(runs.iter().map(|r| r.len()).sum());
         let mut base = 0;
         for (r, &b) in runs.iter().zip(&bounds) {
-            self.read_into(d, r.clone(), b, base, &mut ip, &mut ix, &mut dx)?;
+            self.append_row_pointers(d, r.clone(), b, base, &mut ip)?;
+            self.read_values(d, b, base, &mut ix, &mut dx)?;
             base += (b.1 - b.0) as usize;
         }
         CsrMatrix::new(self.n_genes, ip, ix, dx)
+            .map_err(|e| cache_err(&self.parts[d].path, format!("{e} (damaged entry: delete it)")))
+    }
+}
+
+impl CacheReader {
+    /// Kept cells of dataset `d`, given as runs, as one validated block
+    /// whose non-zeros stay in read-only mappings of the entry's files
+    /// (one per run); row pointers go into `indptr` (= [0] on entry).
+    /// `None` if the system refused a mapping (nothing is lost: the caller
+    /// copies instead).
+    fn map_runs(
+        &mut self,
+        d: usize,
+        runs: &[Range<usize>],
+        indptr: &mut Vec<usize>,
+    ) -> Result<Option<CsrMatrix>, ReaderError> {
+        let mut shared: Vec<Arc<dyn SharedNonZeros>> = Vec::with_capacity(runs.len());
+        indptr.reserve(runs.iter().map(|r| r.len()).sum());
+        let mut base = 0;
+        for r in runs {
+            let (s, e) = self.run_pointers(d, r)?;
+            self.append_row_pointers(d, r.clone(), (s, e), base, indptr)?;
+            let nnz = (e - s) as usize;
+            if nnz > 0 {
+                let p = &self.parts[d];
+                match MappedRun::map(&p.indices, &p.data, s, nnz) {
+                    Ok(run) => shared.push(Arc::new(run)),
+                    Err(_) => return Ok(None),
+                }
+            }
+            base += nnz;
+        }
+        let ip = std::mem::take(indptr);
+        CsrMatrix::from_shared_runs(self.n_genes, ip, shared)
+            .map(Some)
             .map_err(|e| cache_err(&self.parts[d].path, format!("{e} (damaged entry: delete it)")))
     }
 }
@@ -576,10 +646,28 @@ mod tests {
             let mut spare = hit.read_runs(d, &runs_list[1]).unwrap();
             for runs in runs_list.iter().chain(runs_list.iter().rev()) {
                 let a = raw.read_runs(d, runs).unwrap();
-                assert_eq!(hit.read_runs(d, runs).unwrap(), a);
+                let mapped = hit.read_runs(d, runs).unwrap();
+                assert_eq!(mapped, a);
+                // Mapped, not copied: one shared run per non-empty run of cells.
+                let mut first = 0;
+                let mut non_empty = 0;
+                for r in runs {
+                    non_empty += usize::from(a.indptr()[first + r.len()] > a.indptr()[first]);
+                    first += r.len();
+                }
+                assert_eq!(mapped.runs().count(), non_empty, "runs {runs:?}");
+                assert_eq!(mapped.frobenius_sq().to_bits(), a.frobenius_sq().to_bits());
                 assert_eq!(built.read_runs(d, runs).unwrap(), a);
                 spare = hit.read_runs_reusing(d, runs, spare).unwrap();
                 assert_eq!(spare, a);
+                // The copying path (used where mapping fails) reads the same.
+                hit.set_zero_copy(false);
+                let copied = hit.read_runs(d, runs).unwrap();
+                assert_eq!(copied.runs().count(), 1);
+                assert_eq!(copied, a);
+                spare = hit.read_runs_reusing(d, runs, copied).unwrap();
+                assert_eq!(spare, a);
+                hit.set_zero_copy(true);
             }
         }
         // Other parameters: another key, a miss.

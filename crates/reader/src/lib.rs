@@ -71,6 +71,7 @@ mod h5;
 mod inspect;
 mod liger;
 mod loom;
+mod mapped;
 mod mtx;
 mod names;
 mod obs;

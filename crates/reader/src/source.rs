@@ -340,6 +340,14 @@ impl Hdf5Source {
         Ok(())
     }
 
+    /// Maps (`true`, the default) or copies the non-zeros of cached blocks.
+    #[cfg(test)]
+    pub(crate) fn set_zero_copy(&mut self, on: bool) {
+        if let Some(c) = &mut self.cache {
+            c.set_zero_copy(on);
+        }
+    }
+
     fn decode_runs(
         &mut self,
         dataset: usize,

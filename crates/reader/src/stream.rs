@@ -59,18 +59,21 @@ impl BlockPool {
     }
 
     /// Gives the blocks of `batches` back. Never blocks: blocks beyond the
-    /// pool's capacity are dropped.
+    /// pool's capacity are dropped. Blocks over memory-mapped runs keep
+    /// their mappings until a reader takes them back (so the unmapping
+    /// runs on the reader thread, not on the learner's).
     pub fn give_back(&self, batches: Vec<MiniBatch>) {
         for b in batches {
-            if self.give.try_send(b.x).is_err() {
+            if self.give.try_send(b.x.into_spare()).is_err() {
                 break;
             }
         }
     }
 
-    /// A spare block, if one is free.
+    /// A spare block, if one is free (shared runs released: see
+    /// [`CsrMatrix::into_spare`]).
     fn take(&self) -> Option<CsrMatrix> {
-        self.take.try_recv().ok()
+        self.take.try_recv().ok().map(CsrMatrix::into_spare)
     }
 }
 
@@ -104,6 +107,9 @@ where
                         Some(spare) => source.read_runs_reusing(dataset, &cells, spare)?,
                         None => source.read_runs(dataset, &cells)?,
                     };
+                    // ‖X‖² is kept in the block: computed here, it is
+                    // off the learner's critical path.
+                    x.frobenius_sq();
                     Ok(MiniBatch { dataset, cells, x })
                 })
                 .collect();
