@@ -160,6 +160,10 @@ struct CachedData {
     indptr: File,
     indices: File,
     data: File,
+    /// Non-zeros both the indices and the data file hold (their lengths
+    /// at open / 4): a run beyond this is refused before it is mapped
+    /// (reading a mapping past the end of a file kills the process).
+    nnz_in_files: u64,
     path: PathBuf,
 }
 
@@ -225,10 +229,18 @@ pub(crate) fn open_entry(dir: &Path, key: &str) -> Result<Option<CacheEntry>, Re
             ));
         }
         let open = |ext: &str| File::open(f(ext)).map_err(|e| cache_err(&f(ext), e));
+        let (indices, data) = (open("indices")?, open("data")?);
+        let len = |file: &File, ext: &str| {
+            file.metadata()
+                .map(|m| m.len())
+                .map_err(|e| cache_err(&f(ext), e))
+        };
+        let nnz_in_files = len(&indices, "indices")?.min(len(&data, "data")?) / 4;
         parts.push(CachedData {
             indptr: open("indptr")?,
-            indices: open("indices")?,
-            data: open("data")?,
+            indices,
+            data,
+            nnz_in_files,
             path: dir.to_path_buf(),
         });
         per_dataset.push((dropped, cols, scale));
@@ -528,6 +540,12 @@ impl CacheReader {
             let (s, e) = self.run_pointers(d, r)?;
             self.append_row_pointers(d, r.clone(), (s, e), base, indptr)?;
             let nnz = (e - s) as usize;
+            if e > self.parts[d].nnz_in_files {
+                return Err(cache_err(
+                    &self.parts[d].path,
+                    "row pointers point past the end of the data files (damaged entry: delete it)",
+                ));
+            }
             if nnz > 0 {
                 let p = &self.parts[d];
                 match MappedRun::map(&p.indices, &p.data, s, nnz) {
@@ -704,15 +722,26 @@ mod tests {
         ));
         // A damaged data file is an error, not a silent wrong answer.
         std::fs::rename(dir.path().join("meta.json"), entry.join("meta.json")).unwrap();
+        let indptr = std::fs::read(entry.join("0.indptr")).unwrap();
         std::fs::write(entry.join("0.indptr"), [0u8; 12]).unwrap();
-        match Hdf5Source::from_cache(open_all(&paths), &params, &root).unwrap() {
+        let read_all = |expect: &str| match Hdf5Source::from_cache(open_all(&paths), &params, &root).unwrap()
+        {
             CacheLookup::Hit(mut s, _) => {
                 let n = s.n_cells(0);
                 let e = s.read_cells(0, 0..n).unwrap_err();
                 assert!(matches!(e, ReaderError::Cache { .. }), "{e}");
+                assert!(e.to_string().contains(expect), "{e}");
             }
             CacheLookup::Miss(_) => panic!("the entry is complete"),
-        }
+        };
+        read_all("");
+        // Data files shorter than the row pointers say: an error before
+        // anything is mapped (reading a mapping past the end of its file
+        // would kill the process).
+        std::fs::write(entry.join("0.indptr"), indptr).unwrap();
+        let indices = std::fs::read(entry.join("0.indices")).unwrap();
+        std::fs::write(entry.join("0.indices"), &indices[..indices.len() / 2]).unwrap();
+        read_all("past the end of the data files");
         // A changed input changes the key.
         let key_before = cache_key(&open_all(&paths), &params).unwrap();
         let mut bytes = std::fs::read(&paths[0]).unwrap();
