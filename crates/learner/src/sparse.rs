@@ -70,11 +70,8 @@ fn check_rows<'a>(
     runs: impl Iterator<Item = (usize, &'a [u32])>,
 ) -> Result<(), LearnerError> {
     let bad = |msg: String| Err(LearnerError::InvalidSparse(msg));
-    for w in indptr.windows(2) {
-        if w[1] < w[0] {
-            let row = indptr.windows(2).position(|w| w[1] < w[0]).unwrap_or(0);
-            return bad(format!("indptr decreases at row {row}"));
-        }
+    if let Some(row) = indptr.windows(2).position(|w| w[1] < w[0]) {
+        return bad(format!("indptr decreases at row {row}"));
     }
     let mut row = 0;
     for (first, indices) in runs {

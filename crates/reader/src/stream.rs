@@ -59,9 +59,9 @@ impl BlockPool {
     }
 
     /// Gives the blocks of `batches` back. Never blocks: blocks beyond the
-    /// pool's capacity are dropped. Blocks over memory-mapped runs keep
-    /// their mappings until a reader takes them back (so the unmapping
-    /// runs on the reader thread, not on the learner's).
+    /// pool's capacity are dropped. Blocks over memory-mapped runs release
+    /// their mappings here ([`CsrMatrix::into_spare`]; keeping them until a
+    /// reader took them back was no faster and held more memory).
     pub fn give_back(&self, batches: Vec<MiniBatch>) {
         for b in batches {
             if self.give.try_send(b.x.into_spare()).is_err() {
@@ -70,10 +70,9 @@ impl BlockPool {
         }
     }
 
-    /// A spare block, if one is free (shared runs released: see
-    /// [`CsrMatrix::into_spare`]).
+    /// A spare block, if one is free.
     fn take(&self) -> Option<CsrMatrix> {
-        self.take.try_recv().ok().map(CsrMatrix::into_spare)
+        self.take.try_recv().ok()
     }
 }
 
