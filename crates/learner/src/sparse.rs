@@ -18,6 +18,41 @@ pub trait SharedNonZeros: Send + Sync + std::fmt::Debug {
     fn indices(&self) -> &[u32];
     /// Values of the run's non-zeros (as long as [`indices`](Self::indices)).
     fn data(&self) -> &[f32];
+    /// Whether these non-zeros, cut into rows by the same row pointers,
+    /// already passed the row checks of [`CsrMatrix::from_shared_runs`]
+    /// for the same number of columns, so they need not be checked again
+    /// (a reader of files that never change, remembering what it checked).
+    /// Skipping a check can never make a kernel read out of bounds (every
+    /// index is bounds-checked); it only trusts the earlier check.
+    /// Default `false`.
+    fn rows_checked(&self) -> bool {
+        false
+    }
+}
+
+/// ‖x‖² = Σ v² of one row's values, in f64, in eight interleaved partial
+/// sums (value p goes to sum p mod 8: independent chains that vectorize),
+/// combined as ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7)). A fixed order,
+/// so a reader that stores it per row (the cache) gives the same bits as
+/// [`CsrMatrix::frobenius_sq`].
+pub fn row_norm_sq(vals: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let mut chunks = vals.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += f64::from(v) * f64::from(v);
+        }
+    }
+    for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *l += f64::from(v) * f64::from(v);
+    }
+    let quads = [
+        lanes[0] + lanes[4],
+        lanes[1] + lanes[5],
+        lanes[2] + lanes[6],
+        lanes[3] + lanes[7],
+    ];
+    (quads[0] + quads[2]) + (quads[1] + quads[3])
 }
 
 /// Where a block's non-zeros live.
@@ -62,20 +97,25 @@ impl PartialEq for CsrMatrix {
 }
 
 /// Checks every row of `indptr` over the non-zeros given run by run
-/// (`runs` yields `(first non-zero, indices)`; run boundaries are row
-/// boundaries): strictly increasing columns, all `< n_cols`.
+/// (`runs` yields `(first non-zero, indices, already checked)`; run
+/// boundaries are row boundaries): strictly increasing columns, all
+/// `< n_cols`. Rows of runs already checked are skipped.
 fn check_rows<'a>(
     n_cols: usize,
     indptr: &[usize],
-    runs: impl Iterator<Item = (usize, &'a [u32])>,
+    runs: impl Iterator<Item = (usize, &'a [u32], bool)>,
 ) -> Result<(), LearnerError> {
     let bad = |msg: String| Err(LearnerError::InvalidSparse(msg));
     if let Some(row) = indptr.windows(2).position(|w| w[1] < w[0]) {
         return bad(format!("indptr decreases at row {row}"));
     }
     let mut row = 0;
-    for (first, indices) in runs {
+    for (first, indices, checked) in runs {
         let end = first + indices.len();
+        if checked {
+            row += indptr[row..].partition_point(|&p| p <= end).saturating_sub(1);
+            continue;
+        }
         while row + 1 < indptr.len() && indptr[row + 1] <= end {
             let cols = &indices[indptr[row] - first..indptr[row + 1] - first];
             // Fast check (strictly increasing, so only the last can be out of
@@ -123,7 +163,7 @@ impl CsrMatrix {
                 data.len()
             ));
         }
-        check_rows(n_cols, &indptr, std::iter::once((0, &indices[..])))?;
+        check_rows(n_cols, &indptr, std::iter::once((0, &indices[..], false)))?;
         Ok(Self {
             n_cols,
             indptr,
@@ -175,7 +215,9 @@ impl CsrMatrix {
         check_rows(
             n_cols,
             &indptr,
-            kept.iter().zip(&starts).map(|(run, &s)| (s, run.indices())),
+            kept.iter()
+                .zip(&starts)
+                .map(|(run, &s)| (s, run.indices(), run.rows_checked())),
         )?;
         Ok(Self {
             n_cols,
@@ -416,44 +458,37 @@ impl CsrMatrix {
         out
     }
 
-    /// ‖X‖² = Σ x², accumulated in f64 in eight interleaved partial sums
-    /// (non-zero p goes to sum p mod 8: independent chains that vectorize;
-    /// a fixed order, so reproducible and the same for owned and shared
-    /// storage). Computed once and kept, so a reader thread can compute it
-    /// ahead of the learner that needs it.
+    /// ‖X‖² = Σ_r ‖x_r‖², the rows' [`row_norm_sq`] added in row order (a
+    /// fixed order: reproducible, the same for owned and shared storage, and
+    /// the same as a reader's stored row norms, see
+    /// [`remember_row_norms_sq`](Self::remember_row_norms_sq)). Computed once
+    /// and kept, so a reader thread can compute it ahead of the learner that
+    /// needs it.
     pub fn frobenius_sq(&self) -> f64 {
         *self.norm_sq.get_or_init(|| self.compute_frobenius_sq())
     }
 
     fn compute_frobenius_sq(&self) -> f64 {
-        let mut lanes = [0.0f64; 8];
-        let mut pos = 0usize;
-        for (_, data) in self.runs() {
-            // Up to the next multiple of 8 one by one, then whole octets.
-            let head = ((8 - pos % 8) % 8).min(data.len());
-            for &v in &data[..head] {
-                lanes[pos % 8] += f64::from(v) * f64::from(v);
-                pos += 1;
-            }
-            let mut chunks = data[head..].chunks_exact(8);
-            for c in &mut chunks {
-                for (l, &v) in lanes.iter_mut().zip(c) {
-                    *l += f64::from(v) * f64::from(v);
-                }
-            }
-            pos += (data.len() - head) / 8 * 8;
-            for &v in chunks.remainder() {
-                lanes[pos % 8] += f64::from(v) * f64::from(v);
-                pos += 1;
-            }
-        }
-        let quads = [
-            lanes[0] + lanes[4],
-            lanes[1] + lanes[5],
-            lanes[2] + lanes[6],
-            lanes[3] + lanes[7],
-        ];
-        (quads[0] + quads[2]) + (quads[1] + quads[3])
+        self.rows(0..self.n_rows())
+            .fold(0.0, |total, (_, vals)| total + row_norm_sq(vals))
+    }
+
+    /// Keeps ‖X‖² = Σ_r `row_norms[r]` (added in row order) as the block's
+    /// [`frobenius_sq`](Self::frobenius_sq), from row norms a reader stored
+    /// when it wrote the rows (`row_norms[r]` = [`row_norm_sq`] of row r),
+    /// instead of a pass over every value. Same bits as computing it, if the
+    /// stored norms are right (checked in debug builds). Does nothing if
+    /// ‖X‖² is already known. Panics if `row_norms` is not one per row.
+    #[track_caller]
+    pub fn remember_row_norms_sq(&self, row_norms: &[f64]) {
+        assert_eq!(row_norms.len(), self.n_rows(), "one norm per row");
+        let total = row_norms.iter().fold(0.0, |t, &v| t + v);
+        debug_assert_eq!(
+            total.to_bits(),
+            self.compute_frobenius_sq().to_bits(),
+            "stored row norms disagree with the rows"
+        );
+        let _ = self.norm_sq.set(total);
     }
 
     /// Dense row-major copy (`n_rows × n_cols`), for tests and small references.
@@ -697,6 +732,102 @@ mod tests {
                 .contains("row 1: column indices")
         );
         assert!(err(vec![0, 2, 1, 2], vec![run(&[0, 1], &[1.0, 2.0])]).contains("decreases at row 1"));
+    }
+
+    /// A run that says its rows were checked before.
+    #[derive(Debug)]
+    struct CheckedRun(Vec<u32>, Vec<f32>);
+
+    impl SharedNonZeros for CheckedRun {
+        fn indices(&self) -> &[u32] {
+            &self.0
+        }
+        fn data(&self) -> &[f32] {
+            &self.1
+        }
+        fn rows_checked(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn runs_checked_before_are_trusted_and_the_rest_still_checked_at_the_right_rows() {
+        let run =
+            |ix: &[u32], dx: &[f32]| Arc::new(VecRun(ix.to_vec(), dx.to_vec())) as Arc<dyn SharedNonZeros>;
+        let trusted = |ix: &[u32], dx: &[f32]| {
+            Arc::new(CheckedRun(ix.to_vec(), dx.to_vec())) as Arc<dyn SharedNonZeros>
+        };
+        // Rows: 0 = [2], 1 = [] (empty, at the boundary), 2 = [0, 1], 3 = [], 4 = [1, 2].
+        let indptr = vec![0, 1, 1, 3, 3, 5];
+        let build = |runs| CsrMatrix::from_shared_runs(3, indptr.clone(), runs);
+        // A trusted run is not checked again (its bad column passes)...
+        let x = build(vec![
+            trusted(&[7], &[1.0]),
+            run(&[0, 1], &[1.0, 2.0]),
+            run(&[1, 2], &[3.0, 4.0]),
+        ])
+        .unwrap();
+        assert_eq!(x.row(0), (&[7u32][..], &[1.0f32][..]));
+        // ...and rows after it are still checked and named by their row.
+        let e = build(vec![
+            trusted(&[2], &[1.0]),
+            run(&[1, 0], &[1.0, 2.0]),
+            run(&[1, 2], &[3.0, 4.0]),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("row 2: column indices"), "{e}");
+        let e = build(vec![
+            trusted(&[2], &[1.0]),
+            trusted(&[0, 1], &[1.0, 2.0]),
+            run(&[1, 3], &[3.0, 4.0]),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("row 4: column 3"), "{e}");
+        let e = build(vec![
+            run(&[2], &[1.0]),
+            trusted(&[0, 1], &[1.0, 2.0]),
+            run(&[2, 2], &[3.0, 4.0]),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("row 4: column indices"), "{e}");
+        // Row boundaries and the row-pointer checks are never skipped.
+        let e =
+            CsrMatrix::from_shared_runs(3, vec![0, 2], vec![trusted(&[0], &[1.0]), trusted(&[1], &[1.0])]);
+        assert!(e.unwrap_err().to_string().contains("row boundary"));
+        let e = CsrMatrix::from_shared_runs(3, vec![0, 2, 1, 2], vec![trusted(&[0, 1], &[1.0, 2.0])]);
+        assert!(e.unwrap_err().to_string().contains("decreases at row 1"));
+    }
+
+    #[test]
+    fn the_norm_is_the_row_norms_added_in_row_order_and_can_be_remembered() {
+        let x = sample();
+        let rows: Vec<f64> = x.rows(0..x.n_rows()).map(|(_, v)| row_norm_sq(v)).collect();
+        let plain: f64 = x.data().iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        assert!((x.frobenius_sq() - plain).abs() <= 1e-12 * plain);
+        assert_eq!(
+            x.frobenius_sq().to_bits(),
+            rows.iter().fold(0.0, |t, v| t + v).to_bits()
+        );
+        // Remembered from stored row norms: the same bits, no pass needed.
+        let y = shared(&x, &[2]);
+        y.remember_row_norms_sq(&rows);
+        assert_eq!(y.frobenius_sq().to_bits(), x.frobenius_sq().to_bits());
+        // Once known, later calls change nothing.
+        y.remember_row_norms_sq(&rows);
+        assert_eq!(y.frobenius_sq().to_bits(), x.frobenius_sq().to_bits());
+        // A row of 8+ values uses all lanes: same as the plain sum on exact values.
+        let long: Vec<f32> = (0..19).map(|i| (i % 4) as f32 * 0.5).collect();
+        assert_eq!(
+            row_norm_sq(&long),
+            long.iter().map(|&v| f64::from(v * v)).sum::<f64>()
+        );
+        assert_eq!(row_norm_sq(&[]), 0.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "one norm per row")]
+    fn remembering_norms_of_the_wrong_length_panics() {
+        sample().remember_row_norms_sq(&[1.0]);
     }
 
     proptest::proptest! {

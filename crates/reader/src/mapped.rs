@@ -23,16 +23,26 @@ use memmap2::{Mmap, MmapOptions};
 pub(crate) struct MappedRun {
     indices: Mmap,
     data: Mmap,
+    /// The reader checked these rows before (in an earlier block).
+    checked: bool,
 }
 
 impl MappedRun {
     /// Maps non-zeros `first..first + len` (4-byte little-endian entries)
-    /// of the two files. `len` must be at least 1.
-    pub(crate) fn map(indices: &File, data: &File, first: u64, len: usize) -> io::Result<Self> {
+    /// of the two files. `len` must be at least 1. `checked`: these rows
+    /// passed the block checks before (see `SharedNonZeros::rows_checked`).
+    pub(crate) fn map(
+        indices: &File,
+        data: &File,
+        first: u64,
+        len: usize,
+        checked: bool,
+    ) -> io::Result<Self> {
         debug_assert!(len > 0, "an empty run has nothing to map");
         Ok(Self {
             indices: map_range(indices, first * 4, len * 4)?,
             data: map_range(data, first * 4, len * 4)?,
+            checked,
         })
     }
 }
@@ -69,5 +79,9 @@ impl SharedNonZeros for MappedRun {
 
     fn data(&self) -> &[f32] {
         bytemuck::cast_slice(&self.data[..])
+    }
+
+    fn rows_checked(&self) -> bool {
+        self.checked
     }
 }

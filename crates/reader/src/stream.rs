@@ -106,8 +106,9 @@ where
                         Some(spare) => source.read_runs_reusing(dataset, &cells, spare)?,
                         None => source.read_runs(dataset, &cells)?,
                     };
-                    // ‖X‖² is kept in the block: computed here, it is
-                    // off the learner's critical path.
+                    // ‖X‖² is kept in the block: known from the cache's
+                    // stored cell norms, or computed here, off the
+                    // learner's critical path.
                     x.frobenius_sq();
                     Ok(MiniBatch { dataset, cells, x })
                 })
