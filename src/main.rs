@@ -349,7 +349,7 @@ fn report(summary: &inmf_driver::RunSummary, json: bool, quiet: bool) {
 }
 
 fn summary_json(s: &inmf_driver::RunSummary) -> serde_json::Value {
-    let [pre, epochs, fin] = s.seconds;
+    let [pre, epochs, final_h, write] = s.seconds;
     serde_json::json!({
         "cells": s.datasets.iter().map(|d| d.2).sum::<usize>(),
         "datasets": s.datasets.len(),
@@ -363,7 +363,7 @@ fn summary_json(s: &inmf_driver::RunSummary) -> serde_json::Value {
         "epoch_objective": s.epoch_objective,
         "epoch_seconds": s.epoch_seconds,
         "final_objective": {"total": s.final_objective.total(), "residual": s.final_objective.residual, "penalty": s.final_objective.penalty},
-        "seconds": {"preprocess": pre, "epochs": epochs, "final_h_and_write": fin, "total": pre + epochs + fin},
+        "seconds": {"preprocess": pre, "epochs": epochs, "final_h": final_h, "write": write, "final_h_and_write": final_h + write, "total": pre + epochs + final_h + write},
         "peak_rss_mb": s.peak_rss_bytes.map(|b| b as f64 / 1048576.0),
         "outputs": s.outputs,
         "bound": s.bound.map(|b| serde_json::json!({

@@ -96,8 +96,11 @@ pub struct RunSummary {
     pub epoch_seconds: Vec<f64>,
     /// Objective of all cells after the final H pass.
     pub final_objective: ObjectiveParts,
-    /// Seconds: preprocessing, epochs, final H pass + writing.
-    pub seconds: [f64; 3],
+    /// Seconds: preprocessing, epochs, final H pass (reading, solving and
+    /// objective of every cell; H blocks are written by a writer thread
+    /// meanwhile), writing (creating result.h5ad, the model, and completing
+    /// both).
+    pub seconds: [f64; 4],
     /// Output files.
     pub outputs: Vec<PathBuf>,
     /// Peak resident memory of the process (VmHWM), where the OS reports it.
@@ -161,11 +164,11 @@ impl fmt::Display for RunSummary {
             o.penalty,
             o.total() / cells.max(1) as f64
         )?;
-        let [p, e, h] = self.seconds;
+        let [p, e, h, w] = self.seconds;
         writeln!(
             f,
-            "  time: preprocess {p:.2} s, epochs {e:.2} s, final H + write {h:.2} s, total {:.2} s",
-            p + e + h
+            "  time: preprocess {p:.2} s, epochs {e:.2} s, final H {h:.2} s, write {w:.2} s, total {:.2} s",
+            p + e + h + w
         )?;
         if let Some(b) = self.peak_rss_bytes {
             writeln!(f, "  peak memory (RSS): {:.1} MB", b as f64 / 1048576.0)?;
@@ -410,7 +413,7 @@ pub(crate) fn write_phase_outputs(
     checkpoint: CheckpointSpec,
     o: PhaseOutputs<'_>,
 ) -> Result<RunSummary, DriverError> {
-    let t2 = Instant::now();
+    let t_create = Instant::now();
     create_dir(o.out_dir)?;
     let model_path = o.out_dir.join("model.h5");
     let result_path = o.out_dir.join("result.h5ad");
@@ -429,6 +432,8 @@ pub(crate) fn write_phase_outputs(
         epoch_objective: &state.epoch_objective,
     };
     let mut writer = ResultWriter::create(&result_path, &source, content, false)?;
+    let t_pass = Instant::now();
+    let mut t_write = (t_pass - t_create).as_secs_f64();
     let datasets: Vec<(String, usize, usize)> = (0..source.n_datasets())
         .map(|d| (names[d].clone(), source.cell_map(d).n_total(), source.n_cells(d)))
         .collect();
@@ -444,6 +449,8 @@ pub(crate) fn write_phase_outputs(
         o.pool,
         o.quiet,
     )?;
+    let t_final_h = t_pass.elapsed().as_secs_f64();
+    let t_finish = Instant::now();
     let saved = SavedModel {
         model,
         iterations: checkpoint.template.iterations + state.iterations,
@@ -455,6 +462,7 @@ pub(crate) fn write_phase_outputs(
     writer.finish(pass.objective, pass.zero_cells)?;
     model_tmp.commit()?;
     let _ = std::fs::remove_file(&checkpoint.path);
+    t_write += t_finish.elapsed().as_secs_f64();
     let [t_pre, t_learn] = o.seconds;
     Ok(RunSummary {
         datasets,
@@ -467,7 +475,7 @@ pub(crate) fn write_phase_outputs(
         epoch_objective: state.epoch_objective,
         epoch_seconds: state.epoch_seconds,
         final_objective: pass.objective,
-        seconds: [t_pre, t_learn, t2.elapsed().as_secs_f64()],
+        seconds: [t_pre, t_learn, t_final_h, t_write],
         outputs: vec![model_path, result_path],
         peak_rss_bytes: peak_rss_bytes(),
         bound: None,
