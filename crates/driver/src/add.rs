@@ -158,7 +158,7 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
         params.seed,
     )?;
     let new_meta = model_datasets(&source, &inputs)?.split_off(first_new);
-    let cache_line = finish_cache(&mut source, cache)?;
+    let cache_line = finish_cache(&mut source, cache, &req.config.runtime)?;
     if !req.quiet {
         eprintln!("{cache_line}");
     }

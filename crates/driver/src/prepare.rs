@@ -143,8 +143,14 @@ pub fn open_and_preprocess(
 }
 
 /// Builds the cache entry if [`open_and_preprocess`] asked for it; the
-/// source then serves from it. Returns the log line.
-pub fn finish_cache(source: &mut Hdf5Source, cache: CacheUse) -> Result<String, DriverError> {
+/// source then serves from it, kept mapped whole if its non-zeros take at
+/// most `rt.keep_mapped_mb` MiB. Returns the log line.
+pub fn finish_cache(
+    source: &mut Hdf5Source,
+    cache: CacheUse,
+    rt: &RuntimeConfig,
+) -> Result<String, DriverError> {
+    source.keep_cache_mapped_up_to(rt.keep_mapped_mb.saturating_mul(1 << 20));
     match cache {
         CacheUse::ToBuild(root, params) => {
             let t = std::time::Instant::now();

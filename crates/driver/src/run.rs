@@ -339,7 +339,7 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     };
     let plan = plan_all(&source, params).map_err(|e| with_names(e.into(), &names))?;
     let t_cache = Instant::now();
-    let cache_line = finish_cache(&mut source, cache)?;
+    let cache_line = finish_cache(&mut source, cache, &req.config.runtime)?;
     if !req.quiet {
         eprintln!("{cache_line}");
     }

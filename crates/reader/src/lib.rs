@@ -93,7 +93,7 @@ mod tests;
 #[cfg(test)]
 mod tests_inputs;
 
-pub use cache::CACHE_FORMAT_VERSION;
+pub use cache::{CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES};
 pub use cellmap::CellMap;
 pub use dataset::{open, Dataset, Format, MatrixLocation, OpenOptions};
 pub use error::ReaderError;

@@ -8,21 +8,37 @@
 //! of all CPU time of a 50k-cell run and about a sixth of a 1M-cell epoch,
 //! on the same cores as the numerics. A mapping costs a system call and
 //! the page-table entries (filled at once, `MAP_POPULATE`, on the reader
-//! thread); the pages are the page cache's own. Mappings live as long as
-//! their block: memory stays bounded by the blocks in flight, as before.
+//! thread); the pages are the page cache's own.
+//!
+//! Two lifetimes, chosen per entry by the reader:
+//! - one mapping per run, living as long as its block: memory stays
+//!   bounded by the blocks in flight at any entry size, but every epoch
+//!   fills and tears down the page tables of the whole entry again (about
+//!   0.6 µs per 4 KiB page here, map and unmap, on the reader and the
+//!   learner thread: 20–25 % of a 50k-cell epoch);
+//! - the entry's files mapped whole, once ([`MappedFiles`]), runs being
+//!   views into them: page tables are filled once per run of the program,
+//!   but the mapped pages count in the resident set for the rest of it
+//!   (they are the page cache's, clean, and reclaimable), so the reader
+//!   does this only for entries below a size limit.
 
 use std::fs::File;
 use std::io;
+use std::sync::Arc;
 
 use inmf_learner::SharedNonZeros;
 use memmap2::{Mmap, MmapOptions};
 
 /// Column indices and values of `len` consecutive non-zeros of a cache
-/// entry, mapped read-only from its `indices` and `data` files.
+/// entry, read-only views of its `indices` and `data` files: either a
+/// mapping of just this run or a window of the whole files' mappings.
 #[derive(Debug)]
 pub(crate) struct MappedRun {
-    indices: Mmap,
-    data: Mmap,
+    indices: Arc<Mmap>,
+    data: Arc<Mmap>,
+    /// First non-zero of the run within the two mappings.
+    first: usize,
+    len: usize,
     /// The reader checked these rows before (in an earlier block).
     checked: bool,
 }
@@ -40,9 +56,47 @@ impl MappedRun {
     ) -> io::Result<Self> {
         debug_assert!(len > 0, "an empty run has nothing to map");
         Ok(Self {
-            indices: map_range(indices, first * 4, len * 4)?,
-            data: map_range(data, first * 4, len * 4)?,
+            indices: Arc::new(map_range(indices, first * 4, len * 4)?),
+            data: Arc::new(map_range(data, first * 4, len * 4)?),
+            first: 0,
+            len,
             checked,
+        })
+    }
+
+    /// Non-zeros `first..first + len` of files mapped whole. Panics if the
+    /// run does not lie within them (callers check row pointers against
+    /// the files' lengths first).
+    #[track_caller]
+    pub(crate) fn within(files: &MappedFiles, first: usize, len: usize, checked: bool) -> Self {
+        assert!(first + len <= files.nnz, "run beyond the mapped files");
+        Self {
+            indices: Arc::clone(&files.indices),
+            data: Arc::clone(&files.data),
+            first,
+            len,
+            checked,
+        }
+    }
+}
+
+/// The `indices` and `data` files of one dataset of an entry, mapped whole
+/// (their first `nnz` entries), shared by every run read from them.
+#[derive(Debug, Clone)]
+pub(crate) struct MappedFiles {
+    indices: Arc<Mmap>,
+    data: Arc<Mmap>,
+    nnz: usize,
+}
+
+impl MappedFiles {
+    /// Maps the first `nnz` (at least 1) entries of both files.
+    pub(crate) fn map(indices: &File, data: &File, nnz: usize) -> io::Result<Self> {
+        debug_assert!(nnz > 0, "nothing to map");
+        Ok(Self {
+            indices: Arc::new(map_range(indices, 0, nnz * 4)?),
+            data: Arc::new(map_range(data, 0, nnz * 4)?),
+            nnz,
         })
     }
 }
@@ -71,14 +125,14 @@ fn map_range(file: &File, offset: u64, len: usize) -> io::Result<Mmap> {
 
 impl SharedNonZeros for MappedRun {
     fn indices(&self) -> &[u32] {
-        // The mapping starts at a multiple of 4 bytes past a page boundary,
+        // A mapping starts at a multiple of 4 bytes past a page boundary,
         // so the cast is aligned; the entry is little-endian (the caller
         // maps only on little-endian targets).
-        bytemuck::cast_slice(&self.indices[..])
+        &bytemuck::cast_slice(&self.indices[..])[self.first..self.first + self.len]
     }
 
     fn data(&self) -> &[f32] {
-        bytemuck::cast_slice(&self.data[..])
+        &bytemuck::cast_slice(&self.data[..])[self.first..self.first + self.len]
     }
 
     fn rows_checked(&self) -> bool {

@@ -10,6 +10,7 @@ use inmf_learner::{CellSource, CsrMatrix};
 
 use crate::cache::{
     build_entry, cache_key, cache_key_of, open_entry, CacheMeta, CacheReader, CACHE_FORMAT_VERSION,
+    DEFAULT_KEEP_MAPPED_BYTES,
 };
 use crate::cellmap::CellMap;
 use crate::dataset::{Dataset, RawBlock};
@@ -61,6 +62,8 @@ pub struct Hdf5Source {
     /// When set, preprocessed blocks are read from this cache entry
     /// instead of being decoded from the inputs.
     cache: Option<CacheReader>,
+    /// Cache entries up to this many bytes of non-zeros stay mapped whole.
+    keep_mapped: u64,
 }
 
 /// The outcome of [`Hdf5Source::from_cache`].
@@ -150,7 +153,9 @@ impl Hdf5Source {
             path: built.clone(),
             message: "the entry just built cannot be opened".into(),
         })?;
-        self.cache = Some(entry.reader);
+        let mut reader = entry.reader;
+        reader.set_keep_mapped_limit(self.keep_mapped);
+        self.cache = Some(reader);
         Ok(built)
     }
 
@@ -201,6 +206,7 @@ impl Hdf5Source {
             names,
             report,
             cache: None,
+            keep_mapped: DEFAULT_KEEP_MAPPED_BYTES,
         }
     }
 
@@ -338,6 +344,26 @@ impl Hdf5Source {
         }
         debug_assert_eq!(out.indptr.len() - rows_before, cells.len());
         Ok(())
+    }
+
+    /// Keeps a cache entry whose non-zeros (column indices and values)
+    /// take at most `bytes` mapped whole for the life of this source, so
+    /// epochs after the first read it without filling page tables again;
+    /// larger entries (and all with 0) are mapped one block at a time, so
+    /// the resident set stays flat at any size. Mapped pages are the page
+    /// cache's (clean, shared, reclaimable) but count in the resident set.
+    /// Default [`DEFAULT_KEEP_MAPPED_BYTES`].
+    pub fn keep_cache_mapped_up_to(&mut self, bytes: u64) {
+        self.keep_mapped = bytes;
+        if let Some(c) = &mut self.cache {
+            c.set_keep_mapped_limit(bytes);
+        }
+    }
+
+    /// Whether blocks are views of a cache entry mapped whole
+    /// ([`keep_cache_mapped_up_to`](Self::keep_cache_mapped_up_to)).
+    pub fn cache_kept_mapped(&self) -> bool {
+        self.cache.as_ref().is_some_and(CacheReader::keeps_mapped)
     }
 
     /// Maps (`true`, the default) or copies the non-zeros of cached blocks.
