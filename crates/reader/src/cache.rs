@@ -13,9 +13,11 @@
 //! <i>.dropped      u64 LE, file rows of dropped (all-zero) cells
 //! <i>.cols         i64 LE, file column of each model gene (−1: absent, reads as zero)
 //! ```
-//! Reads are positioned reads (`pread`) of the row pointers, then one read
-//! each of the run's indices and values: no library lock, no decoding
-//! beyond little-endian conversion. The stored cell norms give a block's
+//! Reads are positioned reads (`pread`) of the row pointers and cell norms;
+//! the run's indices and values are memory-mapped, not copied (`mapped.rs`:
+//! the whole files once for entries up to a size limit, else run by run;
+//! copied with `pread` where mapping fails or on big-endian targets): no
+//! library lock, no decoding. The stored cell norms give a block's
 //! ‖X‖² (for the objective) without a pass over its values, and a reader
 //! checks the rows of each cell once, not in every epoch (entry files
 //! never change). Uncompressed on purpose: measured here,
