@@ -163,6 +163,47 @@ fn r2_same_seed_is_bit_identical_with_one_or_two_threads() {
     assert_ne!(w_of(&one), w_of(&other));
 }
 
+/// Decoding the inputs every epoch, reading a cache entry mapped whole, and
+/// reading it mapped mini-batch by mini-batch give the same bits.
+#[test]
+fn r2_cache_reads_are_bit_identical_whether_kept_mapped_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = simulate(
+        &dir.path().join("data"),
+        &[
+            "--datasets",
+            "2",
+            "--cells",
+            "600",
+            "--genes",
+            "150",
+            "--cell-types",
+            "3",
+        ],
+    );
+    let args = ["--k", "4", "--batch-size", "300", "--epochs", "2", "--quiet"];
+    let per_block = dir.path().join("per-block.toml");
+    std::fs::write(&per_block, "[runtime]\nkeep_mapped_mb = 0\n").unwrap();
+    let outs = ["decoded", "whole", "per-block"].map(|n| dir.path().join(n));
+    let cache = dir.path().join("cache");
+    let cache_args = ["--cache", cache.to_str().unwrap()];
+    let runs = [
+        run(&inputs, &outs[0], &[&args[..], &["--no-cache"]].concat()),
+        run(&inputs, &outs[1], &[&args[..], &cache_args].concat()),
+        run(
+            &inputs,
+            &outs[2],
+            &[&args[..], &cache_args, &["--config", per_block.to_str().unwrap()]].concat(),
+        ),
+    ];
+    for (out, s) in outs.iter().zip(&runs).skip(1) {
+        assert_eq!(w_of(out), w_of(&outs[0]), "{}", out.display());
+        assert_eq!(h_of(out), h_of(&outs[0]), "{}", out.display());
+        assert_eq!(s["final_objective"], runs[0]["final_objective"]);
+        assert_eq!(s["epoch_objective"], runs[0]["epoch_objective"]);
+    }
+}
+
 #[test]
 fn r2_reads_10x_inputs_like_h5ad() {
     let dir = tempfile::tempdir().unwrap();
