@@ -155,11 +155,30 @@ pub fn finish_cache(
         CacheUse::ToBuild(root, params) => {
             let t = std::time::Instant::now();
             let dir = source.build_cache(&params, &root)?;
-            Ok(format!(
+            let mut line = format!(
                 "preprocessed cache: built {} in {:.2} s",
                 dir.display(),
                 t.elapsed().as_secs_f64()
-            ))
+            );
+            let stale = inmf_reader::stale_cache_entries(&root);
+            if !stale.is_empty() {
+                let bytes: u64 = stale.iter().map(|s| s.1).sum();
+                line += &format!(
+                    "\n  {} entr{} of an older cache format ({:.1} MB) in {} will not be read again \
+                     by this version; delete {} to free the space: {}",
+                    stale.len(),
+                    if stale.len() == 1 { "y" } else { "ies" },
+                    bytes as f64 / 1e6,
+                    root.display(),
+                    if stale.len() == 1 { "it" } else { "them" },
+                    stale
+                        .iter()
+                        .map(|s| s.0.file_name().unwrap_or_default().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(line)
         }
         other => Ok(other.describe()),
     }

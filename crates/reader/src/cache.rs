@@ -299,6 +299,38 @@ pub(crate) fn open_entry(dir: &Path, key: &str) -> Result<Option<CacheEntry>, Re
     }))
 }
 
+/// Complete entries under `root` written by another cache format version
+/// (so never read by this one), with their sizes in bytes, sorted by path.
+/// Entries that cannot be read are skipped: this is advice, not a check.
+pub fn stale_entries(root: &Path) -> Vec<(PathBuf, u64)> {
+    let Ok(dirs) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut stale: Vec<(PathBuf, u64)> = dirs
+        .filter_map(|d| d.ok().map(|d| d.path()))
+        .filter(|dir| {
+            std::fs::read_to_string(dir.join("meta.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|m| m.get("version").and_then(serde_json::Value::as_u64))
+                .is_some_and(|v| v != u64::from(CACHE_FORMAT_VERSION))
+        })
+        .map(|dir| {
+            let bytes = std::fs::read_dir(&dir)
+                .map(|files| {
+                    files
+                        .filter_map(|f| f.ok()?.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            (dir, bytes)
+        })
+        .collect();
+    stale.sort();
+    stale
+}
+
 /// Builds the entry `root/<key>` by reading every kept cell of `source`
 /// (through its raw path), then renames it into place.
 pub(crate) fn build_entry<S>(
@@ -725,7 +757,7 @@ mod tests {
 
     use inmf_learner::CellSource;
 
-    use super::cache_key;
+    use super::{cache_key, stale_entries};
     use crate::fixtures::*;
     use crate::*;
 
@@ -906,6 +938,34 @@ mod tests {
             }
             assert_eq!(overlapping, raw.read_runs(1, &one_run).unwrap());
         }
+    }
+
+    #[test]
+    fn entries_of_other_format_versions_are_listed_as_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert!(stale_entries(&root.join("absent")).is_empty());
+        let entry = |name: &str, version: u32, payload: usize| {
+            let d = root.join(name);
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(
+                d.join("meta.json"),
+                format!("{{\"version\": {version}, \"key\": \"{name}\"}}"),
+            )
+            .unwrap();
+            std::fs::write(d.join("0.data"), vec![0u8; payload]).unwrap();
+            d
+        };
+        let old = entry("old", CACHE_FORMAT_VERSION - 1, 1000);
+        entry("current", CACHE_FORMAT_VERSION, 1000);
+        std::fs::create_dir(root.join("no-meta")).unwrap();
+        let garbled = entry("garbled", 0, 10);
+        std::fs::write(garbled.join("meta.json"), "not json").unwrap();
+        let stale = stale_entries(root);
+        assert_eq!(stale.len(), 1, "{stale:?}");
+        assert_eq!(stale[0].0, old);
+        let meta_len = std::fs::metadata(old.join("meta.json")).unwrap().len();
+        assert_eq!(stale[0].1, 1000 + meta_len);
     }
 
     #[test]

@@ -93,7 +93,7 @@ mod tests;
 #[cfg(test)]
 mod tests_inputs;
 
-pub use cache::{CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES};
+pub use cache::{stale_entries as stale_cache_entries, CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES};
 pub use cellmap::CellMap;
 pub use dataset::{open, Dataset, Format, MatrixLocation, OpenOptions};
 pub use error::ReaderError;
