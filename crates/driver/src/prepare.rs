@@ -151,6 +151,19 @@ pub fn finish_cache(
     rt: &RuntimeConfig,
 ) -> Result<String, DriverError> {
     source.keep_cache_mapped_up_to(rt.keep_mapped_mb.saturating_mul(1 << 20));
+    let mut line = finish_cache_line(source, cache)?;
+    if let (true, Some(bytes)) = (source.cache_kept_mapped(), source.cache_nonzero_bytes()) {
+        line += &format!(
+            "\n  its {:.1} MB of non-zeros stay memory-mapped for the run (page cache, counted in the \
+             resident set; runtime.keep_mapped_mb = {} sets the limit)",
+            bytes as f64 / 1e6,
+            rt.keep_mapped_mb
+        );
+    }
+    Ok(line)
+}
+
+fn finish_cache_line(source: &mut Hdf5Source, cache: CacheUse) -> Result<String, DriverError> {
     match cache {
         CacheUse::ToBuild(root, params) => {
             let t = std::time::Instant::now();

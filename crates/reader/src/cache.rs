@@ -476,8 +476,13 @@ impl CacheReader {
 
     /// Whether runs are views of whole-file mappings.
     pub(crate) fn keeps_mapped(&self) -> bool {
-        let bytes: u64 = self.parts.iter().map(|p| p.nnz_in_files * 8).sum();
+        let bytes = self.nonzero_bytes();
         bytes > 0 && bytes <= self.keep_mapped_limit
+    }
+
+    /// Bytes of the entry's non-zeros (column indices and values).
+    pub(crate) fn nonzero_bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.nnz_in_files * 8).sum()
     }
 
     /// Number of genes.

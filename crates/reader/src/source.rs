@@ -366,6 +366,12 @@ impl Hdf5Source {
         self.cache.as_ref().is_some_and(CacheReader::keeps_mapped)
     }
 
+    /// Bytes of the non-zeros (column indices and values) of the cache
+    /// entry this source reads, if it reads one.
+    pub fn cache_nonzero_bytes(&self) -> Option<u64> {
+        self.cache.as_ref().map(CacheReader::nonzero_bytes)
+    }
+
     /// Maps (`true`, the default) or copies the non-zeros of cached blocks.
     #[cfg(test)]
     pub(crate) fn set_zero_copy(&mut self, on: bool) {
