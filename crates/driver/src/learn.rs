@@ -110,14 +110,17 @@ pub(crate) fn learn(
         for mb in &mut batches {
             mb.dataset += settings.id_offset;
         }
-        let rep = match state.model.step(info, &batches, settings.hals_sweeps) {
+        let pool = &settings.pool;
+        let rep = match state
+            .model
+            .step_releasing(info, batches, settings.hals_sweeps, |b| pool.give_back(b))
+        {
             Ok(r) => r,
             Err(e) => {
                 outcome = Err(e.into());
                 break;
             }
         };
-        settings.pool.give_back(batches);
         state.iterations += 1;
         epoch_sum += rep.objective.total();
         epoch_cells += rep.cells;

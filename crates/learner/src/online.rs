@@ -213,11 +213,60 @@ impl OnlineInmf {
         self.step_with(info, batches, hals_sweeps, F32_PRODUCTS)
     }
 
+    /// [`step`](Self::step) that hands the mini-batches to `release` as
+    /// soon as steps 1–2 no longer need them, while step 3 (HALS, which
+    /// reads only the statistics) runs: releasing a block can take time
+    /// (unmapping its pages), and it then overlaps with HALS instead of
+    /// following it. Same arithmetic as `step`. On an error the batches are
+    /// released before it is returned.
+    pub fn step_releasing<F>(
+        &mut self,
+        info: IterationInfo,
+        batches: Vec<MiniBatch>,
+        hals_sweeps: usize,
+        release: F,
+    ) -> Result<StepReport, LearnerError>
+    where
+        F: FnOnce(Vec<MiniBatch>) + Send,
+    {
+        let report = match self.solve_and_accumulate(info, &batches, F32_PRODUCTS) {
+            Ok(r) => r,
+            Err(e) => {
+                release(batches);
+                return Err(e);
+            }
+        };
+        rayon::join(
+            || {
+                for _ in 0..hals_sweeps {
+                    self.hals_sweep();
+                }
+            },
+            move || release(batches),
+        );
+        Ok(report)
+    }
+
     fn step_with(
         &mut self,
         info: IterationInfo,
         batches: &[MiniBatch],
         hals_sweeps: usize,
+        products: Products,
+    ) -> Result<StepReport, LearnerError> {
+        let report = self.solve_and_accumulate(info, batches, products)?;
+        for _ in 0..hals_sweeps {
+            self.hals_sweep();
+        }
+        Ok(report)
+    }
+
+    /// Steps 1–2 of an iteration: checks the batches, solves every H,
+    /// updates every learned dataset's statistics.
+    fn solve_and_accumulate(
+        &mut self,
+        info: IterationInfo,
+        batches: &[MiniBatch],
         products: Products,
     ) -> Result<StepReport, LearnerError> {
         let mut report = StepReport::default();
@@ -287,9 +336,6 @@ impl OnlineInmf {
             .collect();
         work.into_par_iter()
             .for_each(|(mb, st, h, hth)| update_statistics(st, info, &mb.x, h.view(), hth.view(), products));
-        for _ in 0..hals_sweeps {
-            self.hals_sweep();
-        }
         Ok(report)
     }
 
@@ -423,6 +469,60 @@ mod tests {
         project,
         accumulate: accumulate_xt_h,
     };
+
+    #[test]
+    fn releasing_the_batches_during_hals_changes_no_bit_and_releases_once() {
+        let (genes, k, cells) = (120, 6, 400);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let w = planted_w(genes, k, &mut rng);
+        let vs: Vec<_> = (0..2).map(|_| planted_w(genes, k, &mut rng) * 0.2).collect();
+        let mut plain = OnlineInmf::new(w, vs, 5.0).unwrap();
+        let mut releasing = plain.clone();
+        let data: Vec<CsrMatrix> = (0..2)
+            .map(|_| random_sparse(cells, genes, 0.2, &mut rng))
+            .collect();
+        let batches_at = |lo: usize| -> Vec<MiniBatch> {
+            data.iter()
+                .enumerate()
+                .map(|(d, x)| MiniBatch {
+                    dataset: d,
+                    cells: std::iter::once(lo..lo + 100).collect(),
+                    x: x.slice_rows(lo..lo + 100),
+                })
+                .collect()
+        };
+        let released = std::sync::Mutex::new(Vec::new());
+        for t in 1..=6 {
+            let info = IterationInfo {
+                t,
+                epoch: t / 4,
+                new_epoch: t % 4 == 0,
+            };
+            let lo = (t - 1) % 4 * 100;
+            let a = plain.step(info, &batches_at(lo), 2).unwrap();
+            let b = releasing
+                .step_releasing(info, batches_at(lo), 2, |b| {
+                    released.lock().unwrap().push(b.len())
+                })
+                .unwrap();
+            assert_eq!(a, b);
+            assert_eq!(plain, releasing, "iteration {t}");
+        }
+        assert_eq!(*released.lock().unwrap(), vec![2; 6]);
+        // A refused iteration still hands its batches back.
+        let mut bad = batches_at(0);
+        bad[1].dataset = 0;
+        let info = IterationInfo {
+            t: 7,
+            epoch: 1,
+            new_epoch: false,
+        };
+        let e = releasing
+            .step_releasing(info, bad, 1, |b| released.lock().unwrap().push(b.len()))
+            .unwrap_err();
+        assert!(e.to_string().contains("two mini-batches"), "{e}");
+        assert_eq!(released.lock().unwrap().len(), 7);
+    }
 
     #[test]
     fn f32_products_move_the_online_objective_by_less_than_1e_5() {
