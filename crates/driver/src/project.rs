@@ -132,10 +132,11 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
     let genes_missing = source.report().datasets.iter().map(|d| d.genes_missing).collect();
     let genes = source.n_genes();
     let rt = &req.config.runtime;
+    let solver = model.projection_solver()?;
     let pass = solve_and_write(
         source,
         &mut writer,
-        |_, x| model.project_h(x),
+        |_, x| solver.solve(x),
         rt.final_block,
         rt.read_ahead,
         &BlockPool::for_reader(1, rt.read_ahead),

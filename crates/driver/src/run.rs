@@ -439,11 +439,15 @@ pub(crate) fn write_phase_outputs(
         .collect();
     let genes = source.n_genes();
     let rt = o.runtime;
-    let ids = &o.model_ids;
+    let solvers = o
+        .model_ids
+        .iter()
+        .map(|&id| model.h_solver(id))
+        .collect::<Result<Vec<_>, _>>()?;
     let pass = solve_and_write(
         source,
         &mut writer,
-        |d, x| model.solve_h(ids[d], x),
+        |d, x| solvers[d].solve(x),
         rt.final_block,
         rt.read_ahead,
         o.pool,

@@ -181,6 +181,14 @@ avx2_dispatch! {
     }
 }
 
+/// Rows `first..first + out.len() / k` of R = X·M into `out` (rows × k),
+/// M row-major genes × k; the same per-row arithmetic as [`project`].
+pub(crate) fn project_block(x: &CsrMatrix, ms: &[f64], k: usize, first: usize, out: &mut [f64]) {
+    if k > 0 {
+        dispatch_k!(k, project_rows(x, ms, k, first, out));
+    }
+}
+
 /// Panics unless `x` (n × m) and `m` (m × K) fit R = X·M.
 #[track_caller]
 pub(crate) fn check_project_shapes(x: &CsrMatrix, m: ArrayView2<f64>) {
@@ -209,7 +217,7 @@ pub fn project_into(x: &CsrMatrix, m: ArrayView2<f64>, mut out: ArrayViewMut2<f6
         .par_chunks_mut(CELL_BLOCK * k)
         .enumerate()
         .for_each(|(blk, chunk)| {
-            dispatch_k!(k, project_rows(x, ms, k, blk * CELL_BLOCK, chunk));
+            project_block(x, ms, k, blk * CELL_BLOCK, chunk);
         });
 }
 
@@ -305,11 +313,20 @@ impl<T: Lane> PartialPool<T> {
             .collect()
     }
 
-    /// Returns buffers to the pool (at most a few calls' worth are kept).
+    /// `count` buffers from the pool when it has them, of any length and
+    /// contents (the caller sizes and zeroes them where it fills them).
+    pub(crate) fn take_any(&self, count: usize) -> Vec<Vec<T>> {
+        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (0..count).map(|_| pool.pop().unwrap_or_default()).collect()
+    }
+
+    /// Returns buffers to the pool (it keeps at most the larger of a few
+    /// small calls' worth and this call's).
     pub(crate) fn give_back(&self, bufs: Vec<Vec<T>>) {
         let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let keep = (4 * B_CHUNKS).max(bufs.len());
         for b in bufs {
-            if pool.len() < 4 * B_CHUNKS {
+            if pool.len() < keep {
                 pool.push(b);
             }
         }

@@ -39,12 +39,12 @@ macro_rules! dispatch_kp {
 }
 
 /// K rounded up to a multiple of 8.
-fn padded(k: usize) -> usize {
+pub(crate) fn padded(k: usize) -> usize {
     k.div_ceil(8) * 8
 }
 
 /// `m` (rows × K, f64) as f32 rows of `kp` values, zero-padded.
-fn pack_rows(m: ArrayView2<f64>, kp: usize) -> Vec<f32> {
+pub(crate) fn pack_rows(m: ArrayView2<f64>, kp: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; m.nrows() * kp];
     for (dst, src) in out.chunks_exact_mut(kp).zip(m.rows()) {
         for (d, &s) in dst.iter_mut().zip(src.iter()) {
@@ -69,6 +69,22 @@ avx2_dispatch! {
     }
 }
 
+/// Rows `first..first + out.len() / k` of [`project_f32`]'s R into `out`
+/// (rows × k) from M packed by [`pack_rows`] (`kp` = [`padded`]`(k)` per
+/// row); the same per-row arithmetic.
+pub(crate) fn project_block_f32(
+    x: &CsrMatrix,
+    ms: &[f32],
+    k: usize,
+    kp: usize,
+    first: usize,
+    out: &mut [f64],
+) {
+    if k > 0 {
+        dispatch_kp!(kp, project_rows(x, ms, k, kp, first, out));
+    }
+}
+
 /// R = X·M with M rounded to f32 and f32 sums per cell (see the module
 /// docs for the accuracy): r_c = Σ_g x_cg·M_g· (cells × K, f64).
 ///
@@ -87,7 +103,7 @@ pub fn project_f32(x: &CsrMatrix, m: ArrayView2<f64>) -> Array2<f64> {
     out.par_chunks_mut(CELL_BLOCK * k)
         .enumerate()
         .for_each(|(blk, chunk)| {
-            dispatch_kp!(kp, project_rows(x, &ms, k, kp, blk * CELL_BLOCK, chunk));
+            project_block_f32(x, &ms, k, kp, blk * CELL_BLOCK, chunk);
         });
     r
 }
@@ -110,7 +126,7 @@ avx2_dispatch! {
 /// B += s·XᵀH with H rounded to f32: the cells are cut into a fixed
 /// number of chunks, each scattered (x_cg·h_c into gene g's row) into its
 /// own f32 partial sum P_t; then B_gj += s·(((P_0 + P_1) + P_2) + P_3) in
-/// f64.
+/// f64 ([`scatter_partials_f32`], [`ScatteredPartials::gene_sums`]).
 ///
 /// Shapes: `x` n × m, `h` n × K, `b` m × K.
 #[track_caller]
@@ -120,29 +136,86 @@ pub fn accumulate_xt_h_f32(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b:
     if k == 0 {
         return;
     }
-    let kp = padded(k);
-    let hs = pack_rows(h, kp);
-    let n = x.n_rows();
-    let per = n.div_ceil(B_CHUNKS).max(1);
-    let mut partials = PARTIALS.take(B_CHUNKS, x.n_cols() * kp);
-    partials.par_iter_mut().enumerate().for_each(|(c, acc)| {
-        let range = (c * per).min(n)..((c + 1) * per).min(n);
-        dispatch_kp!(kp, scatter_rows(x, &hs, kp, range, acc));
-    });
+    let partials = scatter_partials_f32(&[(x, h)]);
     let mut sums = vec![0.0f64; k];
     for (g, mut brow) in b.rows_mut().into_iter().enumerate() {
-        let span = g * kp..g * kp + k;
-        sums.fill(0.0);
-        for p in &partials {
-            for (s, &v) in sums.iter_mut().zip(&p[span.clone()]) {
-                *s += f64::from(v);
-            }
-        }
+        partials.gene_sums(0, g, &mut sums);
         for (o, &s) in brow.iter_mut().zip(sums.iter()) {
             *o += scale * s;
         }
     }
-    PARTIALS.give_back(partials);
+}
+
+/// The f32 partial sums P_{j,t} of X_jᵀH_j for several blocks j
+/// ([`scatter_partials_f32`]); buffers go back to a pool when dropped.
+pub(crate) struct ScatteredPartials {
+    k: usize,
+    kp: usize,
+    /// Block j's [`B_CHUNKS`] partials at `j * B_CHUNKS..`, genes × kp each.
+    partials: Vec<Vec<f32>>,
+}
+
+impl ScatteredPartials {
+    /// (X_jᵀH_j)_g· = Σ_t P_{j,t}[g] added in f64 in chunk order, into `sums` (K).
+    pub(crate) fn gene_sums(&self, j: usize, g: usize, sums: &mut [f64]) {
+        let span = g * self.kp..g * self.kp + self.k;
+        sums.fill(0.0);
+        for p in &self.partials[j * B_CHUNKS..(j + 1) * B_CHUNKS] {
+            for (s, &v) in sums.iter_mut().zip(&p[span.clone()]) {
+                *s += f64::from(v);
+            }
+        }
+    }
+}
+
+impl Drop for ScatteredPartials {
+    fn drop(&mut self) {
+        PARTIALS.give_back(std::mem::take(&mut self.partials));
+    }
+}
+
+/// For every block j = (X_j, H_j) (cells × genes, cells × K, all with the
+/// same genes and K): H_j rounded to f32, its cells cut into [`B_CHUNKS`]
+/// fixed chunks, and each chunk's x_cg·h_c scattered into gene g's row of
+/// its own f32 partial sum, all chunks of all blocks in one parallel pass
+/// (each zeroes its partial first, on the thread that fills it).
+#[track_caller]
+pub(crate) fn scatter_partials_f32(blocks: &[(&CsrMatrix, ArrayView2<f64>)]) -> ScatteredPartials {
+    let k = blocks.first().map_or(0, |(_, h)| h.ncols());
+    let genes = blocks.first().map_or(0, |(x, _)| x.n_cols());
+    let kp = padded(k);
+    let packed: Vec<Vec<f32>> = blocks
+        .iter()
+        .map(|(x, h)| {
+            assert_eq!(
+                x.n_rows(),
+                h.nrows(),
+                "X has {} cells, H has {} rows",
+                x.n_rows(),
+                h.nrows()
+            );
+            assert_eq!(
+                (x.n_cols(), h.ncols()),
+                (genes, k),
+                "every block has the same genes and K"
+            );
+            pack_rows(*h, kp)
+        })
+        .collect();
+    let mut partials = PARTIALS.take_any(blocks.len() * B_CHUNKS);
+    partials.par_iter_mut().enumerate().for_each(|(u, acc)| {
+        let (j, c) = (u / B_CHUNKS, u % B_CHUNKS);
+        acc.clear();
+        acc.resize(genes * kp, 0.0);
+        let x = blocks[j].0;
+        let n = x.n_rows();
+        let per = n.div_ceil(B_CHUNKS).max(1);
+        let range = (c * per).min(n)..((c + 1) * per).min(n);
+        if k > 0 {
+            dispatch_kp!(kp, scatter_rows(x, &packed[j], kp, range, acc));
+        }
+    });
+    ScatteredPartials { k, kp, partials }
 }
 
 /// The f32 partial sums of [`accumulate_xt_h_f32`].

@@ -83,6 +83,21 @@ pub(crate) fn block_objective_with_gram(
 ) -> ObjectiveParts {
     let mut cross = 0.0;
     Zip::from(r).and(h).for_each(|&a, &b| cross += a * b);
+    objective_from_sums(x_norm_sq, cross, hth, wv_gram, v_gram, lambda)
+}
+
+/// The objective of a block from its sums: `cross` = Σ_c r_c·h_c and
+/// `hth` = HᵀH (with ‖X‖², the Grams and λ as in [`block_objective`]):
+/// residual = ‖X‖² − 2·cross + tr(wv_gram · HᵀH) (at least 0, against
+/// rounding), penalty = λ tr(v_gram · HᵀH).
+pub(crate) fn objective_from_sums(
+    x_norm_sq: f64,
+    cross: f64,
+    hth: ArrayView2<f64>,
+    wv_gram: ArrayView2<f64>,
+    v_gram: ArrayView2<f64>,
+    lambda: f64,
+) -> ObjectiveParts {
     ObjectiveParts {
         residual: (x_norm_sq - 2.0 * cross + trace_of_product(wv_gram, hth)).max(0.0),
         penalty: lambda * trace_of_product(v_gram, hth),

@@ -19,15 +19,17 @@
 //! the W update weighs datasets equally, not by cell count (batch iNMF
 //! weighs by cells). This is the anchor's behaviour.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::error::LearnerError;
 use crate::hals::sweep_w_then_v;
+use crate::kernels::accumulate_xt_h;
 use crate::kernels::gram_of_rows;
-use crate::kernels_f32::{accumulate_xt_h_f32, project_f32};
-use crate::nnls::nnls_bpp;
-use crate::objective::{block_objective, block_objective_with_gram, ObjectiveParts};
+use crate::kernels_f32::{scatter_partials_f32, ScatteredPartials};
+use crate::nnls::{NnlsWorkspace, PreparedGram, Start};
+use crate::objective::{objective_from_sums, ObjectiveParts};
+use crate::packed::{PackedFactor, Precision};
 use crate::schedule::IterationInfo;
 use crate::source::MiniBatch;
 use crate::sparse::CsrMatrix;
@@ -35,20 +37,16 @@ use crate::sparse::CsrMatrix;
 /// Floor written on a zero diagonal entry of A_i (the anchor's 1e-15).
 const A_DIAG_FLOOR: f64 = 1e-15;
 
-/// The two sparse products an iteration runs: R = X·(W+V_i) and
-/// B ← B + s·XᵀH.
-#[derive(Clone, Copy)]
-struct Products {
-    project: fn(&CsrMatrix, ArrayView2<f64>) -> Array2<f64>,
-    accumulate: fn(&CsrMatrix, ArrayView2<f64>, f64, ArrayViewMut2<f64>),
-}
+/// Precision of the two sparse products an iteration runs, R = X·(W+V_i)
+/// and XᵀH: single (f32 factor rows and sums, f64 results; `kernels_f32`),
+/// ≈1.3–1.9× the f64 kernels' speed.
+const PRODUCTS: Precision = Precision::Single;
 
-/// What online learning runs: single-precision products (f32 factor rows
-/// and sums, f64 results; `kernels_f32`), ≈1.3–1.9× the f64 kernels' speed.
-const F32_PRODUCTS: Products = Products {
-    project: project_f32,
-    accumulate: accumulate_xt_h_f32,
-};
+/// Cells per work unit of an H solve: a unit computes its cells' rows of
+/// R, solves their H and adds their share of HᵀH and of the objective,
+/// while its rows of X and R are in cache. Fixed, so results do not
+/// depend on the number of threads.
+const SOLVE_ROWS: usize = 256;
 
 /// Parameters of online iNMF, with the anchor's defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,18 +186,48 @@ impl OnlineInmf {
         self.w.nrows()
     }
 
-    /// (W+V_i) and G_i = (W+V_i)ᵀ(W+V_i) + λV_iᵀV_i, with the two Gram parts.
-    fn h_system(&self, dataset: usize, v_override: Option<ArrayView2<f64>>) -> HSystem {
+    /// The H system of dataset `dataset` (or of V = `v_override`):
+    /// (W+V_i) packed for R = X·(W+V_i), G_i = (W+V_i)ᵀ(W+V_i) + λV_iᵀV_i
+    /// prepared for NNLS, and the two Gram parts for the objective.
+    fn h_system(
+        &self,
+        dataset: usize,
+        v_override: Option<ArrayView2<f64>>,
+        precision: Precision,
+    ) -> Result<HSystem, LearnerError> {
         let v = v_override.unwrap_or(self.datasets[dataset].v.view());
         let wv = &self.w + &v;
         let (wv_gram, v_gram) = rayon::join(|| gram_of_rows(wv.view()), || gram_of_rows(v));
         let gram = &wv_gram + &(&v_gram * self.lambda);
-        HSystem {
-            wv,
+        Ok(HSystem {
+            wv: PackedFactor::new(wv.view(), precision),
+            nnls: PreparedGram::new(gram.view())?,
             wv_gram,
             v_gram,
-            gram,
+            lambda: self.lambda,
+        })
+    }
+
+    /// The H solve of dataset `dataset` with the current W and V_i (§2),
+    /// prepared once for many blocks of cells (the final pass of §3).
+    pub fn h_solver(&self, dataset: usize) -> Result<HSolver, LearnerError> {
+        if dataset >= self.datasets.len() {
+            return Err(LearnerError::InvalidData(format!("unknown dataset {dataset}")));
         }
+        Ok(HSolver {
+            sys: self.h_system(dataset, None, PRODUCTS)?,
+            n_genes: self.n_genes(),
+        })
+    }
+
+    /// Scenario 3 (projection) prepared once: H = NNLS with G = WᵀW,
+    /// R = X·W (V treated as 0).
+    pub fn projection_solver(&self) -> Result<HSolver, LearnerError> {
+        let zeros = Array2::zeros(self.w.dim());
+        Ok(HSolver {
+            sys: self.h_system(0, Some(zeros.view()), PRODUCTS)?,
+            n_genes: self.n_genes(),
+        })
     }
 
     /// One online iteration (§3 steps 1–3) on one mini-batch per learned
@@ -210,7 +238,7 @@ impl OnlineInmf {
         batches: &[MiniBatch],
         hals_sweeps: usize,
     ) -> Result<StepReport, LearnerError> {
-        self.step_with(info, batches, hals_sweeps, F32_PRODUCTS)
+        self.step_with(info, batches, hals_sweeps, PRODUCTS)
     }
 
     /// [`step`](Self::step) that hands the mini-batches to `release` as
@@ -229,7 +257,7 @@ impl OnlineInmf {
     where
         F: FnOnce(Vec<MiniBatch>) + Send,
     {
-        let report = match self.solve_and_accumulate(info, &batches, F32_PRODUCTS) {
+        let report = match self.solve_and_accumulate(info, &batches, PRODUCTS) {
             Ok(r) => r,
             Err(e) => {
                 release(batches);
@@ -252,7 +280,7 @@ impl OnlineInmf {
         info: IterationInfo,
         batches: &[MiniBatch],
         hals_sweeps: usize,
-        products: Products,
+        products: Precision,
     ) -> Result<StepReport, LearnerError> {
         let report = self.solve_and_accumulate(info, batches, products)?;
         for _ in 0..hals_sweeps {
@@ -267,7 +295,7 @@ impl OnlineInmf {
         &mut self,
         info: IterationInfo,
         batches: &[MiniBatch],
-        products: Products,
+        products: Precision,
     ) -> Result<StepReport, LearnerError> {
         let mut report = StepReport::default();
         let mut seen = vec![false; self.datasets.len()];
@@ -302,40 +330,42 @@ impl OnlineInmf {
             }
         }
         // Step 1 for every dataset at once (each depends only on W and its
-        // own V_i); every dataset's arithmetic is unchanged, so results do
-        // not depend on the number of threads.
-        let solved: Vec<(Array2<f64>, Array2<f64>, ObjectiveParts)> = batches
+        // own V_i), in units of SOLVE_ROWS cells; every row's arithmetic
+        // and every sum's order are fixed, so results do not depend on the
+        // number of threads.
+        let systems: Vec<HSystem> = batches
             .par_iter()
-            .map(|mb| {
-                let sys = self.h_system(mb.dataset, None);
-                let r = (products.project)(&mb.x, sys.wv.view());
-                let h = nnls_bpp(sys.gram.view(), r.view())?;
-                let hth = gram_of_rows(h.view());
-                let objective = block_objective_with_gram(
-                    mb.x.frobenius_sq(),
-                    r.view(),
-                    h.view(),
-                    hth.view(),
-                    sys.wv_gram.view(),
-                    sys.v_gram.view(),
-                    self.lambda,
-                );
-                Ok((h, hth, objective))
-            })
+            .map(|mb| self.h_system(mb.dataset, None, products))
             .collect::<Result<_, LearnerError>>()?;
-        for (mb, (_, _, objective)) in batches.iter().zip(&solved) {
-            report.objective += *objective;
+        let blocks: Vec<(&HSystem, &CsrMatrix)> =
+            systems.iter().zip(batches).map(|(s, mb)| (s, &mb.x)).collect();
+        let solved = solve_blocks(&blocks)?;
+        for (mb, solved) in batches.iter().zip(&solved) {
+            report.objective += solved.objective;
             report.cells += mb.n_cells();
         }
         // Step 2, every dataset's statistics at once (disjoint states).
+        let sums = {
+            let blocks: Vec<(&CsrMatrix, ArrayView2<f64>)> = batches
+                .iter()
+                .zip(&solved)
+                .map(|(mb, s)| (&mb.x, s.h.view()))
+                .collect();
+            GeneSums::new(&blocks, products)
+        };
         let mut slots: Vec<Option<&mut DatasetState>> = self.datasets.iter_mut().map(Some).collect();
-        let work: Vec<_> = batches
+        let mut states: Vec<&mut DatasetState> = batches
             .iter()
-            .zip(solved)
-            .map(|(mb, (h, hth, _))| (mb, slots[mb.dataset].take().expect("checked above"), h, hth))
+            .map(|mb| slots[mb.dataset].take().expect("checked above"))
             .collect();
-        work.into_par_iter()
-            .for_each(|(mb, st, h, hth)| update_statistics(st, info, &mb.x, h.view(), hth.view(), products));
+        let scales: Vec<(f64, f64)> = batches
+            .iter()
+            .map(|mb| statistics_scales(info, mb.x.n_rows()))
+            .collect();
+        for ((st, s), &(decay, inv_m)) in states.iter_mut().zip(&solved).zip(&scales) {
+            update_a(st, info.new_epoch, decay, inv_m, s.hth.view());
+        }
+        update_b(&mut states, info.new_epoch, &scales, &sums);
         Ok(report)
     }
 
@@ -353,50 +383,18 @@ impl OnlineInmf {
     }
 
     /// H for cells `x` of `dataset` with the current W and V_i (§2), and the
-    /// objective of those cells: the final pass of §3 calls it block by block.
+    /// objective of those cells ([`Self::h_solver`] for many blocks).
     pub fn solve_h(
         &self,
         dataset: usize,
         x: &CsrMatrix,
     ) -> Result<(Array2<f64>, ObjectiveParts), LearnerError> {
-        self.solve_h_with(dataset, x, None, F32_PRODUCTS)
+        self.h_solver(dataset)?.solve(x)
     }
 
     /// Scenario 3 (projection): H = NNLS with G = WᵀW, R = X·W (V treated as 0).
     pub fn project_h(&self, x: &CsrMatrix) -> Result<(Array2<f64>, ObjectiveParts), LearnerError> {
-        let zeros = Array2::zeros(self.w.dim());
-        self.solve_h_with(0, x, Some(zeros.view()), F32_PRODUCTS)
-    }
-
-    fn solve_h_with(
-        &self,
-        dataset: usize,
-        x: &CsrMatrix,
-        v: Option<ArrayView2<f64>>,
-        products: Products,
-    ) -> Result<(Array2<f64>, ObjectiveParts), LearnerError> {
-        if v.is_none() && dataset >= self.datasets.len() {
-            return Err(LearnerError::InvalidData(format!("unknown dataset {dataset}")));
-        }
-        if x.n_cols() != self.n_genes() {
-            return Err(LearnerError::InvalidData(format!(
-                "block has {} genes, the model {}",
-                x.n_cols(),
-                self.n_genes()
-            )));
-        }
-        let sys = self.h_system(dataset, v);
-        let r = (products.project)(x, sys.wv.view());
-        let h = nnls_bpp(sys.gram.view(), r.view())?;
-        let obj = block_objective(
-            x.frobenius_sq(),
-            r.view(),
-            h.view(),
-            sys.wv_gram.view(),
-            sys.v_gram.view(),
-            self.lambda,
-        );
-        Ok((h, obj))
+        self.projection_solver()?.solve(x)
     }
 
     /// Σ over datasets of the HALS surrogate S_i = tr((W+V_i)ᵀ(W+V_i)A_i) − 2tr((W+V_i)ᵀB_i) + λtr(V_iᵀV_iA_i).
@@ -408,39 +406,31 @@ impl OnlineInmf {
     }
 }
 
-/// §3 step 2 for one dataset: forget statistics older than ~2 epochs at an
-/// epoch boundary, then A_i ← s·A_i + HᵀH/m_i, B_i ← s·B_i + XᵀH/m_i with
-/// the anchor's s(t).
-fn update_statistics(
-    st: &mut DatasetState,
-    info: IterationInfo,
-    x: &CsrMatrix,
-    h: ArrayView2<f64>,
-    hth: ArrayView2<f64>,
-    products: Products,
-) {
-    let m_i = x.n_rows();
+/// §3 step 2's scales for a mini-batch of m_i cells at iteration t: the
+/// anchor's decay s(t) (0 at t ≤ 1, 1/m_i at t = 2, (t−2)/(t−1) after)
+/// and 1/m_i.
+fn statistics_scales(info: IterationInfo, m_i: usize) -> (f64, f64) {
     let s = match info.t {
         0 | 1 => 0.0,
         2 => 1.0 / m_i as f64,
         t => (t - 2) as f64 / (t - 1) as f64,
     };
-    if info.new_epoch {
+    (s, 1.0 / m_i as f64)
+}
+
+/// §3 step 2 for A_i: at an epoch boundary A ← A − A_old, A_old ← s·A,
+/// else A_old ← s·A_old; then A ← s·A + HᵀH/m_i, zeros on the diagonal
+/// → 1e-15.
+fn update_a(st: &mut DatasetState, new_epoch: bool, s: f64, inv_m: f64, hth: ArrayView2<f64>) {
+    if new_epoch {
         st.a -= &st.a_old;
-        st.b -= &st.b_old;
         st.a_old.assign(&st.a);
         st.a_old *= s;
-        st.b_old.assign(&st.b);
-        st.b_old *= s;
     } else {
         st.a_old *= s;
-        st.b_old *= s;
     }
-    let inv_m = 1.0 / m_i as f64;
     st.a *= s;
     st.a.scaled_add(inv_m, &hth);
-    st.b *= s;
-    (products.accumulate)(x, h, inv_m, st.b.view_mut());
     for j in 0..st.a.nrows() {
         if st.a[[j, j]] == 0.0 {
             st.a[[j, j]] = A_DIAG_FLOOR;
@@ -448,11 +438,220 @@ fn update_statistics(
     }
 }
 
+/// Genes per work unit of [`update_b`].
+const B_ROWS: usize = 256;
+
+/// §3 step 2 for every B_i, gene rows in parallel: at an epoch boundary
+/// B ← B − B_old, B_old ← s·B, else B_old ← s·B_old; then
+/// B ← s·B + (XᵀH)/m_i, with (XᵀH)_g· from `sums` (state j ↔ block j of
+/// `sums`, `scales[j]` = (s, 1/m_i)). One pass over each row.
+fn update_b(states: &mut [&mut DatasetState], new_epoch: bool, scales: &[(f64, f64)], sums: &GeneSums) {
+    let mut units = Vec::new();
+    for (j, st) in states.iter_mut().enumerate() {
+        let k = st.b.ncols().max(1);
+        let DatasetState { b, b_old, .. } = &mut **st;
+        let (b, b_old) = (
+            b.as_slice_mut().expect("B is in standard layout"),
+            b_old.as_slice_mut().expect("B_old is in standard layout"),
+        );
+        for (u, (rows, old)) in b
+            .chunks_mut(B_ROWS * k)
+            .zip(b_old.chunks_mut(B_ROWS * k))
+            .enumerate()
+        {
+            units.push((j, u * B_ROWS, k, rows, old));
+        }
+    }
+    units
+        .into_par_iter()
+        .for_each_init(Vec::new, |xth, (j, g0, k, rows, old)| {
+            let (s, inv_m) = scales[j];
+            xth.resize(k, 0.0);
+            for (i, (row, old)) in rows.chunks_exact_mut(k).zip(old.chunks_exact_mut(k)).enumerate() {
+                sums.gene_row(j, g0 + i, xth);
+                for ((b, o), &x) in row.iter_mut().zip(old.iter_mut()).zip(xth.iter()) {
+                    if new_epoch {
+                        *b -= *o;
+                        *o = *b * s;
+                    } else {
+                        *o *= s;
+                    }
+                    *b = *b * s + inv_m * x;
+                }
+            }
+        });
+}
+
+/// (X_jᵀH_j)_g·, the gene rows of each mini-batch's XᵀH, in the products'
+/// precision: f32 partial sums per fixed chunk of cells added in f64
+/// (`kernels_f32`), or the f64 product.
+enum GeneSums {
+    Single(ScatteredPartials),
+    Double(Vec<Array2<f64>>),
+}
+
+impl GeneSums {
+    fn new(blocks: &[(&CsrMatrix, ArrayView2<f64>)], precision: Precision) -> Self {
+        match precision {
+            Precision::Single => Self::Single(scatter_partials_f32(blocks)),
+            Precision::Double => Self::Double(
+                blocks
+                    .iter()
+                    .map(|(x, h)| {
+                        let mut xth = Array2::zeros((x.n_cols(), h.ncols()));
+                        accumulate_xt_h(x, *h, 1.0, xth.view_mut());
+                        xth
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Row g of block j's XᵀH into `out` (K).
+    fn gene_row(&self, j: usize, g: usize, out: &mut [f64]) {
+        match self {
+            Self::Single(p) => p.gene_sums(j, g, out),
+            Self::Double(m) => out.copy_from_slice(m[j].row(g).as_slice().expect("standard layout")),
+        }
+    }
+}
+
+/// Everything an H solve of one dataset needs from W, V_i and λ.
 struct HSystem {
-    wv: Array2<f64>,
+    /// W+V_i, packed for R = X·(W+V_i).
+    wv: PackedFactor,
+    /// G_i = (W+V_i)ᵀ(W+V_i) + λV_iᵀV_i, prepared for NNLS.
+    nnls: PreparedGram,
+    /// (W+V_i)ᵀ(W+V_i).
     wv_gram: Array2<f64>,
+    /// V_iᵀV_i.
     v_gram: Array2<f64>,
-    gram: Array2<f64>,
+    lambda: f64,
+}
+
+/// The H solve of one dataset (or the projection onto W) with the factors
+/// it was made from, prepared once ([`OnlineInmf::h_solver`],
+/// [`OnlineInmf::projection_solver`]).
+pub struct HSolver {
+    sys: HSystem,
+    n_genes: usize,
+}
+
+impl HSolver {
+    /// H for cells `x` (cells × genes): row c = argmin_{h ≥ 0}
+    /// ‖x_c − (W+V)h‖² + λ‖Vh‖² (§2, with R = X·(W+V) in single
+    /// precision), and the objective of those cells.
+    pub fn solve(&self, x: &CsrMatrix) -> Result<(Array2<f64>, ObjectiveParts), LearnerError> {
+        if x.n_cols() != self.n_genes {
+            return Err(LearnerError::InvalidData(format!(
+                "block has {} genes, the model {}",
+                x.n_cols(),
+                self.n_genes
+            )));
+        }
+        let mut solved = solve_blocks(&[(&self.sys, x)])?;
+        let s = solved.pop().expect("one block");
+        Ok((s.h, s.objective))
+    }
+}
+
+/// H of one block of cells, with HᵀH and the block's objective.
+struct SolvedBlock {
+    h: Array2<f64>,
+    hth: Array2<f64>,
+    objective: ObjectiveParts,
+}
+
+/// What one unit of [`solve_blocks`] adds to its block's sums.
+struct UnitSums {
+    /// Σ_c r_c·h_c over the unit's cells.
+    cross: f64,
+    /// Σ_c h_c h_cᵀ over the unit's cells (K × K).
+    hth: Array2<f64>,
+}
+
+/// Solves H for every block `(system, X)` at once: the cells of all blocks
+/// are cut into units of [`SOLVE_ROWS`], and each unit computes its rows
+/// of R = X·(W+V), solves their H (BPP) and its share of
+/// Σ_c r_c·h_c and HᵀH; a block's sums add its units in order. The
+/// objective is (§1, `objective.rs`) residual = ‖X‖² − 2Σ_c r_c·h_c +
+/// tr((W+V)ᵀ(W+V)·HᵀH), penalty = λ tr(VᵀV·HᵀH).
+fn solve_blocks(blocks: &[(&HSystem, &CsrMatrix)]) -> Result<Vec<SolvedBlock>, LearnerError> {
+    let mut hs: Vec<Array2<f64>> = blocks
+        .iter()
+        .map(|(sys, x)| Array2::zeros((x.n_rows(), sys.nnls.k())))
+        .collect();
+    let mut units = Vec::new();
+    for (b, h) in hs.iter_mut().enumerate() {
+        let k = h.ncols().max(1);
+        let rows = h.as_slice_mut().expect("fresh array");
+        for (u, out) in rows.chunks_mut(SOLVE_ROWS * k).enumerate() {
+            units.push((b, u * SOLVE_ROWS, out));
+        }
+    }
+    let sums: Vec<(usize, Result<UnitSums, LearnerError>)> = units
+        .into_par_iter()
+        .map_init(
+            || (Vec::new(), NnlsWorkspace::default()),
+            |(r, ws), (b, first, out)| {
+                let (sys, x) = blocks[b];
+                (b, solve_unit(sys, x, first, out, r, ws))
+            },
+        )
+        .collect();
+    let mut parts: Vec<(f64, Option<Array2<f64>>)> = vec![(0.0, None); blocks.len()];
+    for (b, unit) in sums {
+        let unit = unit?;
+        let (cross, hth) = &mut parts[b];
+        *cross += unit.cross;
+        match hth {
+            Some(acc) => *acc += &unit.hth,
+            None => *hth = Some(unit.hth),
+        }
+    }
+    Ok(blocks
+        .iter()
+        .zip(hs)
+        .zip(parts)
+        .map(|(((sys, x), h), (cross, hth))| {
+            let hth = hth.unwrap_or_else(|| Array2::zeros((h.ncols(), h.ncols())));
+            let objective = objective_from_sums(
+                x.frobenius_sq(),
+                cross,
+                hth.view(),
+                sys.wv_gram.view(),
+                sys.v_gram.view(),
+                sys.lambda,
+            );
+            SolvedBlock { h, hth, objective }
+        })
+        .collect())
+}
+
+/// One unit of [`solve_blocks`]: rows `first..first + out.len() / K` of X.
+fn solve_unit(
+    sys: &HSystem,
+    x: &CsrMatrix,
+    first: usize,
+    out: &mut [f64],
+    r: &mut Vec<f64>,
+    ws: &mut NnlsWorkspace,
+) -> Result<UnitSums, LearnerError> {
+    let k = sys.nnls.k();
+    r.clear();
+    r.resize(out.len(), 0.0);
+    sys.wv.project_rows(x, first, r);
+    sys.nnls.solve_rows(r, out, Start::Cold, ws, first)?;
+    let mut cross = 0.0;
+    for (&a, &h) in r.iter().zip(out.iter()) {
+        cross += a * h;
+    }
+    let rows = out.len().checked_div(k).unwrap_or(0);
+    let hv = ArrayView2::from_shape((rows, k), &*out).expect("rows × K");
+    Ok(UnitSums {
+        cross,
+        hth: hv.t().dot(&hv),
+    })
 }
 
 #[cfg(test)]
@@ -461,14 +660,10 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::kernels::{accumulate_xt_h, project};
     use crate::testutil::{max_rel_diff, planted_w, random_sparse};
 
     /// The f64 kernels: the slow, exact reference for the f32 products.
-    const F64_PRODUCTS: Products = Products {
-        project,
-        accumulate: accumulate_xt_h,
-    };
+    const F64_PRODUCTS: Precision = Precision::Double;
 
     #[test]
     fn releasing_the_batches_during_hals_changes_no_bit_and_releases_once() {
@@ -524,6 +719,132 @@ mod tests {
         assert_eq!(released.lock().unwrap().len(), 7);
     }
 
+    /// A small model and data of two datasets (cells × genes, K).
+    fn small_problem(seed: u64, genes: usize, k: usize, cells: usize) -> (OnlineInmf, Vec<CsrMatrix>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let w = planted_w(genes, k, &mut rng);
+        let vs: Vec<_> = (0..2).map(|_| planted_w(genes, k, &mut rng) * 0.2).collect();
+        let model = OnlineInmf::new(w, vs, 5.0).unwrap();
+        let data = (0..2)
+            .map(|_| random_sparse(cells, genes, 0.2, &mut rng))
+            .collect();
+        (model, data)
+    }
+
+    #[test]
+    fn the_unit_wise_h_solve_equals_the_whole_block_solve() {
+        // Units of SOLVE_ROWS cells (R, BPP, sums) against one projection of
+        // the whole block, one NNLS call and the objective's formula.
+        let (model, data) = small_problem(21, 150, 7, 3 * SOLVE_ROWS + 29);
+        for (i, x) in data.iter().enumerate() {
+            let v = model.datasets[i].v.view();
+            let wv = &model.w + &v;
+            let wv_gram = wv.t().dot(&wv);
+            let v_gram = v.t().dot(&v);
+            let gram = &wv_gram + &(&v_gram * model.lambda);
+            let r = crate::project_f32(x, wv.view());
+            let h_ref = crate::nnls_bpp(gram.view(), r.view()).unwrap();
+            let obj_ref = crate::block_objective(
+                x.frobenius_sq(),
+                r.view(),
+                h_ref.view(),
+                wv_gram.view(),
+                v_gram.view(),
+                model.lambda,
+            );
+            let (h, obj) = model.solve_h(i, x).unwrap();
+            assert_eq!(h, h_ref, "dataset {i}: every row's arithmetic is the same");
+            for (got, want) in [(obj.residual, obj_ref.residual), (obj.penalty, obj_ref.penalty)] {
+                assert!((got - want).abs() <= 1e-10 * want.abs(), "{got} vs {want}");
+            }
+        }
+        let e = model.solve_h(5, &data[0]).unwrap_err();
+        assert!(e.to_string().contains("unknown dataset 5"), "{e}");
+        let e = model
+            .solve_h(0, &CsrMatrix::from_dense(2, 10, &[1.0; 20]))
+            .unwrap_err();
+        assert!(e.to_string().contains("genes"), "{e}");
+    }
+
+    #[test]
+    fn statistics_follow_the_anchor_schedule() {
+        // A_i, B_i, A_old, B_old after each step against their definitions
+        // (module docs, step 2), from H solved with the step's own W and V
+        // (the same arithmetic as inside the step) and a dense f64 XᵀH.
+        let (mut model, data) = small_problem(22, 90, 5, 240);
+        let k = 5;
+        let mut want: Vec<[Array2<f64>; 4]> = (0..2)
+            .map(|_| {
+                [
+                    Array2::zeros((k, k)),
+                    Array2::zeros((90, k)),
+                    Array2::zeros((k, k)),
+                    Array2::zeros((90, k)),
+                ]
+            })
+            .collect();
+        for t in 1..=7 {
+            let lo = (t - 1) % 3 * 80;
+            let batches: Vec<MiniBatch> = data
+                .iter()
+                .enumerate()
+                .map(|(d, x)| MiniBatch {
+                    dataset: d,
+                    cells: std::iter::once(lo..lo + 80).collect(),
+                    x: x.slice_rows(lo..lo + 80),
+                })
+                .collect();
+            let info = IterationInfo {
+                t,
+                epoch: t / 3,
+                new_epoch: t % 3 == 1 && t > 1,
+            };
+            let s = match t {
+                1 => 0.0,
+                2 => 1.0 / 80.0,
+                t => (t - 2) as f64 / (t - 1) as f64,
+            };
+            for (d, mb) in batches.iter().enumerate() {
+                let (h, _) = model.solve_h(d, &mb.x).unwrap();
+                let [a, b, a_old, b_old] = &mut want[d];
+                if info.new_epoch {
+                    *a -= &*a_old;
+                    *b -= &*b_old;
+                    *a_old = &*a * s;
+                    *b_old = &*b * s;
+                } else {
+                    *a_old *= s;
+                    *b_old *= s;
+                }
+                *a = &*a * s + h.t().dot(&h) / 80.0;
+                *b = &*b * s + mb.x.to_dense().t().dot(&h) / 80.0;
+            }
+            model.step(info, &batches, 1).unwrap();
+            for (d, [a, b, a_old, b_old]) in want.iter().enumerate() {
+                let st = &model.datasets[d];
+                let mut a = a.clone();
+                for j in 0..k {
+                    if a[[j, j]] == 0.0 {
+                        a[[j, j]] = A_DIAG_FLOOR;
+                    }
+                }
+                for (got, exp, what) in [
+                    (&st.a, &a, "A"),
+                    (&st.b, b, "B"),
+                    (&st.a_old, a_old, "A_old"),
+                    (&st.b_old, b_old, "B_old"),
+                ] {
+                    let scale = exp.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+                    let diff = got.iter().zip(exp).fold(0.0f64, |m, (g, e)| m.max((g - e).abs()));
+                    assert!(
+                        diff <= 1e-5 * scale,
+                        "t {t} dataset {d} {what}: {diff:e} of {scale:e}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn f32_products_move_the_online_objective_by_less_than_1e_5() {
         let (genes, k, cells) = (300, 20, 1200);
@@ -567,7 +888,11 @@ mod tests {
         );
         assert!(max_rel_diff(fast.w.view(), exact.w.view()) < 1e-4);
         let (h_fast, o_fast) = fast.solve_h(1, &data[1]).unwrap();
-        let (h_exact, o_exact) = fast.solve_h_with(1, &data[1], None, F64_PRODUCTS).unwrap();
+        let exact_solver = HSolver {
+            sys: fast.h_system(1, None, Precision::Double).unwrap(),
+            n_genes: genes,
+        };
+        let (h_exact, o_exact) = exact_solver.solve(&data[1]).unwrap();
         assert!(((o_fast.total() - o_exact.total()) / o_exact.total()).abs() < 1e-5);
         assert!(max_rel_diff(h_fast.view(), h_exact.view()) < 1e-3);
     }

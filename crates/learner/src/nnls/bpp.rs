@@ -224,83 +224,172 @@ pub(crate) fn run(
     if n == 0 || k == 0 {
         return Ok(BppStats::default());
     }
-    let words = k.div_ceil(64);
-
-    // Validate and symmetrize G once (K² work).
-    let mut g = vec![0.0; k * k];
-    let mut gabs_max = 0.0f64;
-    for ((i, j), &v) in gram.indexed_iter() {
-        if !v.is_finite() {
-            return Err(LearnerError::InvalidData(format!(
-                "gram[{i}, {j}] is not finite ({v})"
-            )));
-        }
-        gabs_max = gabs_max.max(v.abs());
-    }
-    let mut fixed = vec![0u64; words];
-    let mut gdiag_max = 0.0f64;
-    for i in 0..k {
-        let d = gram[[i, i]];
-        if d < 0.0 {
-            return Err(LearnerError::InvalidData(format!(
-                "gram[{i}, {i}] = {d} is negative: the Gram matrix must be positive semidefinite"
-            )));
-        }
-        if d == 0.0 {
-            flip(&mut fixed, i);
-        }
-        gdiag_max = gdiag_max.max(d);
-        for j in 0..k {
-            let (a, b) = (gram[[i, j]], gram[[j, i]]);
-            if (a - b).abs() > 1e-8 * gabs_max {
-                return Err(LearnerError::InvalidData(format!(
-                    "gram is not symmetric: gram[{i}, {j}] = {a}, gram[{j}, {i}] = {b}"
-                )));
-            }
-            g[i * k + j] = 0.5 * (a + b);
-        }
-    }
-    let pb = Problem {
-        k,
-        words,
-        g: &g,
-        fixed: &fixed,
-        gdiag_max,
-        cap: limits.cap.unwrap_or((5 * k).max(10)),
-        full_exchange_only: limits.full_exchange_only,
-    };
-
+    let prepared = PreparedGram::with_limits(gram, limits)?;
     let rhs = rhs.as_standard_layout();
     let rs = rhs.as_slice().expect("standard layout");
     let os = out.as_slice_mut().expect("out must be in standard layout");
-    let blocks = os
+    let results: Vec<Result<BppStats, LearnerError>> = os
         .par_chunks_mut(ROW_BLOCK * k)
         .zip(rs.par_chunks(ROW_BLOCK * k))
-        .enumerate();
-    let inverse = if limits.factor_only || words > 1 {
-        None
-    } else {
-        FullInverse::new(&g, k)
-    };
-    let results: Vec<Result<BppStats, LearnerError>> = match &inverse {
-        Some(inv) => blocks
-            .map_init(
-                || complement::Workspace::new(k),
-                |ws, (b, (o, r))| complement::solve_block(&pb, inv, r, o, start, ws, b * ROW_BLOCK),
-            )
-            .collect(),
-        None => blocks
-            .map_init(
-                || Workspace::new(k, words),
-                |ws, (b, (o, r))| solve_block(&pb, r, o, start, ws, b * ROW_BLOCK),
-            )
-            .collect(),
-    };
+        .enumerate()
+        .map_init(NnlsWorkspace::default, |ws, (b, (o, r))| {
+            prepared.solve_rows(r, o, start, ws, b * ROW_BLOCK)
+        })
+        .collect();
     let mut stats = BppStats::default();
     for r in results {
         stats.merge(&r?);
     }
     Ok(stats)
+}
+
+/// A Gram matrix G checked, symmetrized and (when well conditioned)
+/// inverted once, for solving many blocks of right-hand sides
+/// min_{h ≥ 0} ½hᵀGh − rᵀh with the same rules as [`nnls_bpp`]: the
+/// online learner solves each mini-batch's rows in small blocks, next to
+/// the products that make them, instead of in one call.
+pub(crate) struct PreparedGram {
+    k: usize,
+    words: usize,
+    g: Vec<f64>,
+    fixed: Vec<u64>,
+    gdiag_max: f64,
+    cap: usize,
+    full_exchange_only: bool,
+    inverse: Option<FullInverse>,
+}
+
+/// Work buffers for [`PreparedGram::solve_rows`] (one per thread), made
+/// on first use for the solver and K they are used with.
+#[derive(Default)]
+pub(crate) struct NnlsWorkspace {
+    complement: Option<(usize, complement::Workspace)>,
+    grouped: Option<(usize, usize, Box<Workspace>)>,
+}
+
+impl PreparedGram {
+    /// Checks and prepares `gram` (K × K, symmetric PSD, finite).
+    pub(crate) fn new(gram: ArrayView2<f64>) -> Result<Self, LearnerError> {
+        Self::with_limits(gram, Limits::default())
+    }
+
+    pub(super) fn with_limits(gram: ArrayView2<f64>, limits: Limits) -> Result<Self, LearnerError> {
+        let k = gram.nrows();
+        assert_eq!(gram.ncols(), k, "gram must be square");
+        let words = k.div_ceil(64).max(1);
+        // Validate and symmetrize G once (K² work).
+        let mut g = vec![0.0; k * k];
+        let mut gabs_max = 0.0f64;
+        for ((i, j), &v) in gram.indexed_iter() {
+            if !v.is_finite() {
+                return Err(LearnerError::InvalidData(format!(
+                    "gram[{i}, {j}] is not finite ({v})"
+                )));
+            }
+            gabs_max = gabs_max.max(v.abs());
+        }
+        let mut fixed = vec![0u64; words];
+        let mut gdiag_max = 0.0f64;
+        for i in 0..k {
+            let d = gram[[i, i]];
+            if d < 0.0 {
+                return Err(LearnerError::InvalidData(format!(
+                    "gram[{i}, {i}] = {d} is negative: the Gram matrix must be positive semidefinite"
+                )));
+            }
+            if d == 0.0 {
+                flip(&mut fixed, i);
+            }
+            gdiag_max = gdiag_max.max(d);
+            for j in 0..k {
+                let (a, b) = (gram[[i, j]], gram[[j, i]]);
+                if (a - b).abs() > 1e-8 * gabs_max {
+                    return Err(LearnerError::InvalidData(format!(
+                        "gram is not symmetric: gram[{i}, {j}] = {a}, gram[{j}, {i}] = {b}"
+                    )));
+                }
+                g[i * k + j] = 0.5 * (a + b);
+            }
+        }
+        let inverse = if limits.factor_only || words > 1 || k == 0 {
+            None
+        } else {
+            FullInverse::new(&g, k)
+        };
+        Ok(Self {
+            k,
+            words,
+            g,
+            fixed,
+            gdiag_max,
+            cap: limits.cap.unwrap_or((5 * k).max(10)),
+            full_exchange_only: limits.full_exchange_only,
+            inverse,
+        })
+    }
+
+    /// K.
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    fn problem(&self) -> Problem<'_> {
+        Problem {
+            k: self.k,
+            words: self.words,
+            g: &self.g,
+            fixed: &self.fixed,
+            gdiag_max: self.gdiag_max,
+            cap: self.cap,
+            full_exchange_only: self.full_exchange_only,
+        }
+    }
+
+    /// Solves the rows of `rhs` (nb × K, row-major) into `out` (same
+    /// shape), [`ROW_BLOCK`] rows at a time; `row0` is the index of the
+    /// first row in error messages. Each row's arithmetic depends only on
+    /// the row and G, so any cut of the rows gives the same bits.
+    pub(crate) fn solve_rows(
+        &self,
+        rhs: &[f64],
+        out: &mut [f64],
+        start: Start,
+        ws: &mut NnlsWorkspace,
+        row0: usize,
+    ) -> Result<BppStats, LearnerError> {
+        let k = self.k;
+        assert_eq!(rhs.len(), out.len(), "rhs and out must have the same shape");
+        let mut stats = BppStats::default();
+        if k == 0 {
+            return Ok(stats);
+        }
+        let pb = self.problem();
+        for (b, (r, o)) in rhs
+            .chunks(ROW_BLOCK * k)
+            .zip(out.chunks_mut(ROW_BLOCK * k))
+            .enumerate()
+        {
+            let first = row0 + b * ROW_BLOCK;
+            let st = match &self.inverse {
+                Some(inv) => {
+                    if !matches!(ws.complement, Some((wk, _)) if wk == k) {
+                        ws.complement = Some((k, complement::Workspace::new(k)));
+                    }
+                    let (_, w) = ws.complement.as_mut().expect("made above");
+                    complement::solve_block(&pb, inv, r, o, start, w, first)?
+                }
+                None => {
+                    if !matches!(ws.grouped, Some((wk, ww, _)) if wk == k && ww == self.words) {
+                        ws.grouped = Some((k, self.words, Box::new(Workspace::new(k, self.words))));
+                    }
+                    let (_, _, w) = ws.grouped.as_mut().expect("made above");
+                    solve_block(&pb, r, o, start, w, first)?
+                }
+            };
+            stats.merge(&st);
+        }
+        Ok(stats)
+    }
 }
 
 /// Buffers of one exchange round of one passive set, shared by both solvers.

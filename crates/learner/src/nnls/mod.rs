@@ -19,6 +19,7 @@ mod tests;
 use ndarray::ArrayView2;
 
 pub use bpp::{nnls_bpp, nnls_bpp_into, nnls_bpp_warm_into, BppStats};
+pub(crate) use bpp::{NnlsWorkspace, PreparedGram, Start};
 
 /// Largest relative violation of the KKT conditions of
 /// min_{h≥0} ½hᵀGh − rᵀh over all rows of `h` (n × K) and `rhs` (n × K),

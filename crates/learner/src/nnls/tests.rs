@@ -462,6 +462,55 @@ fn bit_identical_for_any_thread_count_and_grouping() {
 }
 
 #[test]
+fn a_prepared_gram_gives_the_same_bits_for_any_cut_of_the_rows() {
+    // The online step solves a mini-batch's rows in units next to the
+    // products; any cut, with either solver (complement or grouped), must
+    // give the bits of one whole call.
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let (g, r) = nmf_like(300, 20, 2 * ROW_BLOCK + 41, &mut rng);
+    for factor_only in [false, true] {
+        let limits = Limits {
+            factor_only,
+            ..Limits::default()
+        };
+        let mut whole = Array2::zeros(r.raw_dim());
+        run(g.view(), r.view(), whole.view_mut(), Start::Cold, limits).unwrap();
+        let prepared = PreparedGram::with_limits(g.view(), limits).unwrap();
+        let rs = r.as_slice().unwrap();
+        for cut in [1, 7, 100, ROW_BLOCK, ROW_BLOCK + 3, r.nrows()] {
+            let mut out = vec![f64::NAN; rs.len()];
+            // One workspace reused across cuts and solvers, as a thread does.
+            let mut ws = NnlsWorkspace::default();
+            for (u, (rr, oo)) in rs.chunks(cut * 20).zip(out.chunks_mut(cut * 20)).enumerate() {
+                prepared
+                    .solve_rows(rr, oo, Start::Cold, &mut ws, u * cut)
+                    .unwrap();
+            }
+            assert_eq!(
+                out,
+                whole.as_slice().unwrap(),
+                "cut {cut}, factor_only {factor_only}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_prepared_gram_is_checked_once_and_names_the_failing_row() {
+    let bad = Array2::from_shape_vec((2, 2), vec![1.0, 0.5, 0.4, 1.0]).unwrap();
+    let e = PreparedGram::new(bad.view()).err().expect("not symmetric");
+    assert!(e.to_string().contains("not symmetric"), "{e}");
+    let g = Array2::from_shape_vec((2, 2), vec![2.0, 0.5, 0.5, 1.0]).unwrap();
+    let prepared = PreparedGram::new(g.view()).unwrap();
+    let rhs = [1.0, 1.0, f64::NAN, 1.0];
+    let mut out = [0.0; 4];
+    let e = prepared
+        .solve_rows(&rhs, &mut out, Start::Cold, &mut NnlsWorkspace::default(), 40)
+        .unwrap_err();
+    assert!(e.to_string().contains("rhs[41, 0]"), "{e}");
+}
+
+#[test]
 fn warm_start_gives_the_same_solution_with_less_work() {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     let (g, r) = nmf_like(300, 20, 1000, &mut rng);

@@ -1,0 +1,62 @@
+//! A dense factor M (genes × K) packed once for many row-block
+//! projections R = X·M: the online step and the final pass project a
+//! mini-batch a few hundred cells at a time, next to the H solve of those
+//! cells, and pack (W+V_i) once per iteration, not once per block.
+
+use ndarray::ArrayView2;
+
+use crate::kernels::project_block;
+use crate::kernels_f32::{pack_rows, padded, project_block_f32};
+use crate::sparse::CsrMatrix;
+
+/// Precision of the sparse products (see `kernels_f32` for single precision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Precision {
+    /// f32 factor rows and sums, f64 results ([`crate::project_f32`]).
+    Single,
+    /// f64 throughout ([`crate::project`]): the exact reference the tests
+    /// compare single precision with.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Double,
+}
+
+/// M packed for [`PackedFactor::project_rows`].
+pub(crate) struct PackedFactor {
+    k: usize,
+    values: Values,
+}
+
+enum Values {
+    /// Rows of [`padded`]`(k)` f32 values, zero-padded.
+    Single { kp: usize, rows: Vec<f32> },
+    /// M row-major, k values per row.
+    Double(Vec<f64>),
+}
+
+impl PackedFactor {
+    /// Packs `m` (genes × K) for products in `precision`.
+    pub(crate) fn new(m: ArrayView2<f64>, precision: Precision) -> Self {
+        let k = m.ncols();
+        let values = match precision {
+            Precision::Single => {
+                let kp = padded(k);
+                Values::Single {
+                    kp,
+                    rows: pack_rows(m, kp),
+                }
+            }
+            Precision::Double => Values::Double(m.as_standard_layout().iter().copied().collect()),
+        };
+        Self { k, values }
+    }
+
+    /// Rows `first..first + out.len() / K` of R = X·M into `out` (rows × K,
+    /// row-major): r_c = Σ_g x_cg·M_g·, each row's sum exactly as the
+    /// whole-matrix product of the same precision computes it.
+    pub(crate) fn project_rows(&self, x: &CsrMatrix, first: usize, out: &mut [f64]) {
+        match &self.values {
+            Values::Single { kp, rows } => project_block_f32(x, rows, self.k, *kp, first, out),
+            Values::Double(ms) => project_block(x, ms, self.k, first, out),
+        }
+    }
+}
