@@ -337,13 +337,16 @@ fn columns_of_rows(
         if den <= 0.0 {
             continue;
         }
+        // One division per column instead of one per row (the rows' steps
+        // are num·(1/den), within an ulp of num/den).
+        let inv_den = 1.0 / den;
         let mut step = [0.0f64; LANES];
         for l in 0..LANES {
             let mut num = -q[l][j];
             for b in &side.b {
                 num += b[g[l] * k + j];
             }
-            let new = (r[l][j] + num / den).max(HALS_FLOOR);
+            let new = (r[l][j] + num * inv_den).max(HALS_FLOOR);
             step[l] = c * (new - r[l][j]);
             r[l][j] = new;
         }
