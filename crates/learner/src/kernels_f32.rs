@@ -126,7 +126,8 @@ avx2_dispatch! {
 /// B += s·XᵀH with H rounded to f32: the cells are cut into a fixed
 /// number of chunks, each scattered (x_cg·h_c into gene g's row) into its
 /// own f32 partial sum P_t; then B_gj += s·(((P_0 + P_1) + P_2) + P_3) in
-/// f64 ([`scatter_partials_f32`], [`ScatteredPartials::gene_sums`]).
+/// f64 (the same pieces the online step uses for all datasets at once:
+/// `scatter_partials_f32` and `ScatteredPartials::gene_sums`).
 ///
 /// Shapes: `x` n × m, `h` n × K, `b` m × K.
 #[track_caller]

@@ -12,8 +12,17 @@
 //! 3. HALS: W from all datasets (frozen ones included), then each learned V_i.
 //!
 //! The two sparse products (R in step 1, XᵀH in step 2, and R in the final
-//! pass) run in single precision with f64 results ([`crate::project_f32`],
-//! [`crate::accumulate_xt_h_f32`]); everything else is f64.
+//! pass) run in single precision with f64 results (the kernels of
+//! [`crate::project_f32`] and [`crate::accumulate_xt_h_f32`]); everything
+//! else is f64.
+//!
+//! Parallel structure: step 1 cuts the cells of all mini-batches into
+//! units of 256 that each compute their rows of R, solve their H and add
+//! their share of HᵀH and of the objective (one parallel region, rows still
+//! in cache); step 2 scatters every dataset's XᵀH chunks in one region and
+//! updates B_i, B_old in one pass over gene rows; step 3 sweeps gene blocks
+//! of W and every V_i in one region. Every sum has a fixed order, so
+//! results do not depend on the number of threads.
 //!
 //! Because every dataset's statistics are divided by m_i and all share t,
 //! the W update weighs datasets equally, not by cell count (batch iNMF
