@@ -33,8 +33,7 @@ use rayon::prelude::*;
 
 use crate::error::LearnerError;
 use crate::hals::sweep_w_then_v;
-use crate::kernels::accumulate_xt_h;
-use crate::kernels::gram_of_rows;
+use crate::kernels::{accumulate_xt_h, gram_of_rows};
 use crate::kernels_f32::{scatter_partials_f32, ScatteredPartials};
 use crate::nnls::{NnlsWorkspace, PreparedGram, Start};
 use crate::objective::{objective_from_sums, ObjectiveParts};
