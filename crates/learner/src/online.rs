@@ -673,6 +673,18 @@ mod tests {
     /// The f64 kernels: the slow, exact reference for the f32 products.
     const F64_PRODUCTS: Precision = Precision::Double;
 
+    /// One mini-batch per dataset: cells `lo..lo + len` of each.
+    fn batches_of(data: &[CsrMatrix], lo: usize, len: usize) -> Vec<MiniBatch> {
+        data.iter()
+            .enumerate()
+            .map(|(d, x)| MiniBatch {
+                dataset: d,
+                cells: std::iter::once(lo..lo + len).collect(),
+                x: x.slice_rows(lo..lo + len),
+            })
+            .collect()
+    }
+
     #[test]
     fn releasing_the_batches_during_hals_changes_no_bit_and_releases_once() {
         let (genes, k, cells) = (120, 6, 400);
@@ -684,16 +696,7 @@ mod tests {
         let data: Vec<CsrMatrix> = (0..2)
             .map(|_| random_sparse(cells, genes, 0.2, &mut rng))
             .collect();
-        let batches_at = |lo: usize| -> Vec<MiniBatch> {
-            data.iter()
-                .enumerate()
-                .map(|(d, x)| MiniBatch {
-                    dataset: d,
-                    cells: std::iter::once(lo..lo + 100).collect(),
-                    x: x.slice_rows(lo..lo + 100),
-                })
-                .collect()
-        };
+        let batches_at = |lo: usize| batches_of(&data, lo, 100);
         let released = std::sync::Mutex::new(Vec::new());
         for t in 1..=6 {
             let info = IterationInfo {
@@ -793,15 +796,7 @@ mod tests {
             .collect();
         for t in 1..=7 {
             let lo = (t - 1) % 3 * 80;
-            let batches: Vec<MiniBatch> = data
-                .iter()
-                .enumerate()
-                .map(|(d, x)| MiniBatch {
-                    dataset: d,
-                    cells: std::iter::once(lo..lo + 80).collect(),
-                    x: x.slice_rows(lo..lo + 80),
-                })
-                .collect();
+            let batches = batches_of(&data, lo, 80);
             let info = IterationInfo {
                 t,
                 epoch: t / 3,
@@ -867,15 +862,7 @@ mod tests {
         let (mut obj_fast, mut obj_exact) = (0.0, 0.0);
         for t in 1..=12 {
             let lo = (t - 1) % 4 * (cells / 4);
-            let batches: Vec<MiniBatch> = data
-                .iter()
-                .enumerate()
-                .map(|(d, x)| MiniBatch {
-                    dataset: d,
-                    cells: std::iter::once(lo..lo + cells / 4).collect(),
-                    x: x.slice_rows(lo..lo + cells / 4),
-                })
-                .collect();
+            let batches = batches_of(&data, lo, cells / 4);
             let info = IterationInfo {
                 t,
                 epoch: t / 4,
