@@ -12,7 +12,7 @@
 //! runs their single-precision versions (`kernels_f32`), which share the
 //! row kernels below through [`Lane`].
 
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::simd::{avx2_dispatch, dispatch_const};
@@ -336,24 +336,105 @@ impl<T: Lane> PartialPool<T> {
 /// The partial sums of [`accumulate_xt_h`].
 static PARTIALS: PartialPool<f64> = PartialPool::new();
 
-/// HᵀH (K × K) for H stored rows × K: the blocks' products over fixed
-/// blocks of rows are formed in parallel and summed in block order (the
-/// same bits for any thread count).
+/// HᵀH (K × K) for H stored rows × K: Σ_c h_c h_cᵀ over fixed blocks
+/// of rows ([`add_gram_of_rows`]) formed in parallel and summed in block
+/// order (the same bits for any thread count); exactly symmetric.
 pub fn gram_of_rows(h: ArrayView2<f64>) -> Array2<f64> {
     let k = h.ncols();
     let n = h.nrows();
-    let parts: Vec<Array2<f64>> = (0..n.div_ceil(CELL_BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let blk = h.slice(s![b * CELL_BLOCK..((b + 1) * CELL_BLOCK).min(n), ..]);
-            blk.t().dot(&blk)
+    let h = h.as_standard_layout();
+    let rows = h.as_slice().expect("standard layout");
+    let parts: Vec<Vec<f64>> = rows
+        .par_chunks(CELL_BLOCK * k.max(1))
+        .map(|blk| {
+            let mut g = vec![0.0; k * k];
+            add_gram_of_rows(blk, k, &mut g);
+            g
         })
         .collect();
     let mut acc = Array2::<f64>::zeros((k, k));
-    for p in &parts {
-        acc += p;
+    if n > 0 && k > 0 {
+        let out = acc.as_slice_mut().expect("fresh array");
+        for p in &parts {
+            for (o, &v) in out.iter_mut().zip(p) {
+                *o += v;
+            }
+        }
     }
     acc
+}
+
+/// Column tiles of [`add_gram_of_rows`]: 4 rows × 4 columns of G.
+const GRAM_TILE: usize = 4;
+
+avx2_dispatch! {
+    /// `g` (K × K, row-major, symmetric on entry) += Σ_r u_r u_rᵀ for the
+    /// rows u_r of `u` (n × K, row-major). Each entry (i, j), i ≤ j, is one sum over the
+    /// rows in order and is stored at (i, j) and (j, i), so G is exactly symmetric
+    /// and an entry does not depend on how the caller cuts the rows into
+    /// calls beyond the per-call sums.
+    pub(crate) fn add_gram_of_rows / add_gram_of_rows_avx2 / add_gram_of_rows_impl(
+        u: &[f64],
+        k: usize,
+        g: &mut [f64],
+    ) {
+        if k == 0 {
+            return;
+        }
+        let k4 = k / GRAM_TILE * GRAM_TILE;
+        // Upper tiles of the first k4 columns, 4 × 4 entries each, two
+        // tiles of a row band at a time (eight independent sums in
+        // registers).
+        for i0 in (0..k4).step_by(GRAM_TILE) {
+            let mut j0 = i0;
+            while j0 < k4 {
+                let width = if j0 + 2 * GRAM_TILE <= k4 { 2 * GRAM_TILE } else { GRAM_TILE };
+                let mut tile = [[0.0f64; 2 * GRAM_TILE]; GRAM_TILE];
+                if width == 2 * GRAM_TILE {
+                    for row in u.chunks_exact(k) {
+                        let b: &[f64; 2 * GRAM_TILE] = row[j0..j0 + 2 * GRAM_TILE].try_into().expect("tiles");
+                        for (t, &a) in tile.iter_mut().zip(&row[i0..i0 + GRAM_TILE]) {
+                            for (x, &bv) in t.iter_mut().zip(b) {
+                                *x += a * bv;
+                            }
+                        }
+                    }
+                } else {
+                    for row in u.chunks_exact(k) {
+                        let b: &[f64; GRAM_TILE] = row[j0..j0 + GRAM_TILE].try_into().expect("tile");
+                        for (t, &a) in tile.iter_mut().zip(&row[i0..i0 + GRAM_TILE]) {
+                            for (x, &bv) in t.iter_mut().zip(b) {
+                                *x += a * bv;
+                            }
+                        }
+                    }
+                }
+                for (ii, t) in tile.iter().enumerate() {
+                    for (jj, &v) in t[..width].iter().enumerate() {
+                        let (i, j) = (i0 + ii, j0 + jj);
+                        if j >= i {
+                            let v = g[i * k + j] + v;
+                            g[i * k + j] = v;
+                            g[j * k + i] = v;
+                        }
+                    }
+                }
+                j0 += width;
+            }
+        }
+        // Columns k4.. (K not a multiple of 4): one dot product per entry.
+        for j in k4..k {
+            for i in 0..=j {
+                let mut s = 0.0;
+                for row in u.chunks_exact(k) {
+                    s += row[i] * row[j];
+                }
+                let v = g[i * k + j] + s;
+                g[i * k + j] = v;
+                g[j * k + i] = v;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +489,73 @@ mod tests {
             );
             let g = gram_of_rows(h.view());
             assert!((&g - &h.t().dot(&h)).iter().all(|v| v.abs() < 1e-9));
+        }
+    }
+
+    /// Σ_r u_r u_rᵀ one entry at a time, in row order.
+    fn naive_gram(u: &[f64], k: usize) -> Vec<f64> {
+        let mut g = vec![0.0; k * k];
+        for i in 0..k {
+            for j in 0..k {
+                g[i * k + j] = u.chunks_exact(k).fold(0.0, |s, r| s + r[i] * r[j]);
+            }
+        }
+        g
+    }
+
+    #[test]
+    fn the_gram_kernel_sums_every_entry_in_row_order_and_is_exactly_symmetric() {
+        // Widths with and without a remainder beyond the 4-wide tiles, an
+        // odd count of tiles per band (20: five tiles), row counts 0…9.
+        for k in [1, 3, 4, 5, 8, 12, 20, 23] {
+            for n in 0..10 {
+                let u: Vec<f64> = (0..n * k).map(|i| ((i * 37) % 11) as f64 * 0.3 - 1.1).collect();
+                let mut g = vec![0.0; k * k];
+                add_gram_of_rows(&u, k, &mut g);
+                let want = naive_gram(&u, k);
+                for i in 0..k {
+                    for j in 0..k {
+                        assert_eq!(
+                            g[i * k + j].to_bits(),
+                            g[j * k + i].to_bits(),
+                            "k {k} n {n}: symmetric"
+                        );
+                        let (a, b) = (g[i * k + j], want[i.min(j) * k + i.max(j)]);
+                        // The same sum in the same order: equal bits.
+                        assert_eq!(a.to_bits(), b.to_bits(), "k {k} n {n} ({i}, {j}): {a} vs {b}");
+                    }
+                }
+                // It adds to what is there.
+                let before = g.clone();
+                add_gram_of_rows(&u, k, &mut g);
+                for (a, b) in g.iter().zip(&before) {
+                    assert_eq!(a.to_bits(), (b + b).to_bits());
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn gram_of_rows_is_symmetric_psd_and_matches_the_dense_product(
+            n in 0usize..1200,
+            k in 1usize..26,
+            seed in 0u64..1000,
+        ) {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let h = Array2::from_shape_fn((n, k), |_| rng.random_range(-1.0..1.0));
+            let g = gram_of_rows(h.view());
+            let want = h.t().dot(&h);
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            for ((i, j), &v) in g.indexed_iter() {
+                proptest::prop_assert_eq!(v.to_bits(), g[[j, i]].to_bits());
+                proptest::prop_assert!((v - want[[i, j]]).abs() <= 1e-12 * scale);
+            }
+            // xᵀGx = ‖Hx‖² ≥ 0 for a probe x.
+            let x = ndarray::Array1::from_shape_fn(k, |j| (j as f64 * 0.7).sin());
+            let quad = x.dot(&g.dot(&x));
+            proptest::prop_assert!(quad >= -1e-12 * scale * k as f64);
         }
     }
 }

@@ -33,6 +33,7 @@ use rayon::prelude::*;
 
 use crate::error::LearnerError;
 use crate::hals::sweep_w_then_v;
+use crate::kernels::add_gram_of_rows;
 use crate::kernels::{accumulate_xt_h, gram_of_rows};
 use crate::kernels_f32::{scatter_partials_f32, ScatteredPartials};
 use crate::nnls::{NnlsWorkspace, PreparedGram, Start};
@@ -654,12 +655,9 @@ fn solve_unit(
     for (&a, &h) in r.iter().zip(out.iter()) {
         cross += a * h;
     }
-    let rows = out.len().checked_div(k).unwrap_or(0);
-    let hv = ArrayView2::from_shape((rows, k), &*out).expect("rows × K");
-    Ok(UnitSums {
-        cross,
-        hth: hv.t().dot(&hv),
-    })
+    let mut hth = Array2::zeros((k, k));
+    add_gram_of_rows(out, k, hth.as_slice_mut().expect("fresh array"));
+    Ok(UnitSums { cross, hth })
 }
 
 #[cfg(test)]
@@ -750,8 +748,8 @@ mod tests {
         for (i, x) in data.iter().enumerate() {
             let v = model.datasets[i].v.view();
             let wv = &model.w + &v;
-            let wv_gram = wv.t().dot(&wv);
-            let v_gram = v.t().dot(&v);
+            let wv_gram = crate::gram_of_rows(wv.view());
+            let v_gram = crate::gram_of_rows(v);
             let gram = &wv_gram + &(&v_gram * model.lambda);
             let r = crate::project_f32(x, wv.view());
             let h_ref = crate::nnls_bpp(gram.view(), r.view()).unwrap();
