@@ -265,16 +265,22 @@ fn sweep_block(rows: &mut [f64], others: &[&[f64]], g0: usize, k: usize, side: &
     column_loop(rows, q, g0, k, side);
 }
 
-/// Rows whose column loops run interleaved: independent dependency
-/// chains (each column's step waits on the previous column's fit update)
-/// that share every load of S.
-const LANES: usize = 4;
+/// Rows whose column loops run together, one row per vector lane (four
+/// AVX2 registers of f64 per column).
+const LANES: usize = 16;
 
 avx2_dispatch! {
     /// The Gauss–Seidel column loop over rows `g0..` of a factor (`rows`,
-    /// n × k) with their running fits `q` (n × k), [`LANES`] rows at a time
-    /// (the last group is padded with copies of its last row, whose
-    /// results are dropped). Each row sees the same operations as alone.
+    /// n × k) from their starting fits `q` (n × k), [`LANES`] rows at a
+    /// time (the last group is padded with copies of its last row, whose
+    /// results are dropped).
+    ///
+    /// Column j needs only entry j of a row's running fit, and that entry
+    /// is the starting fit plus the earlier columns' steps:
+    /// q_j = q⁰_j + Σ_{j' < j} δ_{j'}·S_{j'j}, added for j' = 0, 1, … in
+    /// order — the same operations, in the same order, as keeping the
+    /// whole running fit current after every column (K − j fewer updates
+    /// per column, and the `q` passed in is only read).
     fn column_loop / column_loop_avx2 / column_loop_impl(
         rows: &mut [f64],
         q: &mut [f64],
@@ -283,79 +289,118 @@ avx2_dispatch! {
         side: &Sweep<'_>,
     ) {
         let n = rows.len() / k.max(1);
-        let full = n / LANES * LANES;
-        let (head, tail) = rows.split_at_mut(full * k);
-        let (q_head, q_tail) = q.split_at_mut(full * k);
-        for (p, (group, qs)) in head.chunks_exact_mut(LANES * k).zip(q_head.chunks_exact_mut(LANES * k)).enumerate() {
-            let g = g0 + LANES * p;
-            let r: [&mut [f64]; LANES] = lanes(group, k);
-            let qq: [&mut [f64]; LANES] = lanes(qs, k);
-            columns_of_rows(r, qq, std::array::from_fn(|l| g + l), k, side);
-        }
-        let left = n - full;
-        if left > 0 {
-            // Pad the group to LANES rows with copies of its last row.
-            let mut pad_r = tail.to_vec();
-            let mut pad_q = q_tail.to_vec();
-            for _ in left..LANES {
-                pad_r.extend_from_slice(&tail[(left - 1) * k..]);
-                pad_q.extend_from_slice(&q_tail[(left - 1) * k..]);
-            }
-            let last = g0 + n - 1;
-            let genes = std::array::from_fn(|l| (g0 + full + l).min(last));
-            columns_of_rows(lanes(&mut pad_r, k), lanes(&mut pad_q, k), genes, k, side);
-            tail.copy_from_slice(&pad_r[..left * k]);
+        let mut group = Group::new(k, side.b.len());
+        let mut first = 0;
+        while first < n {
+            let len = (n - first).min(LANES);
+            group.load(rows, q, side, g0, first, len, k);
+            group.sweep(k, side);
+            group.store(rows, first, len, k);
+            first += len;
         }
     }
 }
 
-/// `buf` (LANES·k) as LANES rows of k.
-#[inline(always)]
-fn lanes(buf: &mut [f64], k: usize) -> [&mut [f64]; LANES] {
-    let mut rest = buf;
-    std::array::from_fn(|_| {
-        let (row, r) = std::mem::take(&mut rest).split_at_mut(k);
-        rest = r;
-        row
-    })
+/// One group of [`LANES`] rows of [`column_loop`], column-major: entry
+/// (j, l) of each matrix at `j * LANES + l`.
+struct Group {
+    /// The rows' factor entries.
+    f: Vec<f64>,
+    /// Their starting fits.
+    q0: Vec<f64>,
+    /// B_t,gj of each row for every target t, t-major (entry (t, j, l) at
+    /// `(t * k + j) * LANES + l`).
+    b: Vec<f64>,
+    /// Steps δ_j = c·(new − old) of the columns done so far.
+    steps: Vec<f64>,
 }
 
-/// One sweep over the columns of rows `r` (genes `g`) with their running
-/// fits `q`.
-#[inline(always)]
-fn columns_of_rows(
-    r: [&mut [f64]; LANES],
-    mut q: [&mut [f64]; LANES],
-    g: [usize; LANES],
-    k: usize,
-    side: &Sweep<'_>,
-) {
-    let c = side.c;
-    for j in 0..k {
-        let srow = &side.s[j * k..(j + 1) * k];
-        let den = c * srow[j];
-        if den <= 0.0 {
-            continue;
+impl Group {
+    fn new(k: usize, targets: usize) -> Self {
+        Self {
+            f: vec![0.0; k * LANES],
+            q0: vec![0.0; k * LANES],
+            b: vec![0.0; targets * k * LANES],
+            steps: vec![0.0; k * LANES],
         }
-        // One division per column instead of one per row (the rows' steps
-        // are num·(1/den), within an ulp of num/den).
-        let inv_den = 1.0 / den;
-        let mut step = [0.0f64; LANES];
+    }
+
+    /// Rows `first..first + len` (len ≥ 1; missing lanes repeat the last row).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn load(
+        &mut self,
+        rows: &[f64],
+        q: &[f64],
+        side: &Sweep<'_>,
+        g0: usize,
+        first: usize,
+        len: usize,
+        k: usize,
+    ) {
         for l in 0..LANES {
-            let mut num = -q[l][j];
-            for b in &side.b {
-                num += b[g[l] * k + j];
-            }
-            let new = (r[l][j] + num * inv_den).max(HALS_FLOOR);
-            step[l] = c * (new - r[l][j]);
-            r[l][j] = new;
-        }
-        // A zero step adds exact zeros: the same values as skipping it.
-        if step.iter().any(|&s| s != 0.0) {
-            for (ql, &st) in q.iter_mut().zip(&step) {
-                for (x, &sv) in ql.iter_mut().zip(srow) {
-                    *x += st * sv;
+            let i = first + l.min(len - 1);
+            let g = g0 + i;
+            for j in 0..k {
+                self.f[j * LANES + l] = rows[i * k + j];
+                self.q0[j * LANES + l] = q[i * k + j];
+                for (t, b) in side.b.iter().enumerate() {
+                    self.b[(t * k + j) * LANES + l] = b[g * k + j];
                 }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn sweep(&mut self, k: usize, side: &Sweep<'_>) {
+        let c = side.c;
+        for j in 0..k {
+            let den = c * side.s[j * k + j];
+            if den <= 0.0 {
+                // The column is left unchanged: no step.
+                self.steps[j * LANES..(j + 1) * LANES].fill(0.0);
+                continue;
+            }
+            let done = &self.steps[..j * LANES];
+            let inv_den = 1.0 / den;
+            let mut fit: [f64; LANES] = self.q0[j * LANES..(j + 1) * LANES].try_into().expect("lanes");
+            for (jp, st) in done.chunks_exact(LANES).enumerate() {
+                let sv = side.s[jp * k + j];
+                for (x, &d) in fit.iter_mut().zip(st) {
+                    *x += d * sv;
+                }
+            }
+            // num = −q_j + B_1,gj + B_2,gj + …, left to right.
+            let mut num = fit.map(|v| -v);
+            for t in 0..side.b.len() {
+                let b = &self.b[(t * k + j) * LANES..(t * k + j + 1) * LANES];
+                for (x, &bv) in num.iter_mut().zip(b) {
+                    *x += bv;
+                }
+            }
+            // Local copies: the compiler cannot tell that two Vecs' buffers
+            // do not overlap, and would not vectorize across them.
+            let old: [f64; LANES] = self.f[j * LANES..(j + 1) * LANES].try_into().expect("lanes");
+            let mut new = [0.0f64; LANES];
+            let mut delta = [0.0f64; LANES];
+            for l in 0..LANES {
+                // One division per column: num·(1/den); max(·, ε) as a
+                // compare and select (NaN → ε, as f64::max), which vectorizes.
+                let x = old[l] + num[l] * inv_den;
+                new[l] = if x > HALS_FLOOR { x } else { HALS_FLOOR };
+                delta[l] = c * (new[l] - old[l]);
+            }
+            self.f[j * LANES..(j + 1) * LANES].copy_from_slice(&new);
+            self.steps[j * LANES..(j + 1) * LANES].copy_from_slice(&delta);
+        }
+    }
+
+    /// The first `len` lanes back into rows `first..`.
+    #[inline(always)]
+    fn store(&self, rows: &mut [f64], first: usize, len: usize, k: usize) {
+        for l in 0..len {
+            for j in 0..k {
+                rows[(first + l) * k + j] = self.f[j * LANES + l];
             }
         }
     }
@@ -481,6 +526,68 @@ mod tests {
                 }
                 num -= c * (0..k).map(|l| f[[g, l]] * s[[l, j]]).sum::<f64>();
                 f[[g, j]] = (f[[g, j]] + num / den).max(HALS_FLOOR);
+            }
+        }
+    }
+
+    /// The column loop as first written: one row at a time, its whole
+    /// running fit updated after every column (q += δ_j·S_j·).
+    fn running_fit_loop(rows: &mut [f64], q: &mut [f64], g0: usize, k: usize, side: &Sweep<'_>) {
+        for (i, (r, q)) in rows.chunks_exact_mut(k).zip(q.chunks_exact_mut(k)).enumerate() {
+            for j in 0..k {
+                let srow = &side.s[j * k..(j + 1) * k];
+                let den = side.c * srow[j];
+                if den <= 0.0 {
+                    continue;
+                }
+                let mut num = -q[j];
+                for b in &side.b {
+                    num += b[(g0 + i) * k + j];
+                }
+                let new = (r[j] + num * (1.0 / den)).max(HALS_FLOOR);
+                let step = side.c * (new - r[j]);
+                r[j] = new;
+                for (x, &sv) in q.iter_mut().zip(srow) {
+                    *x += step * sv;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_lazy_fit_column_loop_equals_the_running_fit_loop() {
+        // Row counts around the group width, W-like (three targets) and
+        // V-like (one) sides, a column with S_jj = 0 (left unchanged).
+        for (n, k, t) in [(1, 20, 3), (15, 20, 3), (16, 7, 1), (37, 20, 1), (50, 5, 2)] {
+            let (f0, sets) = random_problem(n as u64 + 40, n, k, t);
+            let mut s_mat = sets.iter().fold(Array2::zeros((k, k)), |acc, (_, a, _)| acc + a);
+            if k > 3 {
+                s_mat.row_mut(2).fill(0.0);
+                s_mat.column_mut(2).fill(0.0);
+            }
+            let bs: Vec<Vec<f64>> = sets.iter().map(|(_, _, b)| b.iter().copied().collect()).collect();
+            let side = Sweep {
+                stacked: s_mat.view(),
+                merged: true,
+                b: bs.iter().map(|b| b.as_slice()).collect(),
+                s: s_mat.iter().copied().collect(),
+                c: 1.7,
+            };
+            let q0: Vec<f64> = sets[0].0.iter().map(|v| v * 0.3).collect();
+            let (mut got, mut want) = (
+                f0.iter().copied().collect::<Vec<_>>(),
+                f0.iter().copied().collect::<Vec<_>>(),
+            );
+            let (mut q_got, mut q_want) = (q0.clone(), q0.clone());
+            column_loop(&mut got, &mut q_got, 0, k, &side);
+            running_fit_loop(&mut want, &mut q_want, 0, k, &side);
+            assert_eq!(got, want, "n {n} k {k} targets {t}");
+            assert_ne!(got, f0.iter().copied().collect::<Vec<_>>(), "the rows moved");
+            if k > 3 {
+                assert!(
+                    got.chunks_exact(k).zip(f0.rows()).all(|(g, o)| g[2] == o[2]),
+                    "column 2 unchanged"
+                );
             }
         }
     }
