@@ -33,9 +33,8 @@ use rayon::prelude::*;
 
 use crate::error::LearnerError;
 use crate::hals::sweep_w_then_v;
-use crate::kernels::add_gram_of_rows;
-use crate::kernels::{accumulate_xt_h, gram_of_rows};
-use crate::kernels_f32::{scatter_partials_f32, ScatteredPartials};
+use crate::kernels::{accumulate_xt_h, add_gram_of_rows, gram_of_rows, CELL_BLOCK};
+use crate::kernels_f32::{padded, scatter_partials_f32, ScatteredPartials};
 use crate::nnls::{NnlsWorkspace, PreparedGram, Start};
 use crate::objective::{objective_from_sums, ObjectiveParts};
 use crate::packed::{PackedFactor, Precision};
@@ -217,6 +216,82 @@ impl OnlineInmf {
         })
     }
 
+    /// [`Self::h_system`] of several datasets at once, with the same bits:
+    /// one parallel pass over blocks of [`CELL_BLOCK`] gene rows of every
+    /// dataset forms the block's rows of W+V_i (packed to f32 in place) and
+    /// its shares of (W+V_i)ᵀ(W+V_i) and V_iᵀV_i (the blocks of
+    /// [`gram_of_rows`], added in block order); then each G_i is prepared.
+    fn h_systems(&self, ids: &[usize], precision: Precision) -> Result<Vec<HSystem>, LearnerError> {
+        if precision != Precision::Single {
+            return ids
+                .par_iter()
+                .map(|&d| self.h_system(d, None, precision))
+                .collect();
+        }
+        let (genes, k) = self.w.dim();
+        let kp = padded(k);
+        let w = self.w.as_standard_layout();
+        let w = w.as_slice().expect("standard layout");
+        let vs: Vec<_> = ids
+            .iter()
+            .map(|&d| self.datasets[d].v.as_standard_layout())
+            .collect();
+        let mut packed: Vec<Vec<f32>> = ids.iter().map(|_| vec![0.0f32; genes * kp]).collect();
+        let units: Vec<(usize, usize, &mut [f32])> = packed
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(j, rows)| {
+                rows.chunks_mut(CELL_BLOCK * kp.max(1))
+                    .enumerate()
+                    .map(move |(b, out)| (j, b * CELL_BLOCK, out))
+            })
+            .collect();
+        let parts: Vec<(usize, Vec<f64>, Vec<f64>)> = units
+            .into_par_iter()
+            .map(|(j, g0, out)| {
+                let n = out.len() / kp.max(1);
+                let span = g0 * k..(g0 + n) * k;
+                let v = &vs[j].as_slice().expect("standard layout")[span.clone()];
+                let wv: Vec<f64> = w[span].iter().zip(v).map(|(a, b)| a + b).collect();
+                let (mut wv_gram, mut v_gram) = (vec![0.0; k * k], vec![0.0; k * k]);
+                add_gram_of_rows(&wv, k, &mut wv_gram);
+                add_gram_of_rows(v, k, &mut v_gram);
+                for (dst, src) in out.chunks_exact_mut(kp.max(1)).zip(wv.chunks_exact(k.max(1))) {
+                    for (d, &x) in dst.iter_mut().zip(src) {
+                        *d = x as f32;
+                    }
+                }
+                (j, wv_gram, v_gram)
+            })
+            .collect();
+        let mut grams = vec![(Array2::<f64>::zeros((k, k)), Array2::<f64>::zeros((k, k))); ids.len()];
+        for (j, wv_part, v_part) in parts {
+            let (wv_gram, v_gram) = &mut grams[j];
+            for ((o, &a), (q, &b)) in wv_gram
+                .iter_mut()
+                .zip(&wv_part)
+                .zip(v_gram.iter_mut().zip(&v_part))
+            {
+                *o += a;
+                *q += b;
+            }
+        }
+        packed
+            .into_par_iter()
+            .zip(grams)
+            .map(|(rows, (wv_gram, v_gram))| {
+                let gram = &wv_gram + &(&v_gram * self.lambda);
+                Ok(HSystem {
+                    wv: PackedFactor::from_single_rows(k, rows),
+                    nnls: PreparedGram::new(gram.view())?,
+                    wv_gram,
+                    v_gram,
+                    lambda: self.lambda,
+                })
+            })
+            .collect()
+    }
+
     /// The H solve of dataset `dataset` with the current W and V_i (§2),
     /// prepared once for many blocks of cells (the final pass of §3).
     pub fn h_solver(&self, dataset: usize) -> Result<HSolver, LearnerError> {
@@ -342,10 +417,8 @@ impl OnlineInmf {
         // own V_i), in units of SOLVE_ROWS cells; every row's arithmetic
         // and every sum's order are fixed, so results do not depend on the
         // number of threads.
-        let systems: Vec<HSystem> = batches
-            .par_iter()
-            .map(|mb| self.h_system(mb.dataset, None, products))
-            .collect::<Result<_, LearnerError>>()?;
+        let ids: Vec<usize> = batches.iter().map(|mb| mb.dataset).collect();
+        let systems = self.h_systems(&ids, products)?;
         let blocks: Vec<(&HSystem, &CsrMatrix)> =
             systems.iter().zip(batches).map(|(s, mb)| (s, &mb.x)).collect();
         let solved = solve_blocks(&blocks)?;
@@ -773,6 +846,25 @@ mod tests {
             .solve_h(0, &CsrMatrix::from_dense(2, 10, &[1.0; 20]))
             .unwrap_err();
         assert!(e.to_string().contains("genes"), "{e}");
+    }
+
+    #[test]
+    fn the_systems_of_all_datasets_at_once_equal_one_dataset_at_a_time() {
+        // More genes than one CELL_BLOCK (several blocks, a short last one).
+        let (model, data) = small_problem(23, CELL_BLOCK + 77, 6, 40);
+        let ids = [1, 0];
+        let all = model.h_systems(&ids, Precision::Single).unwrap();
+        for (&d, sys) in ids.iter().zip(&all) {
+            let one = model.h_system(d, None, Precision::Single).unwrap();
+            let bits = |m: &Array2<f64>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&sys.wv_gram), bits(&one.wv_gram), "dataset {d}: (W+V)ᵀ(W+V)");
+            assert_eq!(bits(&sys.v_gram), bits(&one.v_gram), "dataset {d}: VᵀV");
+            let got = solve_blocks(&[(sys, &data[d])]).unwrap().pop().unwrap();
+            let want = solve_blocks(&[(&one, &data[d])]).unwrap().pop().unwrap();
+            assert_eq!(bits(&got.h), bits(&want.h), "dataset {d}: H");
+            assert!(got.h.iter().any(|&v| v > 0.0), "a non-trivial H");
+            assert_eq!(got.objective.total().to_bits(), want.objective.total().to_bits());
+        }
     }
 
     #[test]

@@ -50,6 +50,17 @@ impl PackedFactor {
         Self { k, values }
     }
 
+    /// M already packed in single precision: `rows` holds its rows of
+    /// [`padded`]`(k)` f32 values, zero-padded (as [`pack_rows`] makes them).
+    pub(crate) fn from_single_rows(k: usize, rows: Vec<f32>) -> Self {
+        let kp = padded(k);
+        debug_assert_eq!(rows.len() % kp.max(1), 0, "whole padded rows");
+        Self {
+            k,
+            values: Values::Single { kp, rows },
+        }
+    }
+
     /// Rows `first..first + out.len() / K` of R = X·M into `out` (rows × K,
     /// row-major): r_c = Σ_g x_cg·M_g·, each row's sum exactly as the
     /// whole-matrix product of the same precision computes it.
