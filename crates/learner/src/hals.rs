@@ -76,11 +76,12 @@ fn merges(terms: &[(ArrayView2<f64>, ArrayView2<f64>)], S: ArrayView2<f64>) -> b
 
 /// One sweep of F (rows × K) with the fits Q = Σ_t O_t·A_t + c·F·S:
 /// F_gj ← max(ε, F_gj + (Σ_t B_t,gj − Q_gj)/(c·S_jj)), column by column,
-/// Q_g· kept current (Q_g· += c·δ·S_j· after F_gj moves by δ; S symmetric).
+/// Q_gj being the current fit: the starting fit plus c·δ_{j'}·S_{j'j} for
+/// every earlier column j' whose entry moved by δ_{j'} (see `column_loop`).
 ///
 /// Per block of rows the starting fits are one dense product
 /// Q = [O_1 … O_T F]·[A_1; …; A_T; c·S] (the bulk of the flops, at GEMM
-/// speed); only the Gauss–Seidel column loop runs row by row.
+/// speed); only the Gauss–Seidel column loop runs per group of rows.
 fn sweep(
     F: &mut Array2<f64>,
     terms: &[(ArrayView2<f64>, ArrayView2<f64>)],
@@ -261,8 +262,7 @@ fn sweep_block(rows: &mut [f64], others: &[&[f64]], g0: usize, k: usize, side: &
     }
     let mut q = Array2::<f64>::zeros((n, k));
     general_mat_mul(1.0, &left, &side.stacked, 0.0, &mut q);
-    let q = q.as_slice_mut().expect("standard layout");
-    column_loop(rows, q, g0, k, side);
+    column_loop(rows, q.as_slice().expect("standard layout"), g0, k, side);
 }
 
 /// Rows whose column loops run together, one row per vector lane (four
@@ -280,10 +280,10 @@ avx2_dispatch! {
     /// q_j = q⁰_j + Σ_{j' < j} δ_{j'}·S_{j'j}, added for j' = 0, 1, … in
     /// order — the same operations, in the same order, as keeping the
     /// whole running fit current after every column (K − j fewer updates
-    /// per column, and the `q` passed in is only read).
+    /// per column).
     fn column_loop / column_loop_avx2 / column_loop_impl(
         rows: &mut [f64],
-        q: &mut [f64],
+        q: &[f64],
         g0: usize,
         k: usize,
         side: &Sweep<'_>,
@@ -578,8 +578,8 @@ mod tests {
                 f0.iter().copied().collect::<Vec<_>>(),
                 f0.iter().copied().collect::<Vec<_>>(),
             );
-            let (mut q_got, mut q_want) = (q0.clone(), q0.clone());
-            column_loop(&mut got, &mut q_got, 0, k, &side);
+            let mut q_want = q0.clone();
+            column_loop(&mut got, &q0, 0, k, &side);
             running_fit_loop(&mut want, &mut q_want, 0, k, &side);
             assert_eq!(got, want, "n {n} k {k} targets {t}");
             assert_ne!(got, f0.iter().copied().collect::<Vec<_>>(), "the rows moved");
