@@ -196,7 +196,8 @@ impl OnlineInmf {
 
     /// The H system of dataset `dataset` (or of V = `v_override`):
     /// (W+V_i) packed for R = X·(W+V_i), G_i = (W+V_i)ᵀ(W+V_i) + λV_iᵀV_i
-    /// prepared for NNLS, and the two Gram parts for the objective.
+    /// prepared for NNLS, and the two Gram parts for the objective
+    /// ([`Self::h_systems`] of one V).
     fn h_system(
         &self,
         dataset: usize,
@@ -204,39 +205,57 @@ impl OnlineInmf {
         precision: Precision,
     ) -> Result<HSystem, LearnerError> {
         let v = v_override.unwrap_or(self.datasets[dataset].v.view());
-        let wv = &self.w + &v;
-        let (wv_gram, v_gram) = rayon::join(|| gram_of_rows(wv.view()), || gram_of_rows(v));
-        let gram = &wv_gram + &(&v_gram * self.lambda);
-        Ok(HSystem {
-            wv: PackedFactor::new(wv.view(), precision),
-            nnls: PreparedGram::new(gram.view())?,
-            wv_gram,
-            v_gram,
-            lambda: self.lambda,
-        })
+        let mut one = self.h_systems(&[v], precision)?;
+        Ok(one.pop().expect("one system per V"))
     }
 
-    /// [`Self::h_system`] of several datasets at once, with the same bits:
-    /// one parallel pass over blocks of [`CELL_BLOCK`] gene rows of every
-    /// dataset forms the block's rows of W+V_i (packed to f32 in place) and
-    /// its shares of (W+V_i)ᵀ(W+V_i) and V_iᵀV_i (the blocks of
-    /// [`gram_of_rows`], added in block order); then each G_i is prepared.
-    fn h_systems(&self, ids: &[usize], precision: Precision) -> Result<Vec<HSystem>, LearnerError> {
-        if precision != Precision::Single {
-            return ids
-                .par_iter()
-                .map(|&d| self.h_system(d, None, precision))
-                .collect();
-        }
+    /// The H systems of W with each of `vs` (see [`Self::h_system`]). In
+    /// single precision, one parallel pass over blocks of [`CELL_BLOCK`]
+    /// gene rows of every V forms the block's rows of W+V (packed to f32 in
+    /// place) and its shares of (W+V)ᵀ(W+V) and VᵀV, added in block order
+    /// (the bits of [`gram_of_rows`] and `pack_rows` on the whole W+V);
+    /// then each G is prepared.
+    fn h_systems(&self, vs: &[ArrayView2<f64>], precision: Precision) -> Result<Vec<HSystem>, LearnerError> {
         let (genes, k) = self.w.dim();
+        let parts: Vec<(PackedFactor, Array2<f64>, Array2<f64>)> = match precision {
+            Precision::Double => vs
+                .iter()
+                .map(|v| {
+                    let wv = &self.w + v;
+                    let grams = (gram_of_rows(wv.view()), gram_of_rows(*v));
+                    (PackedFactor::new(wv.view(), precision), grams.0, grams.1)
+                })
+                .collect(),
+            Precision::Single => self.single_precision_parts(vs, genes, k),
+        };
+        parts
+            .into_par_iter()
+            .map(|(wv, wv_gram, v_gram)| {
+                let gram = &wv_gram + &(&v_gram * self.lambda);
+                Ok(HSystem {
+                    wv,
+                    nnls: PreparedGram::new(gram.view())?,
+                    wv_gram,
+                    v_gram,
+                    lambda: self.lambda,
+                })
+            })
+            .collect()
+    }
+
+    /// The single-precision pass of [`Self::h_systems`]: per V, W+V packed
+    /// to f32 rows, (W+V)ᵀ(W+V) and VᵀV.
+    fn single_precision_parts(
+        &self,
+        vs: &[ArrayView2<f64>],
+        genes: usize,
+        k: usize,
+    ) -> Vec<(PackedFactor, Array2<f64>, Array2<f64>)> {
         let kp = padded(k);
         let w = self.w.as_standard_layout();
         let w = w.as_slice().expect("standard layout");
-        let vs: Vec<_> = ids
-            .iter()
-            .map(|&d| self.datasets[d].v.as_standard_layout())
-            .collect();
-        let mut packed: Vec<Vec<f32>> = ids.iter().map(|_| vec![0.0f32; genes * kp]).collect();
+        let vs: Vec<_> = vs.iter().map(|v| v.as_standard_layout()).collect();
+        let mut packed: Vec<Vec<f32>> = vs.iter().map(|_| vec![0.0f32; genes * kp]).collect();
         let units: Vec<(usize, usize, &mut [f32])> = packed
             .iter_mut()
             .enumerate()
@@ -264,7 +283,7 @@ impl OnlineInmf {
                 (j, wv_gram, v_gram)
             })
             .collect();
-        let mut grams = vec![(Array2::<f64>::zeros((k, k)), Array2::<f64>::zeros((k, k))); ids.len()];
+        let mut grams = vec![(Array2::<f64>::zeros((k, k)), Array2::<f64>::zeros((k, k))); vs.len()];
         for (j, wv_part, v_part) in parts {
             let (wv_gram, v_gram) = &mut grams[j];
             for ((o, &a), (q, &b)) in wv_gram
@@ -277,18 +296,9 @@ impl OnlineInmf {
             }
         }
         packed
-            .into_par_iter()
+            .into_iter()
             .zip(grams)
-            .map(|(rows, (wv_gram, v_gram))| {
-                let gram = &wv_gram + &(&v_gram * self.lambda);
-                Ok(HSystem {
-                    wv: PackedFactor::from_single_rows(k, rows),
-                    nnls: PreparedGram::new(gram.view())?,
-                    wv_gram,
-                    v_gram,
-                    lambda: self.lambda,
-                })
-            })
+            .map(|(rows, (wv_gram, v_gram))| (PackedFactor::from_single_rows(k, rows), wv_gram, v_gram))
             .collect()
     }
 
@@ -417,8 +427,11 @@ impl OnlineInmf {
         // own V_i), in units of SOLVE_ROWS cells; every row's arithmetic
         // and every sum's order are fixed, so results do not depend on the
         // number of threads.
-        let ids: Vec<usize> = batches.iter().map(|mb| mb.dataset).collect();
-        let systems = self.h_systems(&ids, products)?;
+        let vs: Vec<ArrayView2<f64>> = batches
+            .iter()
+            .map(|mb| self.datasets[mb.dataset].v.view())
+            .collect();
+        let systems = self.h_systems(&vs, products)?;
         let blocks: Vec<(&HSystem, &CsrMatrix)> =
             systems.iter().zip(batches).map(|(s, mb)| (s, &mb.x)).collect();
         let solved = solve_blocks(&blocks)?;
@@ -849,18 +862,34 @@ mod tests {
     }
 
     #[test]
-    fn the_systems_of_all_datasets_at_once_equal_one_dataset_at_a_time() {
-        // More genes than one CELL_BLOCK (several blocks, a short last one).
+    fn the_systems_of_all_datasets_at_once_equal_the_whole_matrix_products() {
+        // More genes than one CELL_BLOCK (several blocks, a short last one);
+        // the reference packs and multiplies the whole W+V_i at once.
         let (model, data) = small_problem(23, CELL_BLOCK + 77, 6, 40);
         let ids = [1, 0];
-        let all = model.h_systems(&ids, Precision::Single).unwrap();
+        let vs: Vec<_> = ids.iter().map(|&d| model.datasets[d].v.view()).collect();
+        let all = model.h_systems(&vs, Precision::Single).unwrap();
+        let bits = |m: &Array2<f64>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         for (&d, sys) in ids.iter().zip(&all) {
-            let one = model.h_system(d, None, Precision::Single).unwrap();
-            let bits = |m: &Array2<f64>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&sys.wv_gram), bits(&one.wv_gram), "dataset {d}: (W+V)ᵀ(W+V)");
-            assert_eq!(bits(&sys.v_gram), bits(&one.v_gram), "dataset {d}: VᵀV");
+            let v = model.datasets[d].v.view();
+            let wv = &model.w + &v;
+            let (wv_gram, v_gram) = (gram_of_rows(wv.view()), gram_of_rows(v));
+            let gram = &wv_gram + &(&v_gram * model.lambda);
+            let reference = HSystem {
+                wv: PackedFactor::new(wv.view(), Precision::Single),
+                nnls: PreparedGram::new(gram.view()).unwrap(),
+                wv_gram,
+                v_gram,
+                lambda: model.lambda,
+            };
+            assert_eq!(
+                bits(&sys.wv_gram),
+                bits(&reference.wv_gram),
+                "dataset {d}: (W+V)ᵀ(W+V)"
+            );
+            assert_eq!(bits(&sys.v_gram), bits(&reference.v_gram), "dataset {d}: VᵀV");
             let got = solve_blocks(&[(sys, &data[d])]).unwrap().pop().unwrap();
-            let want = solve_blocks(&[(&one, &data[d])]).unwrap().pop().unwrap();
+            let want = solve_blocks(&[(&reference, &data[d])]).unwrap().pop().unwrap();
             assert_eq!(bits(&got.h), bits(&want.h), "dataset {d}: H");
             assert!(got.h.iter().any(|&v| v > 0.0), "a non-trivial H");
             assert_eq!(got.objective.total().to_bits(), want.objective.total().to_bits());
