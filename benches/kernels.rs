@@ -2,8 +2,9 @@
 //! default mini-batch: 5,000 cells × 2,000 genes at ≈10% non-zeros.
 //!
 //! IDs encode sizes: `project/k20/cells5000` (R = X·(W+V)),
-//! `project_f32/…` and `accumulate_f32/…` (the single-precision products
-//! of online learning),
+//! `project_f16/…` (R with half-precision factor rows, as the online steps
+//! run it), `project_f32/…` and `accumulate_f32/…` (the single-precision
+//! products of the final pass and of B += XᵀH),
 //! `accumulate/k20/cells5000` (B += XᵀH), `hals/k20/genes2000/datasets3`
 //! (one W + V_i sweep), `online_step/k20/cells5000/datasets3` (one whole
 //! iteration: H solve, statistics, HALS). FLOP rates: the two sparse
@@ -13,8 +14,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use inmf_learner::{
-    accumulate_xt_h, accumulate_xt_h_f32, project, project_f32, CsrMatrix, IterationInfo, MiniBatch,
-    OnlineInmf,
+    accumulate_xt_h, accumulate_xt_h_f32, project, project_f16, project_f32, CsrMatrix, IterationInfo,
+    MiniBatch, OnlineInmf,
 };
 use ndarray::Array2;
 
@@ -77,6 +78,9 @@ fn kernels(c: &mut Criterion) {
     });
     g.bench_function("project_f32/k20/cells5000", |b| {
         b.iter(|| black_box(project_f32(&x, m.view())))
+    });
+    g.bench_function("project_f16/k20/cells5000", |b| {
+        b.iter(|| black_box(project_f16(&x, m.view())))
     });
     g.bench_function("accumulate_f32/k20/cells5000", |b| {
         b.iter(|| accumulate_xt_h_f32(&x, h.view(), 1.0 / CELLS as f64, black_box(acc.view_mut())))

@@ -4,8 +4,8 @@
 //! An epoch must at least (a) read every mini-batch from the source and
 //! (b) run the two sparse products of every mini-batch, R = X·(W+V_i) and
 //! B_i += XᵀH, each 2·nnz·K flops, with the kernels the run uses (the
-//! single-precision ones of `inmf_learner::project_f32` and
-//! `accumulate_xt_h_f32`). Reading happens on the reader thread,
+//! reduced-precision ones: `inmf_learner::project_f16` for R and
+//! `accumulate_xt_h_f32` for B). Reading happens on the reader thread,
 //! overlapped with compute, so
 //!
 //!   bound = max(bytes / read rate, 4·nnz·K / sparse-product rate),
@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use inmf_learner::{accumulate_xt_h_f32, project_f32, CellSource, MiniBatchPlan, OnlineInmf};
+use inmf_learner::{accumulate_xt_h_f32, project_f16, CellSource, MiniBatchPlan, OnlineInmf};
 use inmf_reader::{spawn_reader, BlockPool, Hdf5Source};
 use ndarray::Array2;
 
@@ -96,7 +96,7 @@ pub(crate) fn measure_epoch_bound(
     while rep_seconds.len() < 7 || started.elapsed().as_secs_f64() < 0.5 {
         let rep = Instant::now();
         for (x, wv) in &blocks {
-            let r = project_f32(x, wv.view());
+            let r = project_f16(x, wv.view());
             accumulate_xt_h_f32(x, r.view(), 1e-3, b.view_mut());
         }
         rep_seconds.push(rep.elapsed().as_secs_f64());

@@ -34,6 +34,7 @@ use rayon::prelude::*;
 use crate::error::LearnerError;
 use crate::hals::sweep_w_then_v;
 use crate::kernels::{accumulate_xt_h, add_gram_of_rows, gram_of_rows, CELL_BLOCK};
+use crate::kernels_f16::HalfRows;
 use crate::kernels_f32::{padded, scatter_partials_f32, ScatteredPartials};
 use crate::nnls::{NnlsWorkspace, PreparedGram, Start};
 use crate::objective::{objective_from_sums, ObjectiveParts};
@@ -46,9 +47,14 @@ use crate::sparse::CsrMatrix;
 const A_DIAG_FLOOR: f64 = 1e-15;
 
 /// Precision of the two sparse products an iteration runs, R = X·(W+V_i)
-/// and XᵀH: single (f32 factor rows and sums, f64 results; `kernels_f32`),
-/// ≈1.3–1.9× the f64 kernels' speed.
-const PRODUCTS: Precision = Precision::Single;
+/// and XᵀH: half (binary16 rows of W+V_i for R, `kernels_f16`; f32 rows of
+/// H for XᵀH, `kernels_f32`; f32 sums, f64 results). R only steers each
+/// mini-batch's H; the run's objective moves by ≈ 1e-6 relative (tested).
+const STEP_PRODUCTS: Precision = Precision::Half;
+
+/// Precision of R = X·(W+V_i) in the H solves whose H is a result (the
+/// final pass, projection): single (f32 rows and sums, `kernels_f32`).
+const RESULT_PRODUCTS: Precision = Precision::Single;
 
 /// Cells per work unit of an H solve: a unit computes its cells' rows of
 /// R, solves their H and adds their share of HᵀH and of the objective,
@@ -210,11 +216,13 @@ impl OnlineInmf {
     }
 
     /// The H systems of W with each of `vs` (see [`Self::h_system`]). In
-    /// single precision, one parallel pass over blocks of [`CELL_BLOCK`]
-    /// gene rows of every V forms the block's rows of W+V (packed to f32 in
-    /// place) and its shares of (W+V)ᵀ(W+V) and VᵀV, added in block order
-    /// (the bits of [`gram_of_rows`] and `pack_rows` on the whole W+V);
-    /// then each G is prepared.
+    /// single and half precision, one parallel pass over blocks of
+    /// [`CELL_BLOCK`] gene rows of every V forms the block's rows of W+V
+    /// (packed to f32 in place), its column maxima and its shares of
+    /// (W+V)ᵀ(W+V) and VᵀV, added in block order (the bits of
+    /// [`gram_of_rows`] and `pack_rows` on the whole W+V); in half
+    /// precision the f32 rows are then scaled and rounded to binary16
+    /// (`kernels_f16`); then each G is prepared.
     fn h_systems(&self, vs: &[ArrayView2<f64>], precision: Precision) -> Result<Vec<HSystem>, LearnerError> {
         let (genes, k) = self.w.dim();
         let parts: Vec<(PackedFactor, Array2<f64>, Array2<f64>)> = match precision {
@@ -226,7 +234,7 @@ impl OnlineInmf {
                     (PackedFactor::new(wv.view(), precision), grams.0, grams.1)
                 })
                 .collect(),
-            Precision::Single => self.single_precision_parts(vs, genes, k),
+            Precision::Single | Precision::Half => self.reduced_precision_parts(vs, genes, k, precision),
         };
         parts
             .into_par_iter()
@@ -243,13 +251,15 @@ impl OnlineInmf {
             .collect()
     }
 
-    /// The single-precision pass of [`Self::h_systems`]: per V, W+V packed
-    /// to f32 rows, (W+V)ᵀ(W+V) and VᵀV.
-    fn single_precision_parts(
+    /// The single- and half-precision pass of [`Self::h_systems`]: per V,
+    /// W+V packed (f32 rows, or binary16 rows made from them),
+    /// (W+V)ᵀ(W+V) and VᵀV.
+    fn reduced_precision_parts(
         &self,
         vs: &[ArrayView2<f64>],
         genes: usize,
         k: usize,
+        precision: Precision,
     ) -> Vec<(PackedFactor, Array2<f64>, Array2<f64>)> {
         let kp = padded(k);
         let w = self.w.as_standard_layout();
@@ -265,7 +275,9 @@ impl OnlineInmf {
                     .map(move |(b, out)| (j, b * CELL_BLOCK, out))
             })
             .collect();
-        let parts: Vec<(usize, Vec<f64>, Vec<f64>)> = units
+        // Per unit: dataset, its shares of (W+V)ᵀ(W+V) and VᵀV, its column maxima.
+        type UnitParts = (usize, Vec<f64>, Vec<f64>, Vec<f64>);
+        let parts: Vec<UnitParts> = units
             .into_par_iter()
             .map(|(j, g0, out)| {
                 let n = out.len() / kp.max(1);
@@ -275,16 +287,19 @@ impl OnlineInmf {
                 let (mut wv_gram, mut v_gram) = (vec![0.0; k * k], vec![0.0; k * k]);
                 add_gram_of_rows(&wv, k, &mut wv_gram);
                 add_gram_of_rows(v, k, &mut v_gram);
+                let mut col_max = vec![0.0f64; k];
                 for (dst, src) in out.chunks_exact_mut(kp.max(1)).zip(wv.chunks_exact(k.max(1))) {
-                    for (d, &x) in dst.iter_mut().zip(src) {
+                    for ((d, &x), mx) in dst.iter_mut().zip(src).zip(col_max.iter_mut()) {
                         *d = x as f32;
+                        *mx = mx.max(x);
                     }
                 }
-                (j, wv_gram, v_gram)
+                (j, wv_gram, v_gram, col_max)
             })
             .collect();
         let mut grams = vec![(Array2::<f64>::zeros((k, k)), Array2::<f64>::zeros((k, k))); vs.len()];
-        for (j, wv_part, v_part) in parts {
+        let mut col_max = vec![vec![0.0f64; k]; vs.len()];
+        for (j, wv_part, v_part, max_part) in parts {
             let (wv_gram, v_gram) = &mut grams[j];
             for ((o, &a), (q, &b)) in wv_gram
                 .iter_mut()
@@ -294,11 +309,23 @@ impl OnlineInmf {
                 *o += a;
                 *q += b;
             }
+            for (m, &p) in col_max[j].iter_mut().zip(&max_part) {
+                *m = m.max(p);
+            }
         }
         packed
             .into_iter()
             .zip(grams)
-            .map(|(rows, (wv_gram, v_gram))| (PackedFactor::from_single_rows(k, rows), wv_gram, v_gram))
+            .zip(col_max)
+            .map(|((rows, (wv_gram, v_gram)), col_max)| {
+                let wv = match precision {
+                    Precision::Half => {
+                        PackedFactor::from_half_rows(k, HalfRows::from_f32_rows(k, &rows, &col_max))
+                    }
+                    _ => PackedFactor::from_single_rows(k, rows),
+                };
+                (wv, wv_gram, v_gram)
+            })
             .collect()
     }
 
@@ -309,7 +336,7 @@ impl OnlineInmf {
             return Err(LearnerError::InvalidData(format!("unknown dataset {dataset}")));
         }
         Ok(HSolver {
-            sys: self.h_system(dataset, None, PRODUCTS)?,
+            sys: self.h_system(dataset, None, RESULT_PRODUCTS)?,
             n_genes: self.n_genes(),
         })
     }
@@ -319,7 +346,7 @@ impl OnlineInmf {
     pub fn projection_solver(&self) -> Result<HSolver, LearnerError> {
         let zeros = Array2::zeros(self.w.dim());
         Ok(HSolver {
-            sys: self.h_system(0, Some(zeros.view()), PRODUCTS)?,
+            sys: self.h_system(0, Some(zeros.view()), RESULT_PRODUCTS)?,
             n_genes: self.n_genes(),
         })
     }
@@ -332,7 +359,7 @@ impl OnlineInmf {
         batches: &[MiniBatch],
         hals_sweeps: usize,
     ) -> Result<StepReport, LearnerError> {
-        self.step_with(info, batches, hals_sweeps, PRODUCTS)
+        self.step_with(info, batches, hals_sweeps, STEP_PRODUCTS)
     }
 
     /// [`step`](Self::step) that hands the mini-batches to `release` as
@@ -351,7 +378,7 @@ impl OnlineInmf {
     where
         F: FnOnce(Vec<MiniBatch>) + Send,
     {
-        let report = match self.solve_and_accumulate(info, &batches, PRODUCTS) {
+        let report = match self.solve_and_accumulate(info, &batches, STEP_PRODUCTS) {
             Ok(r) => r,
             Err(e) => {
                 release(batches);
@@ -588,7 +615,7 @@ enum GeneSums {
 impl GeneSums {
     fn new(blocks: &[(&CsrMatrix, ArrayView2<f64>)], precision: Precision) -> Self {
         match precision {
-            Precision::Single => Self::Single(scatter_partials_f32(blocks)),
+            Precision::Single | Precision::Half => Self::Single(scatter_partials_f32(blocks)),
             Precision::Double => Self::Double(
                 blocks
                     .iter()
@@ -868,31 +895,34 @@ mod tests {
         let (model, data) = small_problem(23, CELL_BLOCK + 77, 6, 40);
         let ids = [1, 0];
         let vs: Vec<_> = ids.iter().map(|&d| model.datasets[d].v.view()).collect();
-        let all = model.h_systems(&vs, Precision::Single).unwrap();
         let bits = |m: &Array2<f64>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        for (&d, sys) in ids.iter().zip(&all) {
-            let v = model.datasets[d].v.view();
-            let wv = &model.w + &v;
-            let (wv_gram, v_gram) = (gram_of_rows(wv.view()), gram_of_rows(v));
-            let gram = &wv_gram + &(&v_gram * model.lambda);
-            let reference = HSystem {
-                wv: PackedFactor::new(wv.view(), Precision::Single),
-                nnls: PreparedGram::new(gram.view()).unwrap(),
-                wv_gram,
-                v_gram,
-                lambda: model.lambda,
-            };
-            assert_eq!(
-                bits(&sys.wv_gram),
-                bits(&reference.wv_gram),
-                "dataset {d}: (W+V)ᵀ(W+V)"
-            );
-            assert_eq!(bits(&sys.v_gram), bits(&reference.v_gram), "dataset {d}: VᵀV");
-            let got = solve_blocks(&[(sys, &data[d])]).unwrap().pop().unwrap();
-            let want = solve_blocks(&[(&reference, &data[d])]).unwrap().pop().unwrap();
-            assert_eq!(bits(&got.h), bits(&want.h), "dataset {d}: H");
-            assert!(got.h.iter().any(|&v| v > 0.0), "a non-trivial H");
-            assert_eq!(got.objective.total().to_bits(), want.objective.total().to_bits());
+        for precision in [Precision::Single, Precision::Half] {
+            let all = model.h_systems(&vs, precision).unwrap();
+            for (&d, sys) in ids.iter().zip(&all) {
+                let v = model.datasets[d].v.view();
+                let wv = &model.w + &v;
+                let (wv_gram, v_gram) = (gram_of_rows(wv.view()), gram_of_rows(v));
+                let gram = &wv_gram + &(&v_gram * model.lambda);
+                let reference = HSystem {
+                    wv: PackedFactor::new(wv.view(), precision),
+                    nnls: PreparedGram::new(gram.view()).unwrap(),
+                    wv_gram,
+                    v_gram,
+                    lambda: model.lambda,
+                };
+                let what = format!("{precision:?}, dataset {d}");
+                assert_eq!(
+                    bits(&sys.wv_gram),
+                    bits(&reference.wv_gram),
+                    "{what}: (W+V)ᵀ(W+V)"
+                );
+                assert_eq!(bits(&sys.v_gram), bits(&reference.v_gram), "{what}: VᵀV");
+                let got = solve_blocks(&[(sys, &data[d])]).unwrap().pop().unwrap();
+                let want = solve_blocks(&[(&reference, &data[d])]).unwrap().pop().unwrap();
+                assert_eq!(bits(&got.h), bits(&want.h), "{what}: H");
+                assert!(got.h.iter().any(|&v| v > 0.0), "a non-trivial H");
+                assert_eq!(got.objective.total().to_bits(), want.objective.total().to_bits());
+            }
         }
     }
 
@@ -927,7 +957,11 @@ mod tests {
                 t => (t - 2) as f64 / (t - 1) as f64,
             };
             for (d, mb) in batches.iter().enumerate() {
-                let (h, _) = model.solve_h(d, &mb.x).unwrap();
+                let step_solver = HSolver {
+                    sys: model.h_system(d, None, STEP_PRODUCTS).unwrap(),
+                    n_genes: model.n_genes(),
+                };
+                let (h, _) = step_solver.solve(&mb.x).unwrap();
                 let [a, b, a_old, b_old] = &mut want[d];
                 if info.new_epoch {
                     *a -= &*a_old;
@@ -968,17 +1002,19 @@ mod tests {
     }
 
     #[test]
-    fn f32_products_move_the_online_objective_by_less_than_1e_5() {
+    fn reduced_precision_products_move_the_online_objective_by_less_than_1e_5() {
         let (genes, k, cells) = (300, 20, 1200);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let w = planted_w(genes, k, &mut rng);
         let vs: Vec<_> = (0..2).map(|_| planted_w(genes, k, &mut rng) * 0.2).collect();
+        // `fast` runs the steps' products (half-precision R), `single` f32.
         let mut fast = OnlineInmf::new(w, vs, 5.0).unwrap();
+        let mut single = fast.clone();
         let mut exact = fast.clone();
         let data: Vec<CsrMatrix> = (0..2)
             .map(|_| random_sparse(cells, genes, 0.2, &mut rng))
             .collect();
-        let (mut obj_fast, mut obj_exact) = (0.0, 0.0);
+        let (mut obj_fast, mut obj_single, mut obj_exact) = (0.0, 0.0, 0.0);
         for t in 1..=12 {
             let lo = (t - 1) % 4 * (cells / 4);
             let batches = batches_of(&data, lo, cells / 4);
@@ -988,19 +1024,26 @@ mod tests {
                 new_epoch: t % 4 == 0,
             };
             obj_fast = fast.step(info, &batches, 1).unwrap().objective.total();
-            obj_exact = exact
-                .step_with(info, &batches, 1, F64_PRODUCTS)
-                .unwrap()
-                .objective
-                .total();
+            let step = |m: &mut OnlineInmf, p| m.step_with(info, &batches, 1, p).unwrap().objective.total();
+            obj_single = step(&mut single, Precision::Single);
+            obj_exact = step(&mut exact, F64_PRODUCTS);
         }
-        // Different bits (the f32 kernels ran), the same objective to 1e-5.
-        assert_ne!(obj_fast, obj_exact);
-        assert!(
-            ((obj_fast - obj_exact) / obj_exact).abs() < 1e-5,
-            "{obj_fast} vs {obj_exact}"
-        );
-        assert!(max_rel_diff(fast.w.view(), exact.w.view()) < 1e-4);
+        // Different bits (the reduced-precision kernels ran), the same
+        // objective to 1e-5; W to 1e-4 (single) and 1e-3 (half: R's
+        // rounding moves each H by ≈ 1e-5–1e-4, and W follows the H's).
+        for (name, obj, model, w_tol) in [
+            ("half", obj_fast, &fast, 1e-3),
+            ("single", obj_single, &single, 1e-4),
+        ] {
+            assert_ne!(obj, obj_exact, "{name}");
+            assert!(
+                ((obj - obj_exact) / obj_exact).abs() < 1e-5,
+                "{name}: {obj} vs {obj_exact}"
+            );
+            let dw = max_rel_diff(model.w.view(), exact.w.view());
+            assert!(dw < w_tol, "{name}: W off by {dw:e}");
+        }
+        assert_ne!(obj_fast, obj_single, "the steps ran half-precision products");
         let (h_fast, o_fast) = fast.solve_h(1, &data[1]).unwrap();
         let exact_solver = HSolver {
             sys: fast.h_system(1, None, Precision::Double).unwrap(),

@@ -6,12 +6,16 @@
 use ndarray::ArrayView2;
 
 use crate::kernels::project_block;
+use crate::kernels_f16::HalfRows;
 use crate::kernels_f32::{pack_rows, padded, project_block_f32};
 use crate::sparse::CsrMatrix;
 
 /// Precision of the sparse products (see `kernels_f32` for single precision).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Precision {
+    /// Binary16 factor rows (scaled per column), f32 sums, f64 results
+    /// ([`crate::project_f16`]) for R = X·M; B += XᵀH as in `Single`.
+    Half,
     /// f32 factor rows and sums, f64 results ([`crate::project_f32`]).
     Single,
     /// f64 throughout ([`crate::project`]): the exact reference the tests
@@ -27,6 +31,8 @@ pub(crate) struct PackedFactor {
 }
 
 enum Values {
+    /// Rows of binary16 values ([`HalfRows`]).
+    Half(HalfRows),
     /// Rows of [`padded`]`(k)` f32 values, zero-padded.
     Single { kp: usize, rows: Vec<f32> },
     /// M row-major, k values per row.
@@ -38,6 +44,7 @@ impl PackedFactor {
     pub(crate) fn new(m: ArrayView2<f64>, precision: Precision) -> Self {
         let k = m.ncols();
         let values = match precision {
+            Precision::Half => Values::Half(HalfRows::new(m)),
             Precision::Single => {
                 let kp = padded(k);
                 Values::Single {
@@ -61,11 +68,20 @@ impl PackedFactor {
         }
     }
 
+    /// M already packed in half precision.
+    pub(crate) fn from_half_rows(k: usize, rows: HalfRows) -> Self {
+        Self {
+            k,
+            values: Values::Half(rows),
+        }
+    }
+
     /// Rows `first..first + out.len() / K` of R = X·M into `out` (rows × K,
     /// row-major): r_c = Σ_g x_cg·M_g·, each row's sum exactly as the
     /// whole-matrix product of the same precision computes it.
     pub(crate) fn project_rows(&self, x: &CsrMatrix, first: usize, out: &mut [f64]) {
         match &self.values {
+            Values::Half(rows) => rows.project_rows(x, first, out),
             Values::Single { kp, rows } => project_block_f32(x, rows, self.k, *kp, first, out),
             Values::Double(ms) => project_block(x, ms, self.k, first, out),
         }

@@ -28,6 +28,31 @@ pub(crate) fn avx2() -> bool {
     }
 }
 
+/// 0 = not detected yet, 1 = F16C (with AVX2) available, 2 = not.
+static HALF_MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether the AVX2 + F16C build of the half-precision product
+/// (`kernels_f16`) runs: [`avx2`] and the CPU converts binary16 (F16C).
+#[inline]
+pub(crate) fn f16c() -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    if !avx2() {
+        return false;
+    }
+    match HALF_MODE.load(Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            #[cfg(target_arch = "x86_64")]
+            let on = std::arch::is_x86_feature_detected!("f16c");
+            #[cfg(not(target_arch = "x86_64"))]
+            let on = false;
+            HALF_MODE.store(if on { 1 } else { 2 }, Relaxed);
+            on
+        }
+    }
+}
+
 fn detect() -> bool {
     let forced_off = std::env::var_os("INMF_NO_AVX2").is_some_and(|v| !v.is_empty() && v != "0");
     #[cfg(target_arch = "x86_64")]
