@@ -11,7 +11,7 @@ use inmf_driver::{run_analyze, AnalyzeRequest};
 /// graph, cluster it (Leiden), embed it (UMAP), score the integration
 /// (alignment, kBET, silhouette; ARI, NMI, purity against --labels) and
 /// plot it. Adds obsm['X_inmf_norm'], obsm['X_umap'], obs['cluster'] and
-/// uns['inmf']['metrics'] to RUN_DIR/result.h5ad (rewritten atomically) and
+/// `uns['inmf']['metrics']` to RUN_DIR/result.h5ad (rewritten atomically) and
 /// writes PNG and SVG plots to --out. Same seed, same results, whatever the
 /// number of threads.
 #[derive(Args, Debug)]

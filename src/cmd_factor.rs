@@ -208,7 +208,7 @@ pub struct FactorArgs {
     /// Use the genes listed in FILE (one per line) instead of selecting them.
     #[arg(long, value_name = "FILE")]
     pub genes: Option<PathBuf>,
-    /// TOML configuration (its [preprocess] and [runtime] sections are used).
+    /// TOML configuration (its `[preprocess]` and `[runtime]` sections are used).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Worker threads; 0 = one per core [default: 0].

@@ -337,8 +337,9 @@ impl<T: Lane> PartialPool<T> {
 static PARTIALS: PartialPool<f64> = PartialPool::new();
 
 /// HᵀH (K × K) for H stored rows × K: Σ_c h_c h_cᵀ over fixed blocks
-/// of rows ([`add_gram_of_rows`]) formed in parallel and summed in block
-/// order (the same bits for any thread count); exactly symmetric.
+/// of rows (a register-tiled kernel, `add_gram_of_rows`) formed in
+/// parallel and summed in block order (the same bits for any thread
+/// count); exactly symmetric.
 pub fn gram_of_rows(h: ArrayView2<f64>) -> Array2<f64> {
     let k = h.ncols();
     let n = h.nrows();
