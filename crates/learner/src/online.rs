@@ -234,7 +234,7 @@ impl OnlineInmf {
                     (PackedFactor::new(wv.view(), precision), grams.0, grams.1)
                 })
                 .collect(),
-            Precision::Single | Precision::Half => self.reduced_precision_parts(vs, genes, k, precision),
+            Precision::Single | Precision::Half => self.reduced_precision_parts(vs, genes, k, precision)?,
         };
         parts
             .into_par_iter()
@@ -260,7 +260,7 @@ impl OnlineInmf {
         genes: usize,
         k: usize,
         precision: Precision,
-    ) -> Vec<(PackedFactor, Array2<f64>, Array2<f64>)> {
+    ) -> Result<Vec<(PackedFactor, Array2<f64>, Array2<f64>)>, LearnerError> {
         let kp = padded(k);
         let w = self.w.as_standard_layout();
         let w = w.as_slice().expect("standard layout");
@@ -291,7 +291,8 @@ impl OnlineInmf {
                 for (dst, src) in out.chunks_exact_mut(kp.max(1)).zip(wv.chunks_exact(k.max(1))) {
                     for ((d, &x), mx) in dst.iter_mut().zip(src).zip(col_max.iter_mut()) {
                         *d = x as f32;
-                        *mx = mx.max(x);
+                        // NaN propagates (f64::max would drop it).
+                        *mx = if x > *mx || x.is_nan() { x } else { *mx };
                     }
                 }
                 (j, wv_gram, v_gram, col_max)
@@ -310,7 +311,7 @@ impl OnlineInmf {
                 *q += b;
             }
             for (m, &p) in col_max[j].iter_mut().zip(&max_part) {
-                *m = m.max(p);
+                *m = if p > *m || p.is_nan() { p } else { *m };
             }
         }
         packed
@@ -320,11 +321,19 @@ impl OnlineInmf {
             .map(|((rows, (wv_gram, v_gram)), col_max)| {
                 let wv = match precision {
                     Precision::Half => {
+                        // Binary16 would saturate an infinite or NaN entry
+                        // into a finite one; f32 carries it into R, where the
+                        // H solve reports it. Report it here instead.
+                        if let Some(j) = col_max.iter().position(|m| !m.is_finite()) {
+                            return Err(LearnerError::Numerical(format!(
+                                "W + V has a non-finite entry in factor {j} (the factors diverged)"
+                            )));
+                        }
                         PackedFactor::from_half_rows(k, HalfRows::from_f32_rows(k, &rows, &col_max))
                     }
                     _ => PackedFactor::from_single_rows(k, rows),
                 };
-                (wv, wv_gram, v_gram)
+                Ok((wv, wv_gram, v_gram))
             })
             .collect()
     }
@@ -922,6 +931,27 @@ mod tests {
                 assert_eq!(bits(&got.h), bits(&want.h), "{what}: H");
                 assert!(got.h.iter().any(|&v| v > 0.0), "a non-trivial H");
                 assert_eq!(got.objective.total().to_bits(), want.objective.total().to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_finite_factor_is_an_error_not_a_saturated_value() {
+        for bad in [f64::NAN, f64::INFINITY] {
+            let (mut model, data) = small_problem(5, 40, 4, 30);
+            model.w[[7, 2]] = bad;
+            let batches = batches_of(&data, 0, 10);
+            let info = IterationInfo {
+                t: 1,
+                epoch: 0,
+                new_epoch: false,
+            };
+            match model.step(info, &batches, 1) {
+                Err(LearnerError::Numerical(msg)) => assert!(msg.contains("factor 2"), "{msg}"),
+                other => panic!(
+                    "{bad}: expected a numerical error, got {:?}",
+                    other.map(|r| r.objective)
+                ),
             }
         }
     }
