@@ -43,6 +43,10 @@ use crate::schedule::IterationInfo;
 use crate::source::MiniBatch;
 use crate::sparse::CsrMatrix;
 
+/// W+V_i packed for R, (W+V_i)ᵀ(W+V_i) and V_iᵀV_i: the parts of an
+/// [`HSystem`] before G_i is prepared.
+type SystemParts = (PackedFactor, Array2<f64>, Array2<f64>);
+
 /// Floor written on a zero diagonal entry of A_i (the anchor's 1e-15).
 const A_DIAG_FLOOR: f64 = 1e-15;
 
@@ -225,7 +229,7 @@ impl OnlineInmf {
     /// (`kernels_f16`); then each G is prepared.
     fn h_systems(&self, vs: &[ArrayView2<f64>], precision: Precision) -> Result<Vec<HSystem>, LearnerError> {
         let (genes, k) = self.w.dim();
-        let parts: Vec<(PackedFactor, Array2<f64>, Array2<f64>)> = match precision {
+        let parts: Vec<SystemParts> = match precision {
             Precision::Double => vs
                 .iter()
                 .map(|v| {
@@ -260,7 +264,7 @@ impl OnlineInmf {
         genes: usize,
         k: usize,
         precision: Precision,
-    ) -> Result<Vec<(PackedFactor, Array2<f64>, Array2<f64>)>, LearnerError> {
+    ) -> Result<Vec<SystemParts>, LearnerError> {
         let kp = padded(k);
         let w = self.w.as_standard_layout();
         let w = w.as_slice().expect("standard layout");
