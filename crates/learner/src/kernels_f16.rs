@@ -31,7 +31,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::kernels::{check_project_shapes, CELL_BLOCK};
-use crate::kernels_f32::padded;
+use crate::kernels_f32::{pack_rows, padded};
 use crate::sparse::CsrMatrix;
 
 /// 2¹¹²: turns binary16 bits shifted into an f32's place into their value.
@@ -102,15 +102,12 @@ impl HalfRows {
     /// Packs `m` (genes × K): see the module docs.
     pub(crate) fn new(m: ArrayView2<f64>) -> Self {
         let k = m.ncols();
-        let kp = padded(k);
-        let mut rows = vec![0.0f32; m.nrows() * kp];
-        let mut col_max = vec![0.0f64; k];
-        for (dst, src) in rows.chunks_exact_mut(kp.max(1)).zip(m.rows()) {
-            for ((d, &s), mx) in dst.iter_mut().zip(src.iter()).zip(col_max.iter_mut()) {
-                *d = s as f32;
-                *mx = mx.max(s);
-            }
-        }
+        let rows = pack_rows(m, padded(k));
+        let col_max: Vec<f64> = m
+            .columns()
+            .into_iter()
+            .map(|c| c.fold(0.0, |a, &v| v.max(a)))
+            .collect();
         Self::from_f32_rows(k, &rows, &col_max)
     }
 

@@ -53,7 +53,8 @@ const A_DIAG_FLOOR: f64 = 1e-15;
 /// Precision of the two sparse products an iteration runs, R = X·(W+V_i)
 /// and XᵀH: half (binary16 rows of W+V_i for R, `kernels_f16`; f32 rows of
 /// H for XᵀH, `kernels_f32`; f32 sums, f64 results). R only steers each
-/// mini-batch's H; the run's objective moves by ≈ 1e-6 relative (tested).
+/// mini-batch's H; the run's objective moves by < 1e-5 relative against
+/// the f64 kernels (tested; 2e-7 against f32 on a 50k-cell run).
 const STEP_PRODUCTS: Precision = Precision::Half;
 
 /// Precision of R = X·(W+V_i) in the H solves whose H is a result (the
