@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use inmf_learner::Cols;
 use inmf_reader::{open_mtx, MtxDir, MtxOrder, ReaderError};
 
 use crate::anndata::{AnnDataWriter, Axis, DatasetOptions};
@@ -173,7 +174,15 @@ fn write(mtx: &MtxDir, req: &ImportRequest, order: MtxOrder) -> Result<u64, Driv
     obs.finish()?;
     let mut x = w.x_csr::<f32>(mtx.gene_names().len(), opts)?;
     while let Some(block) = cells.next_block()? {
-        x.append_rows(block.indptr(), block.indices(), block.data())?;
+        let widened;
+        let indices = match block.indices() {
+            Cols::Wide(ix) => ix,
+            narrow => {
+                widened = narrow.to_vec();
+                &widened[..]
+            }
+        };
+        x.append_rows(block.indptr(), indices, block.data())?;
     }
     let nnz = x.nnz();
     x.finish()?;

@@ -278,7 +278,7 @@ fn default_init(
             .take(k)
         {
             let (cols, vals) = x.row(c);
-            cells.push_row(cols, vals);
+            cells.push_row_cols(cols, vals);
         }
         v.push(v_from_cells(&cells)?);
     }

@@ -46,7 +46,7 @@ pub(crate) fn validate_matrix(x: &CsrMatrix, k: usize, what: &str) -> Result<(),
         let cell = x.indptr().partition_point(|&p| p <= pos) - 1;
         return Err(LearnerError::InvalidData(format!(
             "{what}, cell {cell}, gene {}: value {} is negative or not finite",
-            x.indices()[pos],
+            x.indices().get(pos),
             x.data()[pos]
         )));
     }
@@ -165,7 +165,7 @@ pub(crate) fn default_wv(
             .take(k)
         {
             let (cols, vals) = x.row(c);
-            cells.push_row(cols, vals);
+            cells.push_row_cols(cols, vals);
         }
         v.push(v_from_cells(&cells)?);
     }

@@ -33,7 +33,7 @@ pub fn v_from_cells(cells: &CsrMatrix) -> Result<Array2<f64>, LearnerError> {
                 "initial cell {j} for V is all zeros or not finite"
             )));
         }
-        for (&g, &x) in cols.iter().zip(vals) {
+        for (g, &x) in cols.iter().zip(vals) {
             v[[g as usize, j]] = f64::from(x) / norm;
         }
     }

@@ -16,7 +16,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::simd::{avx2_dispatch, dispatch_const};
-use crate::sparse::CsrMatrix;
+use crate::sparse::{with_cols, CsrMatrix};
 
 /// Cells per parallel work unit of [`project`]. Fixed (not derived from
 /// the thread count) so results are the same on any machine.
@@ -83,31 +83,29 @@ pub(crate) fn project_rows_generic<T: Lane, const K: usize>(
     out: &mut [f64],
 ) {
     if K > 0 {
-        let gather = |g: u32| -> &[T; K] {
-            ms[g as usize * K..(g as usize + 1) * K]
-                .try_into()
-                .expect("K values")
-        };
+        let gather = |g: usize| -> &[T; K] { ms[g * K..(g + 1) * K].try_into().expect("K values") };
         let rows = x.rows(first..first + out.len() / k);
         for (row_out, (cols, vals)) in out.chunks_exact_mut(k).zip(rows) {
             // Two independent add chains per register instead of one.
             let (mut even, mut odd) = ([T::default(); K], [T::default(); K]);
-            let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
-            for (g2, v2) in &mut pairs {
-                let (m0, m1) = (gather(g2[0]), gather(g2[1]));
-                let (v0, v1) = (T::from_f32(v2[0]), T::from_f32(v2[1]));
-                for j in 0..K {
-                    even[j] += v0 * m0[j];
-                    odd[j] += v1 * m1[j];
+            with_cols!(cols, cols => {
+                let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
+                for (g2, v2) in &mut pairs {
+                    let (m0, m1) = (gather(g2[0] as usize), gather(g2[1] as usize));
+                    let (v0, v1) = (T::from_f32(v2[0]), T::from_f32(v2[1]));
+                    for j in 0..K {
+                        even[j] += v0 * m0[j];
+                        odd[j] += v1 * m1[j];
+                    }
                 }
-            }
-            if cols.len() % 2 == 1 {
-                let m0 = gather(cols[cols.len() - 1]);
-                let v = T::from_f32(vals[vals.len() - 1]);
-                for j in 0..K {
-                    even[j] += v * m0[j];
+                if cols.len() % 2 == 1 {
+                    let m0 = gather(cols[cols.len() - 1] as usize);
+                    let v = T::from_f32(vals[vals.len() - 1]);
+                    for j in 0..K {
+                        even[j] += v * m0[j];
+                    }
                 }
-            }
+            });
             for ((o, &e), &d) in row_out.iter_mut().zip(&even).zip(&odd) {
                 *o = e.into() + d.into();
             }
@@ -117,13 +115,15 @@ pub(crate) fn project_rows_generic<T: Lane, const K: usize>(
         let rows = x.rows(first..first + out.len() / k);
         for (row_out, (cols, vals)) in out.chunks_exact_mut(k).zip(rows) {
             acc.fill(T::default());
-            for (&g, &v) in cols.iter().zip(vals) {
-                let mg = &ms[g as usize * stride..(g as usize + 1) * stride];
-                let v = T::from_f32(v);
-                for (a, &w) in acc.iter_mut().zip(mg) {
-                    *a += v * w;
+            with_cols!(cols, cols => {
+                for (&g, &v) in cols.iter().zip(vals) {
+                    let mg = &ms[g as usize * stride..(g as usize + 1) * stride];
+                    let v = T::from_f32(v);
+                    for (a, &w) in acc.iter_mut().zip(mg) {
+                        *a += v * w;
+                    }
                 }
-            }
+            });
             for (o, &a) in row_out.iter_mut().zip(&acc) {
                 *o = a.into();
             }
@@ -148,24 +148,28 @@ pub(crate) fn scatter_rows_generic<T: Lane, const K: usize>(
             // A copy: the compiler then keeps h_c in registers instead of
             // reloading it for every non-zero (≈ 10 % of the scatter).
             let hc: [T; K] = hs[c * K..(c + 1) * K].try_into().expect("K values");
-            for (&g, &v) in cols.iter().zip(vals) {
-                let v = scale * T::from_f32(v);
-                let row: &mut [T; K] = (&mut acc[g as usize * K..(g as usize + 1) * K])
-                    .try_into()
-                    .expect("K values");
-                for j in 0..K {
-                    row[j] += v * hc[j];
+            with_cols!(cols, cols => {
+                for (&g, &v) in cols.iter().zip(vals) {
+                    let v = scale * T::from_f32(v);
+                    let row: &mut [T; K] = (&mut acc[g as usize * K..(g as usize + 1) * K])
+                        .try_into()
+                        .expect("K values");
+                    for j in 0..K {
+                        row[j] += v * hc[j];
+                    }
                 }
-            }
+            });
         } else {
             let hc = &hs[c * stride..(c + 1) * stride];
-            for (&g, &v) in cols.iter().zip(vals) {
-                let v = scale * T::from_f32(v);
-                let row = &mut acc[g as usize * stride..(g as usize + 1) * stride];
-                for (o, &hv) in row.iter_mut().zip(hc) {
-                    *o += v * hv;
+            with_cols!(cols, cols => {
+                for (&g, &v) in cols.iter().zip(vals) {
+                    let v = scale * T::from_f32(v);
+                    let row = &mut acc[g as usize * stride..(g as usize + 1) * stride];
+                    for (o, &hv) in row.iter_mut().zip(hc) {
+                        *o += v * hv;
+                    }
                 }
-            }
+            });
         }
     }
 }

@@ -33,7 +33,7 @@ use rayon::prelude::*;
 
 use crate::kernels::{check_project_shapes, CELL_BLOCK};
 use crate::kernels_f32::{pack_rows, padded};
-use crate::sparse::CsrMatrix;
+use crate::sparse::{with_cols, CsrMatrix};
 
 /// 2¹¹²: turns binary16 bits shifted into an f32's place into their value.
 const HALF_TO_F32: f32 = f32::from_bits((127 + 112) << 23);
@@ -187,22 +187,24 @@ impl HalfRows {
         for (row_out, (cols, vals)) in out.chunks_exact_mut(k).zip(x.rows(cells)) {
             even.fill(0.0);
             odd.fill(0.0);
-            let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
-            for (g2, v2) in &mut pairs {
-                let m0 = &rows[g2[0] as usize * stride..][..lanes];
-                let m1 = &rows[g2[1] as usize * stride..][..lanes];
-                for j in 0..lanes {
-                    even[j] += v2[0] * from_half(m0[j]);
-                    odd[j] += v2[1] * from_half(m1[j]);
+            with_cols!(cols, cols => {
+                let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
+                for (g2, v2) in &mut pairs {
+                    let m0 = &rows[g2[0] as usize * stride..][..lanes];
+                    let m1 = &rows[g2[1] as usize * stride..][..lanes];
+                    for j in 0..lanes {
+                        even[j] += v2[0] * from_half(m0[j]);
+                        odd[j] += v2[1] * from_half(m1[j]);
+                    }
                 }
-            }
-            if cols.len() % 2 == 1 {
-                let m0 = &rows[cols[cols.len() - 1] as usize * stride..][..lanes];
-                let v = vals[vals.len() - 1];
-                for j in 0..lanes {
-                    even[j] += v * from_half(m0[j]);
+                if cols.len() % 2 == 1 {
+                    let m0 = &rows[cols[cols.len() - 1] as usize * stride..][..lanes];
+                    let v = vals[vals.len() - 1];
+                    for j in 0..lanes {
+                        even[j] += v * from_half(m0[j]);
+                    }
                 }
-            }
+            });
             finish_row(row_out, &even, &odd, &self.inv_scales);
         }
     }
@@ -309,33 +311,35 @@ fn f16c_rows_impl<const G: usize>(m: &HalfRows, x: &CsrMatrix, first: usize, out
     for (row_out, (cols, vals)) in out.chunks_exact_mut(k).zip(x.rows(cells)) {
         let mut even = [_mm256_setzero_ps(); G];
         let mut odd = [_mm256_setzero_ps(); G];
-        let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
-        for (g2, v2) in &mut pairs {
-            let r0: &[u16] = &rows[g2[0] as usize * stride..][..8 * G];
-            let r1: &[u16] = &rows[g2[1] as usize * stride..][..8 * G];
-            let (v0, v1) = (_mm256_set1_ps(v2[0]), _mm256_set1_ps(v2[1]));
-            for i in 0..G {
-                // SAFETY: each row slice holds 8·G values, so the 8 from
-                // 8·i are in bounds; unaligned loads need no alignment.
-                let (a, b) = unsafe {
-                    (
-                        _mm_loadu_si128(r0.as_ptr().add(8 * i).cast::<__m128i>()),
-                        _mm_loadu_si128(r1.as_ptr().add(8 * i).cast::<__m128i>()),
-                    )
-                };
-                even[i] = _mm256_add_ps(even[i], _mm256_mul_ps(v0, _mm256_cvtph_ps(a)));
-                odd[i] = _mm256_add_ps(odd[i], _mm256_mul_ps(v1, _mm256_cvtph_ps(b)));
+        with_cols!(cols, cols => {
+            let mut pairs = cols.chunks_exact(2).zip(vals.chunks_exact(2));
+            for (g2, v2) in &mut pairs {
+                let r0: &[u16] = &rows[g2[0] as usize * stride..][..8 * G];
+                let r1: &[u16] = &rows[g2[1] as usize * stride..][..8 * G];
+                let (v0, v1) = (_mm256_set1_ps(v2[0]), _mm256_set1_ps(v2[1]));
+                for i in 0..G {
+                    // SAFETY: each row slice holds 8·G values, so the 8 from
+                    // 8·i are in bounds; unaligned loads need no alignment.
+                    let (a, b) = unsafe {
+                        (
+                            _mm_loadu_si128(r0.as_ptr().add(8 * i).cast::<__m128i>()),
+                            _mm_loadu_si128(r1.as_ptr().add(8 * i).cast::<__m128i>()),
+                        )
+                    };
+                    even[i] = _mm256_add_ps(even[i], _mm256_mul_ps(v0, _mm256_cvtph_ps(a)));
+                    odd[i] = _mm256_add_ps(odd[i], _mm256_mul_ps(v1, _mm256_cvtph_ps(b)));
+                }
             }
-        }
-        if cols.len() % 2 == 1 {
-            let r0: &[u16] = &rows[cols[cols.len() - 1] as usize * stride..][..8 * G];
-            let v = _mm256_set1_ps(vals[vals.len() - 1]);
-            for (i, e) in even.iter_mut().enumerate() {
-                // SAFETY: as above.
-                let a = unsafe { _mm_loadu_si128(r0.as_ptr().add(8 * i).cast::<__m128i>()) };
-                *e = _mm256_add_ps(*e, _mm256_mul_ps(v, _mm256_cvtph_ps(a)));
+            if cols.len() % 2 == 1 {
+                let r0: &[u16] = &rows[cols[cols.len() - 1] as usize * stride..][..8 * G];
+                let v = _mm256_set1_ps(vals[vals.len() - 1]);
+                for (i, e) in even.iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    let a = unsafe { _mm_loadu_si128(r0.as_ptr().add(8 * i).cast::<__m128i>()) };
+                    *e = _mm256_add_ps(*e, _mm256_mul_ps(v, _mm256_cvtph_ps(a)));
+                }
             }
-        }
+        });
         for i in 0..G {
             // SAFETY: both arrays hold 64 ≥ 8·G values.
             unsafe {

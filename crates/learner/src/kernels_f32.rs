@@ -226,6 +226,54 @@ static PARTIALS: PartialPool<f32> = PartialPool::new();
 mod tests {
     use super::*;
     use crate::kernels::{accumulate_xt_h, project};
+    use crate::kernels_f16::project_f16;
+    use crate::testutil::narrow_copy;
+
+    #[test]
+    fn every_product_gives_the_same_bits_with_16_bit_column_indices() {
+        for (k, baseline) in [
+            (3, false),
+            (20, false),
+            (40, false),
+            (70, false),
+            (20, true),
+            (70, true),
+        ] {
+            crate::simd::force_baseline(baseline);
+            let (x, m, h) = problem(2 * CELL_BLOCK + 9, 300, k);
+            let narrow = narrow_copy(&x, 37);
+            assert!(narrow.row(0).0.is_narrow());
+            let same = |a: &Array2<f64>, b: &Array2<f64>, what: &str| {
+                assert!(
+                    a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{what}, K = {k}"
+                );
+            };
+            same(&project(&narrow, m.view()), &project(&x, m.view()), "R f64");
+            same(
+                &project_f32(&narrow, m.view()),
+                &project_f32(&x, m.view()),
+                "R f32",
+            );
+            same(
+                &project_f16(&narrow, m.view()),
+                &project_f16(&x, m.view()),
+                "R f16",
+            );
+            let scatter = |x: &CsrMatrix, single: bool| {
+                let mut b = Array2::<f64>::zeros((x.n_cols(), k));
+                if single {
+                    accumulate_xt_h_f32(x, h.view(), 0.5, b.view_mut());
+                } else {
+                    accumulate_xt_h(x, h.view(), 0.5, b.view_mut());
+                }
+                b
+            };
+            same(&scatter(&narrow, false), &scatter(&x, false), "B f64");
+            same(&scatter(&narrow, true), &scatter(&x, true), "B f32");
+        }
+        crate::simd::force_baseline(false);
+    }
 
     /// max |a − b| / max |b|.
     fn rel_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {

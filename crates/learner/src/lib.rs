@@ -63,4 +63,4 @@ pub use regularized::{regularized_nmf, RegularizedParams, RegularizedScale, Regu
 pub use report::{relative_change, FitReport, NmfFactors, NmfFit};
 pub use schedule::{IterationInfo, IterationPlan, MiniBatchPlan};
 pub use source::{CellSource, InMemorySource, MiniBatch};
-pub use sparse::{row_norm_sq, CsrMatrix, RowIter, SharedNonZeros};
+pub use sparse::{row_norm_sq, Cols, ColsIter, CsrMatrix, RowIter, SharedNonZeros};

@@ -14,8 +14,10 @@ use crate::error::LearnerError;
 /// read-only: for example a memory map of a cache file, so a mini-batch is
 /// read without copying its non-zeros ([`CsrMatrix::from_shared_runs`]).
 pub trait SharedNonZeros: Send + Sync + std::fmt::Debug {
-    /// Column indices of the run's non-zeros, row after row.
-    fn indices(&self) -> &[u32];
+    /// Column indices of the run's non-zeros, row after row (16-bit ones
+    /// are read as they are: the products then stream 6 bytes per non-zero
+    /// instead of 8).
+    fn indices(&self) -> Cols<'_>;
     /// Values of the run's non-zeros (as long as [`indices`](Self::indices)).
     fn data(&self) -> &[f32];
     /// Whether these non-zeros, cut into rows by the same row pointers,
@@ -27,6 +29,151 @@ pub trait SharedNonZeros: Send + Sync + std::fmt::Debug {
     /// Default `false`.
     fn rows_checked(&self) -> bool {
         false
+    }
+}
+
+/// Column indices of a row (or of a run of rows) of a [`CsrMatrix`]:
+/// 16-bit where the storage chose them (a cache entry of at most 65,536
+/// genes), else 32-bit. The values are the same either way; the width only
+/// changes how many bytes a product streams per non-zero.
+#[derive(Debug, Clone, Copy)]
+pub enum Cols<'a> {
+    /// 16-bit column indices.
+    Narrow(&'a [u16]),
+    /// 32-bit column indices.
+    Wide(&'a [u32]),
+}
+
+/// Runs `$body` with `$c` bound to the index slice of a [`Cols`] (`&[u16]`
+/// or `&[u32]`), compiled once per width: the hot loops then index with
+/// `c as usize` and never branch on the width inside a row.
+macro_rules! with_cols {
+    ($cols:expr, $c:ident => $body:expr) => {
+        match $cols {
+            $crate::sparse::Cols::Narrow($c) => $body,
+            $crate::sparse::Cols::Wide($c) => $body,
+        }
+    };
+}
+pub(crate) use with_cols;
+
+impl<'a> Cols<'a> {
+    /// No indices.
+    pub const EMPTY: Cols<'static> = Cols::Wide(&[]);
+
+    /// Number of indices.
+    #[inline]
+    pub fn len(&self) -> usize {
+        with_cols!(self, c => c.len())
+    }
+
+    /// Whether there are no indices.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Index `i`. Panics if `i ≥ len`.
+    #[inline]
+    #[track_caller]
+    pub fn get(&self, i: usize) -> u32 {
+        match self {
+            Cols::Narrow(c) => u32::from(c[i]),
+            Cols::Wide(c) => c[i],
+        }
+    }
+
+    /// The last index, if any.
+    pub fn last(&self) -> Option<u32> {
+        match self {
+            Cols::Narrow(c) => c.last().map(|&v| u32::from(v)),
+            Cols::Wide(c) => c.last().copied(),
+        }
+    }
+
+    /// Indices `range` (panics outside `0..len`).
+    #[inline]
+    #[track_caller]
+    pub fn slice(&self, range: Range<usize>) -> Cols<'a> {
+        match *self {
+            Cols::Narrow(c) => Cols::Narrow(&c[range]),
+            Cols::Wide(c) => Cols::Wide(&c[range]),
+        }
+    }
+
+    /// The indices in order, as u32.
+    pub fn iter(&self) -> ColsIter<'a> {
+        match *self {
+            Cols::Narrow(c) => ColsIter::Narrow(c.iter()),
+            Cols::Wide(c) => ColsIter::Wide(c.iter()),
+        }
+    }
+
+    /// The indices as a new u32 vector.
+    pub fn to_vec(&self) -> Vec<u32> {
+        self.iter().collect()
+    }
+
+    /// Whether the width is 16 bits.
+    pub fn is_narrow(&self) -> bool {
+        matches!(self, Cols::Narrow(_))
+    }
+}
+
+impl PartialEq for Cols<'_> {
+    /// Same indices, whatever their widths.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<'a> From<&'a [u32]> for Cols<'a> {
+    fn from(c: &'a [u32]) -> Self {
+        Cols::Wide(c)
+    }
+}
+
+impl<'a> From<&'a [u16]> for Cols<'a> {
+    fn from(c: &'a [u16]) -> Self {
+        Cols::Narrow(c)
+    }
+}
+
+/// The indices of a [`Cols`] as u32 ([`Cols::iter`]).
+#[derive(Debug, Clone)]
+pub enum ColsIter<'a> {
+    /// Over 16-bit indices.
+    Narrow(std::slice::Iter<'a, u16>),
+    /// Over 32-bit indices.
+    Wide(std::slice::Iter<'a, u32>),
+}
+
+impl Iterator for ColsIter<'_> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            ColsIter::Narrow(i) => i.next().map(|&v| u32::from(v)),
+            ColsIter::Wide(i) => i.next().copied(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            ColsIter::Narrow(i) => i.size_hint(),
+            ColsIter::Wide(i) => i.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for ColsIter<'_> {}
+impl DoubleEndedIterator for ColsIter<'_> {
+    fn next_back(&mut self) -> Option<u32> {
+        match self {
+            ColsIter::Narrow(i) => i.next_back().map(|&v| u32::from(v)),
+            ColsIter::Wide(i) => i.next_back().copied(),
+        }
     }
 }
 
@@ -103,7 +250,7 @@ impl PartialEq for CsrMatrix {
 fn check_rows<'a>(
     n_cols: usize,
     indptr: &[usize],
-    runs: impl Iterator<Item = (usize, &'a [u32], bool)>,
+    runs: impl Iterator<Item = (usize, Cols<'a>, bool)>,
 ) -> Result<(), LearnerError> {
     let bad = |msg: String| Err(LearnerError::InvalidSparse(msg));
     if let Some(row) = indptr.windows(2).position(|w| w[1] < w[0]) {
@@ -117,16 +264,17 @@ fn check_rows<'a>(
             continue;
         }
         while row + 1 < indptr.len() && indptr[row + 1] <= end {
-            let cols = &indices[indptr[row] - first..indptr[row + 1] - first];
+            let cols = indices.slice(indptr[row] - first..indptr[row + 1] - first);
             // Fast check (strictly increasing, so only the last can be out of
             // range); the slow loop below only runs to name the fault.
-            let increasing = cols.windows(2).fold(true, |ok, p| ok & (p[0] < p[1]));
-            if !(increasing && cols.last().is_none_or(|&c| (c as usize) < n_cols)) {
-                for (k, &c) in cols.iter().enumerate() {
+            let increasing = with_cols!(cols, c => c.windows(2).fold(true, |ok, p| ok & (p[0] < p[1])));
+            if !(increasing && cols.last().is_none_or(|c| (c as usize) < n_cols)) {
+                for k in 0..cols.len() {
+                    let c = cols.get(k);
                     if c as usize >= n_cols {
                         return bad(format!("row {row}: column {c} out of range (n_cols {n_cols})"));
                     }
-                    if k > 0 && cols[k - 1] >= c {
+                    if k > 0 && cols.get(k - 1) >= c {
                         return bad(format!("row {row}: column indices not strictly increasing"));
                     }
                 }
@@ -163,7 +311,11 @@ impl CsrMatrix {
                 data.len()
             ));
         }
-        check_rows(n_cols, &indptr, std::iter::once((0, &indices[..], false)))?;
+        check_rows(
+            n_cols,
+            &indptr,
+            std::iter::once((0, Cols::Wide(&indices[..]), false)),
+        )?;
         Ok(Self {
             n_cols,
             indptr,
@@ -301,7 +453,7 @@ impl CsrMatrix {
     fn owned_mut(&mut self) -> (&mut Vec<u32>, &mut Vec<f32>) {
         self.norm_sq = OnceLock::new();
         if let NonZeros::Shared { runs, .. } = &self.nz {
-            let indices = runs.iter().flat_map(|r| r.indices().iter().copied()).collect();
+            let indices = runs.iter().flat_map(|r| r.indices().iter()).collect();
             let data = runs.iter().flat_map(|r| r.data().iter().copied()).collect();
             self.nz = NonZeros::Owned { indices, data };
         }
@@ -328,6 +480,18 @@ impl CsrMatrix {
         self.indptr.push(end);
     }
 
+    /// [`push_row`](Self::push_row) from indices of either width.
+    #[track_caller]
+    pub fn push_row_cols(&mut self, cols: Cols<'_>, vals: &[f32]) {
+        match cols {
+            Cols::Wide(c) => self.push_row(c, vals),
+            Cols::Narrow(c) => {
+                let wide: Vec<u32> = c.iter().map(|&v| u32::from(v)).collect();
+                self.push_row(&wide, vals);
+            }
+        }
+    }
+
     /// Appends all rows of `other` (same number of columns) below `self`.
     #[track_caller]
     pub fn append(&mut self, other: &CsrMatrix) {
@@ -335,7 +499,7 @@ impl CsrMatrix {
         let base = self.nnz();
         let (indices, data) = self.owned_mut();
         for (ix, dx) in other.runs() {
-            indices.extend_from_slice(ix);
+            indices.extend(ix.iter());
             data.extend_from_slice(dx);
         }
         self.indptr.extend(other.indptr[1..].iter().map(|p| p + base));
@@ -358,9 +522,9 @@ impl CsrMatrix {
 
     /// The non-zeros as contiguous pieces `(indices, values)`, in order:
     /// one for owned buffers, one per run for shared runs.
-    pub fn runs(&self) -> impl Iterator<Item = (&[u32], &[f32])> + '_ {
+    pub fn runs(&self) -> impl Iterator<Item = (Cols<'_>, &[f32])> + '_ {
         let (owned, shared) = match &self.nz {
-            NonZeros::Owned { indices, data } => (Some((&indices[..], &data[..])), &[][..]),
+            NonZeros::Owned { indices, data } => (Some((Cols::Wide(&indices[..]), &data[..])), &[][..]),
             NonZeros::Shared { runs, .. } => (None, &runs[..]),
         };
         owned
@@ -370,16 +534,16 @@ impl CsrMatrix {
 
     /// Column indices and values of row `i`.
     #[inline]
-    pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
+    pub fn row(&self, i: usize) -> (Cols<'_>, &[f32]) {
         let (s, e) = (self.indptr[i], self.indptr[i + 1]);
         match &self.nz {
-            NonZeros::Owned { indices, data } => (&indices[s..e], &data[s..e]),
-            NonZeros::Shared { .. } if s == e => (&[], &[]),
+            NonZeros::Owned { indices, data } => (Cols::Wide(&indices[s..e]), &data[s..e]),
+            NonZeros::Shared { .. } if s == e => (Cols::EMPTY, &[]),
             NonZeros::Shared { runs, starts } => {
                 let r = starts.partition_point(|&p| p <= s) - 1;
                 let (ix, dx) = (runs[r].indices(), runs[r].data());
                 (
-                    &ix[s - starts[r]..e - starts[r]],
+                    ix.slice(s - starts[r]..e - starts[r]),
                     &dx[s - starts[r]..e - starts[r]],
                 )
             }
@@ -394,7 +558,7 @@ impl CsrMatrix {
         match &self.nz {
             NonZeros::Owned { indices, data } => RowIter {
                 bounds,
-                indices,
+                indices: Cols::Wide(indices),
                 data,
                 base: 0,
                 end: usize::MAX,
@@ -403,7 +567,7 @@ impl CsrMatrix {
             },
             NonZeros::Shared { runs, starts } => RowIter {
                 bounds,
-                indices: &[],
+                indices: Cols::EMPTY,
                 data: &[],
                 base: 0,
                 end: 0,
@@ -424,7 +588,7 @@ impl CsrMatrix {
     /// mapped from a cache); use [`runs`](Self::runs) or
     /// [`row`](Self::row), which work for every matrix.
     #[track_caller]
-    pub fn indices(&self) -> &[u32] {
+    pub fn indices(&self) -> Cols<'_> {
         self.contiguous().0
     }
 
@@ -436,11 +600,11 @@ impl CsrMatrix {
     }
 
     #[track_caller]
-    fn contiguous(&self) -> (&[u32], &[f32]) {
+    fn contiguous(&self) -> (Cols<'_>, &[f32]) {
         match &self.nz {
-            NonZeros::Owned { indices, data } => (indices, data),
+            NonZeros::Owned { indices, data } => (Cols::Wide(indices), data),
             NonZeros::Shared { runs, .. } => match &runs[..] {
-                [] => (&[], &[]),
+                [] => (Cols::EMPTY, &[]),
                 [one] => (one.indices(), one.data()),
                 _ => panic!(
                     "the non-zeros of this block are in several runs; iterate them with CsrMatrix::runs"
@@ -453,7 +617,7 @@ impl CsrMatrix {
     pub fn slice_rows(&self, range: std::ops::Range<usize>) -> CsrMatrix {
         let mut out = CsrMatrix::empty(self.n_cols);
         for (cols, vals) in self.rows(range) {
-            out.push_row(cols, vals);
+            out.push_row_cols(cols, vals);
         }
         out
     }
@@ -495,7 +659,7 @@ impl CsrMatrix {
     pub fn to_dense(&self) -> ndarray::Array2<f64> {
         let mut d = ndarray::Array2::zeros((self.n_rows(), self.n_cols));
         for (r, (cols, vals)) in self.rows(0..self.n_rows()).enumerate() {
-            for (&c, &v) in cols.iter().zip(vals) {
+            for (c, &v) in cols.iter().zip(vals) {
                 d[[r, c as usize]] = f64::from(v);
             }
         }
@@ -511,7 +675,7 @@ pub struct RowIter<'a> {
     bounds: &'a [usize],
     /// The current run's non-zeros, which start at non-zero `base` and end
     /// before `end`.
-    indices: &'a [u32],
+    indices: Cols<'a>,
     data: &'a [f32],
     base: usize,
     end: usize,
@@ -521,7 +685,7 @@ pub struct RowIter<'a> {
 }
 
 impl<'a> Iterator for RowIter<'a> {
-    type Item = (&'a [u32], &'a [f32]);
+    type Item = (Cols<'a>, &'a [f32]);
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
@@ -531,7 +695,7 @@ impl<'a> Iterator for RowIter<'a> {
         };
         self.bounds = &self.bounds[1..];
         if s == e {
-            return Some((&[], &[]));
+            return Some((Cols::EMPTY, &[]));
         }
         if e > self.end {
             // Enter the run holding non-zero s (rows never span runs).
@@ -542,7 +706,7 @@ impl<'a> Iterator for RowIter<'a> {
             self.end = self.starts[r + 1];
         }
         let (a, b) = (s - self.base, e - self.base);
-        Some((&self.indices[a..b], &self.data[a..b]))
+        Some((self.indices.slice(a..b), &self.data[a..b]))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -588,7 +752,7 @@ mod tests {
         assert_eq!(m.row(1).0.len(), 0);
         let s = m.slice_rows(1..3);
         assert_eq!(s.n_rows(), 2);
-        assert_eq!(s.row(1), (&[1u32, 2][..], &[3.0f32, 4.0][..]));
+        assert_eq!(s.row(1), (Cols::Wide(&[1, 2]), &[3.0f32, 4.0][..]));
         let mut a = m.slice_rows(0..1);
         a.append(&s);
         assert_eq!(a, m);
@@ -602,8 +766,22 @@ mod tests {
     struct VecRun(Vec<u32>, Vec<f32>);
 
     impl SharedNonZeros for VecRun {
-        fn indices(&self) -> &[u32] {
-            &self.0
+        fn indices(&self) -> Cols<'_> {
+            Cols::Wide(&self.0)
+        }
+        fn data(&self) -> &[f32] {
+            &self.1
+        }
+    }
+
+    /// [`VecRun`] with 16-bit column indices (what a cache entry of at
+    /// most 65,536 genes maps).
+    #[derive(Debug)]
+    struct NarrowRun(Vec<u16>, Vec<f32>);
+
+    impl SharedNonZeros for NarrowRun {
+        fn indices(&self) -> Cols<'_> {
+            Cols::Narrow(&self.0)
         }
         fn data(&self) -> &[f32] {
             &self.1
@@ -613,6 +791,11 @@ mod tests {
     /// `x` with its non-zeros moved to shared runs cut at rows `cuts`
     /// (increasing, may repeat; 0 and n_rows implied).
     fn shared(x: &CsrMatrix, cuts: &[usize]) -> CsrMatrix {
+        shared_as(x, cuts, false)
+    }
+
+    /// [`shared`] with 16-bit indices when `narrow`.
+    fn shared_as(x: &CsrMatrix, cuts: &[usize], narrow: bool) -> CsrMatrix {
         let mut bounds = vec![0];
         bounds.extend_from_slice(cuts);
         bounds.push(x.n_rows());
@@ -620,8 +803,13 @@ mod tests {
             .windows(2)
             .map(|w| {
                 let (s, e) = (x.indptr()[w[0]], x.indptr()[w[1]]);
-                Arc::new(VecRun(x.indices()[s..e].to_vec(), x.data()[s..e].to_vec()))
-                    as Arc<dyn SharedNonZeros>
+                let (ix, dx) = (x.indices().slice(s..e), x.data()[s..e].to_vec());
+                if narrow {
+                    let ix = ix.iter().map(|c| u16::try_from(c).unwrap()).collect();
+                    Arc::new(NarrowRun(ix, dx)) as Arc<dyn SharedNonZeros>
+                } else {
+                    Arc::new(VecRun(ix.to_vec(), dx)) as Arc<dyn SharedNonZeros>
+                }
             })
             .collect();
         CsrMatrix::from_shared_runs(x.n_cols(), x.indptr().to_vec(), runs).unwrap()
@@ -644,9 +832,17 @@ mod tests {
 
     #[test]
     fn shared_runs_read_like_owned_buffers() {
+        for narrow in [false, true] {
+            shared_runs_of_one_width_read_like_owned_buffers(narrow);
+        }
+    }
+
+    fn shared_runs_of_one_width_read_like_owned_buffers(narrow: bool) {
+        let shared = |x: &CsrMatrix, cuts: &[usize]| shared_as(x, cuts, narrow);
         let x = sample();
         // Runs of rows 0..2, 2..4 (rows 2, 3), 4..6 (empty rows only: no run), 6..9.
         let y = shared(&x, &[2, 4, 6]);
+        assert_eq!(y.row(0).0.is_narrow(), narrow);
         assert_eq!(y.runs().count(), 3);
         assert_eq!(y, x);
         assert_eq!(y.nnz(), x.nnz());
@@ -673,8 +869,8 @@ mod tests {
         assert_eq!(b.runs().count(), 1);
         assert_eq!(b.frobenius_sq().to_bits(), x.frobenius_sq().to_bits());
         let mut c = shared(&x.slice_rows(0..8), &[4]);
-        let (cols, vals) = x.row(8);
-        c.push_row(cols, vals);
+        let (cols, vals) = y.row(8);
+        c.push_row_cols(cols, vals);
         assert_eq!(c, x);
         // One run reads as contiguous arrays.
         let one = shared(&x, &[]);
@@ -732,6 +928,25 @@ mod tests {
                 .contains("row 1: column indices")
         );
         assert!(err(vec![0, 2, 1, 2], vec![run(&[0, 1], &[1.0, 2.0])]).contains("decreases at row 1"));
+        // 16-bit runs get the same checks.
+        let narrow =
+            |ix: &[u16], dx: &[f32]| Arc::new(NarrowRun(ix.to_vec(), dx.to_vec())) as Arc<dyn SharedNonZeros>;
+        assert!(CsrMatrix::from_shared_runs(
+            3,
+            vec![0, 1, 3],
+            vec![narrow(&[2], &[1.0]), narrow(&[0, 1], &[1.0, 2.0])]
+        )
+        .is_ok());
+        assert!(err(
+            vec![0, 1, 3],
+            vec![narrow(&[2], &[1.0]), narrow(&[0, 3], &[1.0, 2.0])]
+        )
+        .contains("row 1: column 3"));
+        assert!(err(
+            vec![0, 1, 3],
+            vec![run(&[2], &[1.0]), narrow(&[1, 1], &[1.0, 2.0])]
+        )
+        .contains("row 1: column indices"));
     }
 
     /// A run that says its rows were checked before.
@@ -739,8 +954,8 @@ mod tests {
     struct CheckedRun(Vec<u32>, Vec<f32>);
 
     impl SharedNonZeros for CheckedRun {
-        fn indices(&self) -> &[u32] {
-            &self.0
+        fn indices(&self) -> Cols<'_> {
+            Cols::Wide(&self.0)
         }
         fn data(&self) -> &[f32] {
             &self.1
@@ -767,7 +982,7 @@ mod tests {
             run(&[1, 2], &[3.0, 4.0]),
         ])
         .unwrap();
-        assert_eq!(x.row(0), (&[7u32][..], &[1.0f32][..]));
+        assert_eq!(x.row(0), (Cols::Wide(&[7]), &[1.0f32][..]));
         // ...and rows after it are still checked and named by their row.
         let e = build(vec![
             trusted(&[2], &[1.0]),

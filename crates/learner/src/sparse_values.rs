@@ -77,7 +77,7 @@ fn ratio_pass<const LOG: bool>(
             let hc = &hs[c * k..(c + 1) * k];
             let (s, e) = (x.indptr()[c] - base, x.indptr()[c + 1] - base);
             let (cols, vals) = x.row(c);
-            for ((&g, &v), qv) in cols.iter().zip(vals).zip(&mut qb[s..e]) {
+            for ((g, &v), qv) in cols.iter().zip(vals).zip(&mut qb[s..e]) {
                 let mg = &ms[g as usize * k..(g as usize + 1) * k];
                 let y: f64 = hc.iter().zip(mg).map(|(a, b)| a * b).sum();
                 let y = y.max(eps);
@@ -115,7 +115,7 @@ pub(crate) fn project_values(x: &CsrMatrix, q: &[f64], m: ArrayView2<f64>, mut o
             let c = first + i;
             row_out.fill(0.0);
             let (s, e) = (x.indptr()[c], x.indptr()[c + 1]);
-            for (&g, &v) in x.indices()[s..e].iter().zip(&q[s..e]) {
+            for (g, &v) in x.indices().slice(s..e).iter().zip(&q[s..e]) {
                 let mg = &ms[g as usize * k..(g as usize + 1) * k];
                 for (o, &w) in row_out.iter_mut().zip(mg) {
                     *o += v * w;
@@ -146,7 +146,7 @@ pub(crate) fn accumulate_values_t(x: &CsrMatrix, q: &[f64], h: ArrayView2<f64>, 
         for c in range {
             let hc = &hs[c * k..(c + 1) * k];
             let (s, e) = (x.indptr()[c], x.indptr()[c + 1]);
-            for (&g, &v) in x.indices()[s..e].iter().zip(&q[s..e]) {
+            for (g, &v) in x.indices().slice(s..e).iter().zip(&q[s..e]) {
                 let row = &mut acc[g as usize * k..(g as usize + 1) * k];
                 for (o, &hv) in row.iter_mut().zip(hc) {
                     *o += v * hv;

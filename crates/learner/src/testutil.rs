@@ -6,7 +6,44 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::sparse::CsrMatrix;
+use crate::sparse::{Cols, CsrMatrix, SharedNonZeros};
+
+/// Non-zeros with 16-bit column indices, shared as one run per block of
+/// rows (what a cache entry of at most 65,536 genes maps).
+#[derive(Debug)]
+struct NarrowRun(Vec<u16>, Vec<f32>);
+
+impl SharedNonZeros for NarrowRun {
+    fn indices(&self) -> Cols<'_> {
+        Cols::Narrow(&self.0)
+    }
+    fn data(&self) -> &[f32] {
+        &self.1
+    }
+}
+
+/// `x` with its non-zeros in shared runs of `rows_per_run` rows with
+/// 16-bit column indices (`x` must have at most 65,536 columns).
+pub(crate) fn narrow_copy(x: &CsrMatrix, rows_per_run: usize) -> CsrMatrix {
+    let n = x.n_rows();
+    let runs: Vec<std::sync::Arc<dyn SharedNonZeros>> = (0..n)
+        .step_by(rows_per_run.max(1))
+        .filter_map(|s| {
+            let e = (s + rows_per_run.max(1)).min(n);
+            let (mut ix, mut dx) = (Vec::new(), Vec::new());
+            for (cols, vals) in x.rows(s..e) {
+                ix.extend(
+                    cols.iter()
+                        .map(|c| u16::try_from(c).expect("at most 65,536 columns")),
+                );
+                dx.extend_from_slice(vals);
+            }
+            (!dx.is_empty())
+                .then(|| std::sync::Arc::new(NarrowRun(ix, dx)) as std::sync::Arc<dyn SharedNonZeros>)
+        })
+        .collect();
+    CsrMatrix::from_shared_runs(x.n_cols(), x.indptr().to_vec(), runs).expect("valid runs")
+}
 
 /// Random sparse non-negative cells × genes data, density `p`.
 pub(crate) fn random_sparse(cells: usize, genes: usize, p: f64, rng: &mut ChaCha8Rng) -> CsrMatrix {

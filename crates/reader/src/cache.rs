@@ -6,7 +6,7 @@
 //! ```text
 //! meta.json        format version, key, genes, dataset names, preprocessing report
 //! <i>.indptr       u64 LE, kept cells + 1 row pointers of dataset i
-//! <i>.indices      u32 LE, model-gene column of every non-zero
+//! <i>.indices      u16 LE (at most 65,536 genes) or u32 LE, model-gene column of every non-zero
 //! <i>.data         f32 LE, x̂ of every non-zero
 //! <i>.norms        f64 LE, ‖x̂_c‖² of every kept cell (`row_norm_sq` of its values)
 //! <i>.scale        f64 LE, s_g per model gene
@@ -53,8 +53,24 @@ use crate::report::PreprocessReport;
 /// 512 MiB, about 330k cells at 20 % non-zeros of 2,000 genes.
 pub const DEFAULT_KEEP_MAPPED_BYTES: u64 = 512 << 20;
 
-/// Bumped whenever the layout or the preprocessing it stores changes.
-pub const CACHE_FORMAT_VERSION: u32 = 2;
+/// Bumped whenever the layout or the preprocessing it stores changes
+/// (3: 16-bit column indices up to 65,536 genes).
+pub const CACHE_FORMAT_VERSION: u32 = 3;
+
+/// Bytes per stored column index for `n_genes` model genes: 2 up to
+/// 65,536 genes, else 4. An entry then takes 6 instead of 8 bytes per
+/// non-zero on disk, in the page cache and, mapped whole, in the resident
+/// set (50k cells: 117 vs 155 MB, run peak RSS 175 vs 210 MB). Speed:
+/// standalone kernels streaming X from memory gathered and scattered
+/// ≈ 14 % faster; whole runs were the same within this machine's noise
+/// (50k epochs 0.365 vs 0.360 s, medians of 21; 1M 1.22 vs 1.23 s).
+pub(crate) fn index_bytes_for(n_genes: usize) -> u8 {
+    if n_genes <= 1 << 16 {
+        2
+    } else {
+        4
+    }
+}
 
 /// Cells encoded per step when building (bounds the build's memory: a few
 /// blocks are in flight between the reading and the writing thread). 8,192
@@ -73,6 +89,8 @@ pub(crate) struct CacheMeta {
     pub report: PreprocessReport,
     /// Cells in each file (kept + dropped).
     pub n_total: Vec<usize>,
+    /// Bytes per stored column index: 2 or 4 ([`index_bytes_for`]).
+    pub index_bytes: u8,
 }
 
 /// The cache key of these inputs under these parameters.
@@ -186,9 +204,12 @@ struct CachedData {
     data: File,
     norms: File,
     /// Non-zeros both the indices and the data file hold (their lengths
-    /// at open / 4): a run beyond this is refused before it is mapped
-    /// (reading a mapping past the end of a file kills the process).
+    /// at open over the entry sizes): a run beyond this is refused before
+    /// it is mapped (reading a mapping past the end of a file kills the
+    /// process).
     nnz_in_files: u64,
+    /// Bytes per column index (2 or 4).
+    index_bytes: u8,
     path: PathBuf,
 }
 
@@ -247,6 +268,16 @@ pub(crate) fn open_entry(dir: &Path, key: &str) -> Result<Option<CacheEntry>, Re
     if meta.version != CACHE_FORMAT_VERSION || meta.key != key {
         return Ok(None);
     }
+    if !(meta.index_bytes == 4 || (meta.index_bytes == 2 && meta.genes.len() <= 1 << 16)) {
+        return Err(cache_err(
+            &meta_path,
+            format!(
+                "{}-byte column indices for {} genes (damaged entry: delete it)",
+                meta.index_bytes,
+                meta.genes.len()
+            ),
+        ));
+    }
     let mut per_dataset = Vec::new();
     let mut parts = Vec::new();
     for i in 0..meta.names.len() {
@@ -270,13 +301,15 @@ pub(crate) fn open_entry(dir: &Path, key: &str) -> Result<Option<CacheEntry>, Re
                 .map(|m| m.len())
                 .map_err(|e| cache_err(&f(ext), e))
         };
-        let nnz_in_files = len(&indices, "indices")?.min(len(&data, "data")?) / 4;
+        let nnz_in_files =
+            (len(&indices, "indices")? / u64::from(meta.index_bytes)).min(len(&data, "data")? / 4);
         parts.push(CachedData {
             indptr: open("indptr")?,
             indices,
             data,
             norms: open("norms")?,
             nnz_in_files,
+            index_bytes: meta.index_bytes,
             path: dir.to_path_buf(),
         });
         per_dataset.push((dropped, cols, scale));
@@ -431,7 +464,15 @@ fn write_entry(
                 }
                 ip.write_all(&buf).map_err(|e| cache_err(&f("indptr"), e))?;
                 buf.clear();
-                buf.extend(x.indices().iter().flat_map(|v| v.to_le_bytes()));
+                if meta.index_bytes == 2 {
+                    for c in x.indices().iter() {
+                        let c = u16::try_from(c)
+                            .map_err(|_| cache_err(tmp, format!("column {c} does not fit 16 bits")))?;
+                        buf.extend_from_slice(&c.to_le_bytes());
+                    }
+                } else {
+                    buf.extend(x.indices().iter().flat_map(|v| v.to_le_bytes()));
+                }
                 ix.write_all(&buf).map_err(|e| cache_err(&f("indices"), e))?;
                 buf.clear();
                 buf.extend(x.data().iter().flat_map(|v| v.to_le_bytes()));
@@ -482,7 +523,10 @@ impl CacheReader {
 
     /// Bytes of the entry's non-zeros (column indices and values).
     pub(crate) fn nonzero_bytes(&self) -> u64 {
-        self.parts.iter().map(|p| p.nnz_in_files * 8).sum()
+        self.parts
+            .iter()
+            .map(|p| p.nnz_in_files * (4 + u64::from(p.index_bytes)))
+            .sum()
     }
 
     /// Number of genes.
@@ -499,8 +543,8 @@ impl CacheReader {
         Ok(&self.bytes[..len])
     }
 
-    /// Reads `dst.len()` little-endian 4-byte values of file `which` of
-    /// dataset `d` at element `start`, straight into `dst` (no staging copy).
+    /// Reads `dst.len()` little-endian values of file `which` of dataset
+    /// `d` at element `start`, straight into `dst` (no staging copy).
     fn pread_values<T: bytemuck::Pod>(
         &self,
         d: usize,
@@ -607,10 +651,21 @@ impl CacheReader {
     ) -> Result<(), ReaderError> {
         let nnz = (e - s) as usize;
         let (indices, data) = (&mut indices[base..base + nnz], &mut data[base..base + nnz]);
-        self.pread_values(d, 1, s, indices)?;
+        if self.parts[d].index_bytes == 2 {
+            // The copying path (no mapping): widen to the block's u32.
+            let mut narrow = vec![0u16; nnz];
+            self.pread_values(d, 1, s, &mut narrow)?;
+            for (w, &n) in indices.iter_mut().zip(&narrow) {
+                *w = u32::from(u16::from_le(n));
+            }
+        } else {
+            self.pread_values(d, 1, s, indices)?;
+        }
         self.pread_values(d, 2, s, data)?;
-        if cfg!(target_endian = "big") {
+        if cfg!(target_endian = "big") && self.parts[d].index_bytes == 4 {
             indices.iter_mut().for_each(|v| *v = u32::from_le(*v));
+        }
+        if cfg!(target_endian = "big") {
             data.iter_mut()
                 .for_each(|v| *v = f32::from_bits(u32::from_le(v.to_bits())));
         }
@@ -700,7 +755,7 @@ impl CacheReader {
                     Some(files) => Ok(MappedRun::within(files, s as usize, nnz, checked)),
                     None => {
                         let p = &self.parts[d];
-                        MappedRun::map(&p.indices, &p.data, s, nnz, checked)
+                        MappedRun::map(&p.indices, &p.data, p.index_bytes, s, nnz, checked)
                     }
                 };
                 match run {
@@ -728,7 +783,7 @@ impl CacheReader {
         }
         if self.whole[d].is_none() {
             let p = &self.parts[d];
-            match MappedFiles::map(&p.indices, &p.data, p.nnz_in_files as usize) {
+            match MappedFiles::map(&p.indices, &p.data, p.index_bytes, p.nnz_in_files as usize) {
                 Ok(files) => self.whole[d] = Some(files),
                 Err(_) => {
                     self.set_keep_mapped_limit(0);
@@ -931,9 +986,7 @@ mod tests {
                 let computed = inmf_learner::CsrMatrix::new(
                     x.n_cols(),
                     x.indptr().to_vec(),
-                    x.rows(0..x.n_rows())
-                        .flat_map(|(c, _)| c.iter().copied())
-                        .collect(),
+                    x.rows(0..x.n_rows()).flat_map(|(c, _)| c.iter()).collect(),
                     x.rows(0..x.n_rows())
                         .flat_map(|(_, v)| v.iter().copied())
                         .collect(),
@@ -1079,6 +1132,7 @@ mod tests {
             names: inner.dataset_names().to_vec(),
             report: inner.report().clone(),
             n_total: vec![150, 150],
+            index_bytes: 2,
         };
         let per = vec![(Vec::new(), Vec::new(), Vec::new()); 2];
         // The second dataset's block fails after the first one was written.
@@ -1099,5 +1153,78 @@ mod tests {
         src.fail_on = usize::MAX;
         let built = super::build_entry(&mut src, &root, &meta, &per).unwrap();
         assert!(built.join("meta.json").exists());
+    }
+
+    #[test]
+    fn entries_with_16_and_32_bit_indices_read_the_same_blocks_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = inputs(dir.path());
+        let params = PreprocessParams::default().check().unwrap();
+        let mut src = Hdf5Source::preprocess(open_all(&paths), &params).unwrap();
+        assert_eq!(super::index_bytes_for(src.n_genes()), 2);
+        assert_eq!(super::index_bytes_for(1 << 16), 2);
+        assert_eq!(super::index_bytes_for((1 << 16) + 1), 4);
+        let n_cells: Vec<usize> = (0..2).map(|d| src.n_cells(d)).collect();
+        let per: Vec<super::DatasetPrep> = (0..2)
+            .map(|d| {
+                (
+                    Vec::new(),
+                    (0..src.n_genes()).map(Some).collect(),
+                    src.scale_factors(d).to_vec(),
+                )
+            })
+            .collect();
+        let runs = [0..3, 10..n_cells[0] - 1, 5..6];
+        for index_bytes in [2u8, 4] {
+            let meta = super::CacheMeta {
+                version: super::CACHE_FORMAT_VERSION,
+                key: format!("k{index_bytes}"),
+                genes: src.genes().to_vec(),
+                names: src.dataset_names().to_vec(),
+                report: src.report().clone(),
+                n_total: n_cells.clone(),
+                index_bytes,
+            };
+            let root = dir.path().join(format!("cache{index_bytes}"));
+            let entry = super::build_entry(&mut src, &root, &meta, &per).unwrap();
+            let indices = std::fs::metadata(entry.join("0.indices")).unwrap().len();
+            let data = std::fs::metadata(entry.join("0.data")).unwrap().len();
+            assert_eq!(
+                indices * 4,
+                data * u64::from(index_bytes),
+                "{index_bytes}-byte indices on disk"
+            );
+            let mut reader = super::open_entry(&entry, &meta.key).unwrap().unwrap().reader;
+            for d in 0..2 {
+                let runs = if d == 0 { &runs[..] } else { &runs[..1] };
+                let want = src.read_runs(d, runs).unwrap();
+                // Mapped whole, mapped run by run, copied.
+                for (zero_copy, limit) in [(true, u64::MAX), (true, 0), (false, 0)] {
+                    reader.set_zero_copy(zero_copy);
+                    reader.set_keep_mapped_limit(limit);
+                    let got = reader
+                        .read_runs(d, runs, (vec![0], Vec::new(), Vec::new()))
+                        .unwrap();
+                    assert_eq!(
+                        got, want,
+                        "{index_bytes} bytes, zero copy {zero_copy}, limit {limit}"
+                    );
+                    let narrow = got.row(0).0.is_narrow();
+                    assert_eq!(narrow, zero_copy && index_bytes == 2, "{index_bytes} {zero_copy}");
+                }
+            }
+            // An entry with another index size is damaged.
+            let mut bad = meta.clone();
+            bad.index_bytes = 3;
+            std::fs::write(entry.join("meta.json"), serde_json::to_string(&bad).unwrap()).unwrap();
+            let Err(e) = super::open_entry(&entry, &meta.key) else {
+                panic!("a damaged entry must not open");
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains("3-byte column indices") && e.contains("delete it"),
+                "{e}"
+            );
+        }
     }
 }

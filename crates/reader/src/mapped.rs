@@ -26,7 +26,7 @@ use std::fs::File;
 use std::io;
 use std::sync::Arc;
 
-use inmf_learner::SharedNonZeros;
+use inmf_learner::{Cols, SharedNonZeros};
 use memmap2::{Mmap, MmapOptions};
 
 /// Column indices and values of `len` consecutive non-zeros of a cache
@@ -36,6 +36,8 @@ use memmap2::{Mmap, MmapOptions};
 pub(crate) struct MappedRun {
     indices: Arc<Mmap>,
     data: Arc<Mmap>,
+    /// Column indices are 2 bytes each (else 4).
+    narrow: bool,
     /// First non-zero of the run within the two mappings.
     first: usize,
     len: usize,
@@ -44,20 +46,24 @@ pub(crate) struct MappedRun {
 }
 
 impl MappedRun {
-    /// Maps non-zeros `first..first + len` (4-byte little-endian entries)
-    /// of the two files. `len` must be at least 1. `checked`: these rows
-    /// passed the block checks before (see `SharedNonZeros::rows_checked`).
+    /// Maps non-zeros `first..first + len` of the two files (little-endian
+    /// entries: `index_bytes` = 2 or 4 per column index, 4 per value).
+    /// `len` must be at least 1. `checked`: these rows passed the block
+    /// checks before (see `SharedNonZeros::rows_checked`).
     pub(crate) fn map(
         indices: &File,
         data: &File,
+        index_bytes: u8,
         first: u64,
         len: usize,
         checked: bool,
     ) -> io::Result<Self> {
         debug_assert!(len > 0, "an empty run has nothing to map");
+        let ib = usize::from(index_bytes);
         Ok(Self {
-            indices: Arc::new(map_range(indices, first * 4, len * 4)?),
+            indices: Arc::new(map_range(indices, first * ib as u64, len * ib)?),
             data: Arc::new(map_range(data, first * 4, len * 4)?),
+            narrow: index_bytes == 2,
             first: 0,
             len,
             checked,
@@ -73,6 +79,7 @@ impl MappedRun {
         Self {
             indices: Arc::clone(&files.indices),
             data: Arc::clone(&files.data),
+            narrow: files.narrow,
             first,
             len,
             checked,
@@ -86,16 +93,20 @@ impl MappedRun {
 pub(crate) struct MappedFiles {
     indices: Arc<Mmap>,
     data: Arc<Mmap>,
+    /// Column indices are 2 bytes each (else 4).
+    narrow: bool,
     nnz: usize,
 }
 
 impl MappedFiles {
-    /// Maps the first `nnz` (at least 1) entries of both files.
-    pub(crate) fn map(indices: &File, data: &File, nnz: usize) -> io::Result<Self> {
+    /// Maps the first `nnz` (at least 1) entries of both files
+    /// (`index_bytes` = 2 or 4 per column index).
+    pub(crate) fn map(indices: &File, data: &File, index_bytes: u8, nnz: usize) -> io::Result<Self> {
         debug_assert!(nnz > 0, "nothing to map");
         Ok(Self {
-            indices: Arc::new(map_range(indices, 0, nnz * 4)?),
+            indices: Arc::new(map_range(indices, 0, nnz * usize::from(index_bytes))?),
             data: Arc::new(map_range(data, 0, nnz * 4)?),
+            narrow: index_bytes == 2,
             nnz,
         })
     }
@@ -124,11 +135,16 @@ fn map_range(file: &File, offset: u64, len: usize) -> io::Result<Mmap> {
 }
 
 impl SharedNonZeros for MappedRun {
-    fn indices(&self) -> &[u32] {
-        // A mapping starts at a multiple of 4 bytes past a page boundary,
-        // so the cast is aligned; the entry is little-endian (the caller
-        // maps only on little-endian targets).
-        &bytemuck::cast_slice(&self.indices[..])[self.first..self.first + self.len]
+    fn indices(&self) -> Cols<'_> {
+        // A mapping starts at a multiple of the index size past a page
+        // boundary, so the cast is aligned; the entry is little-endian (the
+        // caller maps only on little-endian targets).
+        let run = self.first..self.first + self.len;
+        if self.narrow {
+            Cols::Narrow(&bytemuck::cast_slice(&self.indices[..])[run])
+        } else {
+            Cols::Wide(&bytemuck::cast_slice(&self.indices[..])[run])
+        }
     }
 
     fn data(&self) -> &[f32] {

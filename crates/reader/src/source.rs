@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use inmf_learner::{CellSource, CsrMatrix};
 
 use crate::cache::{
-    build_entry, cache_key, cache_key_of, open_entry, CacheMeta, CacheReader, CACHE_FORMAT_VERSION,
-    DEFAULT_KEEP_MAPPED_BYTES,
+    build_entry, cache_key, cache_key_of, index_bytes_for, open_entry, CacheMeta, CacheReader,
+    CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES,
 };
 use crate::cellmap::CellMap;
 use crate::dataset::{Dataset, RawBlock};
@@ -141,6 +141,7 @@ impl Hdf5Source {
             names: self.names.clone(),
             report: self.report.clone(),
             n_total: self.parts.iter().map(|p| p.cells.n_total()).collect(),
+            index_bytes: index_bytes_for(self.genes.len()),
         };
         let per: Vec<_> = self
             .parts

@@ -298,7 +298,7 @@ fn scaled_all_cells(src: &mut Hdf5Source) -> RawCsr {
     let mut rows = vec![vec![0.0; src.genes().len()]; map.n_total()];
     for k in 0..map.n_kept() {
         let (c, v) = kept.row(k);
-        for (&g, &x) in c.iter().zip(v) {
+        for (g, &x) in c.iter().zip(v) {
             rows[map.original(k)][g as usize] = f64::from(x);
         }
     }
