@@ -1046,10 +1046,12 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Any row-aligned cut into shared runs reads, sums and multiplies
-        /// to the same bits as the owned matrix.
+        /// Any row-aligned cut into shared runs, with 32- or 16-bit column
+        /// indices, reads, sums and multiplies to the same bits as the
+        /// owned matrix.
         #[test]
         fn any_cut_into_shared_runs_gives_the_same_bits(
+            narrow in proptest::bool::ANY,
             rows in 1usize..40,
             cols in 1usize..12,
             k in 1usize..25,
@@ -1067,7 +1069,7 @@ mod tests {
             let x = CsrMatrix::from_dense(rows, cols, &dense);
             let mut cuts: Vec<usize> = cut_seeds.iter().map(|c| c % (rows + 1)).collect();
             cuts.sort_unstable();
-            let y = shared(&x, &cuts);
+            let y = shared_as(&x, &cuts, narrow);
             proptest::prop_assert_eq!(&y, &x);
             proptest::prop_assert_eq!(y.frobenius_sq().to_bits(), x.frobenius_sq().to_bits());
             let m = ndarray::Array2::from_shape_fn((cols, k), |(g, j)| ((g * 5 + j * 3) % 7) as f64 * 0.31 + 0.02);
@@ -1075,6 +1077,7 @@ mod tests {
             let same = |a: &ndarray::Array2<f64>, b: &ndarray::Array2<f64>| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
             proptest::prop_assert!(same(&crate::project_f32(&y, m.view()), &crate::project_f32(&x, m.view())));
             proptest::prop_assert!(same(&crate::project(&y, m.view()), &crate::project(&x, m.view())));
+            proptest::prop_assert!(same(&crate::project_f16(&y, m.view()), &crate::project_f16(&x, m.view())));
             let (mut by, mut bx) = (ndarray::Array2::<f64>::zeros((cols, k)), ndarray::Array2::<f64>::zeros((cols, k)));
             crate::accumulate_xt_h_f32(&y, h.view(), 0.5, by.view_mut());
             crate::accumulate_xt_h_f32(&x, h.view(), 0.5, bx.view_mut());
