@@ -720,6 +720,7 @@ impl ExactSizeIterator for RowIter<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::NarrowRun;
 
     #[test]
     fn frobenius_sq_matches_the_plain_sum_for_any_length() {
@@ -768,20 +769,6 @@ mod tests {
     impl SharedNonZeros for VecRun {
         fn indices(&self) -> Cols<'_> {
             Cols::Wide(&self.0)
-        }
-        fn data(&self) -> &[f32] {
-            &self.1
-        }
-    }
-
-    /// [`VecRun`] with 16-bit column indices (what a cache entry of at
-    /// most 65,536 genes maps).
-    #[derive(Debug)]
-    struct NarrowRun(Vec<u16>, Vec<f32>);
-
-    impl SharedNonZeros for NarrowRun {
-        fn indices(&self) -> Cols<'_> {
-            Cols::Narrow(&self.0)
         }
         fn data(&self) -> &[f32] {
             &self.1

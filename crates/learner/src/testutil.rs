@@ -11,7 +11,7 @@ use crate::sparse::{Cols, CsrMatrix, SharedNonZeros};
 /// Non-zeros with 16-bit column indices, shared as one run per block of
 /// rows (what a cache entry of at most 65,536 genes maps).
 #[derive(Debug)]
-struct NarrowRun(Vec<u16>, Vec<f32>);
+pub(crate) struct NarrowRun(pub(crate) Vec<u16>, pub(crate) Vec<f32>);
 
 impl SharedNonZeros for NarrowRun {
     fn indices(&self) -> Cols<'_> {
