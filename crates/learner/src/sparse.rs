@@ -127,18 +127,6 @@ impl PartialEq for Cols<'_> {
     }
 }
 
-impl<'a> From<&'a [u32]> for Cols<'a> {
-    fn from(c: &'a [u32]) -> Self {
-        Cols::Wide(c)
-    }
-}
-
-impl<'a> From<&'a [u16]> for Cols<'a> {
-    fn from(c: &'a [u16]) -> Self {
-        Cols::Narrow(c)
-    }
-}
-
 /// The indices of a [`Cols`] as u32 ([`Cols::iter`]).
 #[derive(Debug, Clone)]
 pub enum ColsIter<'a> {
@@ -168,14 +156,6 @@ impl Iterator for ColsIter<'_> {
 }
 
 impl ExactSizeIterator for ColsIter<'_> {}
-impl DoubleEndedIterator for ColsIter<'_> {
-    fn next_back(&mut self) -> Option<u32> {
-        match self {
-            ColsIter::Narrow(i) => i.next_back().map(|&v| u32::from(v)),
-            ColsIter::Wide(i) => i.next_back().copied(),
-        }
-    }
-}
 
 /// ‖x‖² = Σ v² of one row's values, in f64, in eight interleaved partial
 /// sums (value p goes to sum p mod 8: independent chains that vectorize),

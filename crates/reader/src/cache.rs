@@ -265,7 +265,8 @@ pub(crate) fn open_entry(dir: &Path, key: &str) -> Result<Option<CacheEntry>, Re
         return Ok(None);
     }
     let text = std::fs::read_to_string(&meta_path).map_err(|e| cache_err(&meta_path, e))?;
-    let meta: CacheMeta = serde_json::from_str(&text).map_err(|e| cache_err(&meta_path, e))?;
+    let meta: CacheMeta = serde_json::from_str(&text)
+        .map_err(|e| cache_err(&meta_path, format!("{e} (damaged entry: delete it)")))?;
     if meta.version != CACHE_FORMAT_VERSION || meta.key != key {
         return Ok(None);
     }
@@ -1226,6 +1227,15 @@ mod tests {
                 e.contains("3-byte column indices") && e.contains("delete it"),
                 "{e}"
             );
+            // So is one without the field.
+            let mut raw = serde_json::to_value(&meta).unwrap();
+            raw.as_object_mut().unwrap().remove("index_bytes");
+            std::fs::write(entry.join("meta.json"), raw.to_string()).unwrap();
+            let Err(e) = super::open_entry(&entry, &meta.key) else {
+                panic!("an entry without index_bytes must not open");
+            };
+            let e = e.to_string();
+            assert!(e.contains("index_bytes") && e.contains("delete it"), "{e}");
         }
     }
 }
