@@ -82,6 +82,7 @@ mod report;
 mod select;
 mod source;
 mod spill;
+mod stale;
 mod stats;
 mod stream;
 mod tenx;
@@ -104,4 +105,7 @@ pub use obs::{read_obs_kept, ObsColumn, ObsKind, ObsValues};
 pub use params::{CheckedPreprocessParams, Combine, GeneKey, GeneSelection, PreprocessParams};
 pub use report::{DatasetReport, PreprocessReport};
 pub use source::{CacheLookup, Hdf5Source};
+pub use stale::{
+    describe_removed, process_is_alive, remove_stale_temporaries, temporary_owner, RemovedTemporary,
+};
 pub use stream::{spawn_reader, BatchResult, BlockPool, ReadRequest, ReaderHandles};
