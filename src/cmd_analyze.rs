@@ -53,10 +53,10 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     let quiet = args.quiet;
     let summary = run_analyze(&req, &mut |line| {
         if !quiet {
-            eprintln!("  {line}");
+            inmf_driver::log::line(&format!("  {line}"));
         }
     })
     .with_context(|| format!("inmf analyze of {} failed", args.run_dir.display()))?;
-    print!("{summary}");
+    inmf_driver::log::out(&summary.to_string());
     Ok(())
 }

@@ -334,9 +334,9 @@ pub fn run(args: FactorArgs) -> anyhow::Result<()> {
     let quiet = req.quiet;
     let summary = run_factor(&req).with_context(|| format!("inmf factor --method {} failed", req.method))?;
     if json {
-        println!("{}", summary_json(&summary));
+        inmf_driver::log::out(&format!("{}\n", summary_json(&summary)));
     } else if !quiet {
-        print!("{summary}");
+        inmf_driver::log::out(&summary.to_string());
     }
     Ok(())
 }

@@ -47,7 +47,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     req.gzip = args.gzip;
     let summary = import_mtx(&req).context("inmf import failed")?;
     if !args.quiet {
-        print!("{summary}");
+        inmf_driver::log::out(&summary.to_string());
     }
     Ok(())
 }

@@ -37,6 +37,6 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     }
     let report =
         inspect(&args.file, &opts).with_context(|| format!("inmf inspect {}", args.file.display()))?;
-    print!("{report}");
+    inmf_driver::log::out(&report.to_string());
     Ok(())
 }

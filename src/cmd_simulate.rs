@@ -123,7 +123,10 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let summary = sim
         .run_with_progress(&args.out, &mut |p| {
             if !quiet && (p.cells_done == p.cells_total || last.elapsed().as_secs_f64() >= 2.0) {
-                eprintln!("  {}: {}/{} cells", p.dataset, p.cells_done, p.cells_total);
+                inmf_driver::log::line(&format!(
+                    "  {}: {}/{} cells",
+                    p.dataset, p.cells_done, p.cells_total
+                ));
                 last = Instant::now();
             }
         })
@@ -133,8 +136,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         let cells: usize = summary.datasets.iter().map(|d| d.cells).sum();
         for d in &summary.datasets {
             let types: Vec<String> = d.type_counts.iter().map(|n| n.to_string()).collect();
-            println!(
-                "{}: {} cells, {} non-zeros ({:.1}%), cells per type [{}]{}",
+            inmf_driver::log::out(&format!(
+                "{}: {} cells, {} non-zeros ({:.1}%), cells per type [{}]{}\n",
                 d.path.display(),
                 d.cells,
                 d.nnz,
@@ -144,13 +147,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
                     .as_ref()
                     .map(|l| format!(", labels {}", l.display()))
                     .unwrap_or_default()
-            );
+            ));
         }
-        println!(
-            "{}: parameters. {cells} cells in {secs:.1} s ({:.0} cells/s)",
+        inmf_driver::log::out(&format!(
+            "{}: parameters. {cells} cells in {secs:.1} s ({:.0} cells/s)\n",
             summary.params_file.display(),
             cells as f64 / secs.max(1e-9)
-        );
+        ));
     }
     Ok(())
 }

@@ -326,9 +326,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "peak_rss_mb": s.peak_rss_bytes.map(|b| b as f64 / 1048576.0),
                     "output": s.output,
                 });
-                println!("{json}");
+                inmf_driver::log::out(&format!("{json}\n"));
             } else if !args.common.quiet {
-                print!("{s}");
+                inmf_driver::log::out(&s.to_string());
             }
             Ok(())
         }
@@ -342,9 +342,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn report(summary: &inmf_driver::RunSummary, json: bool, quiet: bool) {
     if json {
-        println!("{}", summary_json(summary));
+        inmf_driver::log::out(&format!("{}\n", summary_json(summary)));
     } else if !quiet {
-        print!("{summary}");
+        inmf_driver::log::out(&summary.to_string());
     }
 }
 
@@ -409,7 +409,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            inmf_driver::log::line(&format!("error: {err:#}"));
             ExitCode::from(exit_code(&err))
         }
     }

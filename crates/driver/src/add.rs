@@ -20,12 +20,16 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::RunConfig;
 use crate::error::DriverError;
+use crate::guard::{check_output_dir, OutputSet};
 use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
 use crate::model::SavedModel;
+use crate::output_set::check_pair;
 use crate::prepare::{cache_root, finish_cache, open_and_preprocess};
 use crate::run::{
-    create_dir, in_pool, model_datasets, write_phase_outputs, InputSpec, PhaseOutputs, RunSummary,
+    clean_stale, create_dir, in_pool, model_datasets, write_phase_outputs, InputSpec, PhaseOutputs,
+    RunSummary,
 };
+use crate::space::{ensure_space, model_set_bytes};
 use inmf_reader::{fingerprint, BlockPool};
 
 /// Everything `inmf add` needs.
@@ -61,7 +65,14 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     let t0 = Instant::now();
     req.config.runtime.check()?;
     let model_path_in = req.model_dir.join("model.h5");
+    check_pair(&req.model_dir)?;
     let saved = SavedModel::load(&model_path_in)?;
+    let mut read: Vec<PathBuf> = req.inputs.iter().map(|i| i.path.clone()).collect();
+    read.push(model_path_in.clone());
+    if !req.new_only {
+        read.extend(saved.datasets.iter().map(|d| d.path.clone()));
+    }
+    check_output_dir(&req.out_dir, &read, OutputSet::Model, std::slice::from_ref(&model_path_in))?;
     if saved.checkpoint_iterations.is_some() {
         return Err(DriverError::InvalidModel {
             path: model_path_in,
@@ -121,6 +132,7 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
         }
     }
     inputs.extend(req.inputs.iter().cloned());
+    clean_stale(&req.out_dir, req.quiet);
     let cache_root = cache_root(&req.config.runtime, &req.out_dir);
     let (mut source, cache) = open_and_preprocess(
         &inputs,
@@ -129,9 +141,19 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
         cache_root.as_deref(),
     )?;
     if !req.quiet {
-        eprintln!("{}", source.report().to_string().trim_end());
+        crate::log::line(source.report().to_string().trim_end());
     }
     let first_new = if req.new_only { 0 } else { n_old };
+    let cells = (0..source.n_datasets()).map(|d| source.n_cells(d)).sum();
+    ensure_space(
+        &req.out_dir,
+        model_set_bytes(
+            cells,
+            source.n_genes(),
+            params.k,
+            n_old + source.n_datasets() - first_new,
+        ),
+    )?;
     if !req.new_only {
         for (d, old) in saved.datasets.iter().enumerate() {
             if source.n_cells(d) != old.n_cells || source.scale_factors(d) != old.scale.as_slice() {
@@ -160,7 +182,7 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     let new_meta = model_datasets(&source, &inputs)?.split_off(first_new);
     let cache_line = finish_cache(&mut source, cache, &req.config.runtime)?;
     if !req.quiet {
-        eprintln!("{cache_line}");
+        crate::log::line(&cache_line);
     }
     let mut all_meta = saved.datasets.clone();
     all_meta.extend(new_meta);

@@ -38,6 +38,8 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::anndata::temp::TempFile;
 use crate::error::DriverError;
+use crate::guard::{check_output_dir, OutputSet};
+use crate::output_set::check_pair;
 use crate::run::peak_rss_bytes;
 
 /// What `inmf analyze` is asked to do.
@@ -169,11 +171,7 @@ fn analysis_err(e: AnalysisError) -> DriverError {
 
 fn h5(path: &Path, what: impl Into<String>) -> impl FnOnce(hdf5::Error) -> DriverError + '_ {
     let what = what.into();
-    move |source| DriverError::Hdf5 {
-        path: path.to_path_buf(),
-        what,
-        source,
-    }
+    move |source| DriverError::hdf5(path, what, source)
 }
 
 /// The pieces of `result.h5ad` the analysis reads.
@@ -195,6 +193,19 @@ fn read_strings(ds: &hdf5::Dataset) -> hdf5::Result<Vec<String>> {
 }
 
 fn read_run(path: &Path) -> Result<RunData, DriverError> {
+    read_run_pieces(path).map_err(|e| match e {
+        DriverError::Hdf5 { path, what, source } => DriverError::DamagedFile {
+            path,
+            reason: format!("{what}: {}", crate::model::first_line(&source.to_string())),
+            fix: "Give the output directory of `inmf run`, `add` or `project`; if it is one, the file \
+                  was not written completely or was changed since: run that command again"
+                .into(),
+        },
+        other => other,
+    })
+}
+
+fn read_run_pieces(path: &Path) -> Result<RunData, DriverError> {
     if !path.exists() {
         return Err(DriverError::InvalidParameter(format!(
             "{} does not exist; give the output directory of `inmf run` (it holds result.h5ad)",
@@ -426,10 +437,10 @@ fn read_labels(
         )));
     }
     if !missing.is_empty() {
-        eprintln!(
+        crate::log::line(&format!(
             "warning: no labels for {}; their cells are left out of ARI, NMI and purity",
             missing.join("; ")
-        );
+        ));
     }
     Ok((codes, names, format!("the inputs ({})", found.join(", ")), true))
 }
@@ -448,6 +459,13 @@ pub fn run_analyze(
         )));
     }
     let result = req.run_dir.join("result.h5ad");
+    let out_dir = req
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| req.run_dir.join("analysis"));
+    let read = [result.clone()];
+    check_output_dir(&out_dir, &read, OutputSet::Other, &read)?;
+    check_pair(&req.run_dir)?;
     let run = read_run(&result)?;
     let (n, k) = run.h.dim();
     progress(&format!(
@@ -484,16 +502,13 @@ pub fn run_analyze(
     .map_err(analysis_err)?;
 
     // Plots.
+    // Plots are drawn into a temporary folder and moved into place after
+    // result.h5ad is updated: a failure leaves no partial plot behind.
     let t = Instant::now();
-    let out_dir = req
-        .out_dir
-        .clone()
-        .unwrap_or_else(|| req.run_dir.join("analysis"));
-    std::fs::create_dir_all(&out_dir).map_err(|source| DriverError::Io {
-        path: out_dir.clone(),
-        source,
-    })?;
-    let plots = write_plots(&out_dir, &run, &analysis, labels.as_ref(), req)?;
+    std::fs::create_dir_all(&out_dir).map_err(|source| DriverError::io(&out_dir, source))?;
+    crate::run::clean_stale(&out_dir, true);
+    let staging = StagingDir::new(&out_dir)?;
+    let staged = write_plots(&staging.path, &run, &analysis, labels.as_ref(), req)?;
     progress(&format!("plots: {:.1} s", t.elapsed().as_secs_f64()));
 
     // Results into result.h5ad (temporary copy, renamed when complete).
@@ -505,6 +520,7 @@ pub fn run_analyze(
         _ => None,
     };
     update_result(&result, &analysis, label_copy, req, &run.dataset_names)?;
+    let plots = staging.move_into_place(&staged)?;
     progress(&format!(
         "result.h5ad updated: {:.1} s",
         t.elapsed().as_secs_f64()
@@ -539,6 +555,45 @@ pub fn run_analyze(
         total_seconds: t0.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
     })
+}
+
+/// A temporary folder `DIR/.plots.tmp-PID-N` for files that appear under
+/// their final names only when all of them are complete; removed on drop.
+struct StagingDir {
+    path: PathBuf,
+    target: PathBuf,
+}
+
+impl StagingDir {
+    fn new(target: &Path) -> Result<Self, DriverError> {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = target.join(format!(".plots.tmp-{}-{n}", std::process::id()));
+        std::fs::create_dir(&path).map_err(|source| DriverError::io(&path, source))?;
+        Ok(Self {
+            path,
+            target: target.to_path_buf(),
+        })
+    }
+
+    /// Renames the staged `files` into the target folder; returns their
+    /// final paths.
+    fn move_into_place(self, files: &[PathBuf]) -> Result<Vec<PathBuf>, DriverError> {
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            let name = f.file_name().unwrap_or_default();
+            let dest = self.target.join(name);
+            std::fs::rename(f, &dest).map_err(|source| DriverError::io(&dest, source))?;
+            out.push(dest);
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 fn write_plots(

@@ -1,6 +1,6 @@
 //! The driver's typed errors: what failed, where, and how to fix it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -47,6 +47,38 @@ pub enum DriverError {
         /// What is wrong and what to do.
         message: String,
     },
+    /// An output would replace or lie among the command's inputs or another
+    /// command's results, or has the wrong kind (found before any work).
+    #[error("refusing to write {path}: {reason}")]
+    UnsafeOutput {
+        /// The output path as given.
+        path: PathBuf,
+        /// Why, and which path to choose instead.
+        reason: String,
+    },
+    /// The file system of an output is full.
+    #[error(
+        "no space left on the device holding {path}{}. Free space there or choose another output \
+         directory; nothing was written under a final name.",
+        needed.map(|n| format!(" (about {:.1} MB are needed)", n as f64 / 1e6)).unwrap_or_default()
+    )]
+    NoSpace {
+        /// The file being written.
+        path: PathBuf,
+        /// Bytes the output needs, where known.
+        needed: Option<u64>,
+    },
+    /// A model, checkpoint or result file of inmf cannot be read or holds
+    /// values no run writes (truncated, edited, from another tool).
+    #[error("{path} is damaged: {reason}. {fix}")]
+    DamagedFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+        /// What to do.
+        fix: String,
+    },
     /// A bug or an environment failure inside inmf (not the user's input).
     #[error("internal error: {0}")]
     Internal(String),
@@ -59,14 +91,48 @@ pub enum DriverError {
 }
 
 impl DriverError {
+    /// An HDF5 failure on `path` while doing `what`; a full file system
+    /// (ENOSPC in the library's message) becomes [`DriverError::NoSpace`].
+    pub fn hdf5(path: &Path, what: impl Into<String>, source: hdf5::Error) -> Self {
+        let text = source.to_string();
+        if text.contains("errno = 28") || text.contains("No space left on device") {
+            return DriverError::NoSpace {
+                path: path.to_path_buf(),
+                needed: None,
+            };
+        }
+        DriverError::Hdf5 {
+            path: path.to_path_buf(),
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// An I/O failure on `path`; a full file system becomes
+    /// [`DriverError::NoSpace`].
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            return DriverError::NoSpace {
+                path: path.to_path_buf(),
+                needed: None,
+            };
+        }
+        DriverError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
     /// True when the user can fix the failure by changing inputs or
     /// parameters (the binary exits with code 2 for these).
     pub fn is_input_error(&self) -> bool {
         use inmf_learner::LearnerError as L;
         match self {
-            DriverError::InvalidParameter(_) | DriverError::Reader(_) | DriverError::InvalidModel { .. } => {
-                true
-            }
+            DriverError::InvalidParameter(_)
+            | DriverError::Reader(_)
+            | DriverError::InvalidModel { .. }
+            | DriverError::UnsafeOutput { .. }
+            | DriverError::DamagedFile { .. } => true,
             DriverError::Learner(e) => matches!(
                 e,
                 L::InvalidParameter(_) | L::InvalidData(_) | L::InvalidSparse(_)

@@ -439,7 +439,7 @@ fn factor_in_pool(req: &FactorRequest) -> Result<FactorSummary, DriverError> {
     let t0 = Instant::now();
     let (mut source, _) = open_and_preprocess(&req.inputs, &req.config.preprocess, None, None)?;
     if !req.quiet {
-        eprintln!("{}", source.report().to_string().trim_end());
+        crate::log::line(source.report().to_string().trim_end());
     }
     let names = source.dataset_names().to_vec();
     let mut data = Vec::with_capacity(source.n_datasets());
@@ -450,11 +450,11 @@ fn factor_in_pool(req: &FactorRequest) -> Result<FactorSummary, DriverError> {
     let t_read = t0.elapsed().as_secs_f64();
     if !req.quiet {
         let nnz: usize = data.iter().map(CsrMatrix::nnz).sum();
-        eprintln!(
+        crate::log::line(&format!(
             "factor: {} in memory ({nnz} non-zeros); running {}",
             names.join(", "),
             req.method
-        );
+        ));
     }
 
     let t1 = Instant::now();

@@ -22,6 +22,7 @@ use inmf_reader::{open_mtx, MtxDir, MtxOrder, ReaderError};
 
 use crate::anndata::{AnnDataWriter, Axis, DatasetOptions};
 use crate::error::DriverError;
+use crate::guard::check_output_file;
 
 /// What to import and how.
 #[derive(Debug, Clone)]
@@ -118,7 +119,11 @@ pub fn import_mtx(req: &ImportRequest) -> Result<ImportSummary, DriverError> {
             "gzip level {l} is out of range; use 0 to 9"
         )));
     }
+    check_output_file(&req.out, &[])?;
     let mtx = open_mtx(&req.dir, req.feature_type.as_deref())?;
+    let read: Vec<PathBuf> = mtx.files().iter().map(|p| p.to_path_buf()).collect();
+    check_output_file(&req.out, &read)?;
+    crate::run::clean_stale(parent(&req.out), true);
     let (nnz, sorted) = match write(&mtx, req, MtxOrder::AsStored) {
         Ok(nnz) => (nnz, false),
         Err(DriverError::Reader(ReaderError::MtxUnsorted { .. })) => {

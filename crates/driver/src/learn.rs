@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use inmf_learner::{MiniBatchPlan, OnlineInmf};
+use inmf_learner::{MiniBatchPlan, OnlineInmf, OnlineParams};
 use inmf_reader::{spawn_reader, BlockPool, Hdf5Source};
 
 use crate::error::DriverError;
@@ -183,6 +183,37 @@ fn write_checkpoint(c: &CheckpointSpec, state: &Learning) -> Result<(), DriverEr
 /// Restores a learning phase from the checkpoint at `spec.path`, after
 /// checking it belongs to this very run (same genes, datasets, fingerprints
 /// and parameters as `spec.template`).
+/// The parameters that differ between a checkpoint's (`was`) and this
+/// run's (`now`), as `--k 10 (checkpoint: 20)`.
+fn params_differ(was: &OnlineParams, now: &OnlineParams) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cmp = |flag: &str, w: String, n: String| {
+        if w != n {
+            out.push(format!("{flag} {n} (checkpoint: {w})"));
+        }
+    };
+    cmp("--k", was.k.to_string(), now.k.to_string());
+    cmp("--lambda", was.lambda.to_string(), now.lambda.to_string());
+    cmp(
+        "--batch-size",
+        was.batch_size.to_string(),
+        now.batch_size.to_string(),
+    );
+    cmp("--epochs", was.epochs.to_string(), now.epochs.to_string());
+    cmp(
+        "--shuffle-block",
+        was.shuffle_block.to_string(),
+        now.shuffle_block.to_string(),
+    );
+    cmp(
+        "model.hals_sweeps",
+        was.hals_sweeps.to_string(),
+        now.hals_sweeps.to_string(),
+    );
+    cmp("--seed", was.seed.to_string(), now.seed.to_string());
+    out
+}
+
 pub(crate) fn resume(spec: &CheckpointSpec) -> Result<Learning, DriverError> {
     let invalid =
         |m: String| DriverError::InvalidParameter(format!("cannot resume from {}: {m}", spec.path.display()));
@@ -192,15 +223,26 @@ pub(crate) fn resume(spec: &CheckpointSpec) -> Result<Learning, DriverError> {
                 .into(),
         ));
     }
-    let ck = SavedModel::load(&spec.path)?;
+    let ck = SavedModel::load(&spec.path).map_err(|e| match e {
+        DriverError::DamagedFile { path, reason, .. } => DriverError::DamagedFile {
+            path,
+            reason,
+            fix: "A run killed while writing it leaves the previous checkpoint, so it was changed \
+                  afterwards; delete it and run without --resume"
+                .into(),
+        },
+        other => other,
+    })?;
     let t = &spec.template;
     let Some(iterations) = ck.checkpoint_iterations else {
         return Err(invalid("the file is a finished model, not a checkpoint".into()));
     };
-    if ck.params != t.params {
+    let differ = params_differ(&ck.params, &t.params);
+    if !differ.is_empty() {
         return Err(invalid(format!(
-            "it was written with other parameters ({:?}); rerun with the same ones or without --resume",
-            ck.params
+            "it was written with other parameters: {}. Rerun with the checkpoint's values, or \
+             without --resume to start again",
+            differ.join(", ")
         )));
     }
     if ck.genes != t.genes {

@@ -11,14 +11,18 @@ mod bound;
 mod config;
 mod error;
 mod factor;
+mod guard;
 mod import;
 mod learn;
+pub mod log;
 mod model;
+mod output_set;
 mod prepare;
 mod project;
 mod results;
 mod run;
 pub mod simulate;
+mod space;
 
 pub use add::{add_datasets, AddRequest};
 pub use analyze::{run_analyze, AnalyzeRequest, AnalyzeSummary};

@@ -68,11 +68,7 @@ pub struct SavedModel {
 
 fn h5err<'a>(path: &'a Path, what: &str) -> impl Fn(hdf5::Error) -> DriverError + 'a {
     let what = what.to_string();
-    move |source| DriverError::Hdf5 {
-        path: path.to_path_buf(),
-        what: what.clone(),
-        source,
-    }
+    move |source| DriverError::hdf5(path, what.clone(), source)
 }
 
 fn vlu(s: &str) -> VarLenUnicode {
@@ -97,6 +93,43 @@ fn get_attr<T: hdf5::H5Type>(loc: &hdf5::Location, name: &str) -> hdf5::Result<T
     loc.attr(name)?.read_scalar()
 }
 
+/// The model file at `path` cannot be what inmf wrote.
+fn damaged(path: &Path, reason: String) -> DriverError {
+    DriverError::DamagedFile {
+        path: path.to_path_buf(),
+        reason,
+        fix: "It was not written completely by inmf or was changed since; restore it from a copy, \
+              or write it again with `inmf run`"
+            .into(),
+    }
+}
+
+/// The first line of an HDF5 error, without the library's repetitions.
+pub(crate) fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or(text);
+    // hdf5-metno joins the error stack with ": "; its first two links say enough.
+    let parts: Vec<&str> = line.split(": ").take(3).collect();
+    parts.join(": ")
+}
+
+/// Every value of a stored factor or statistic is finite.
+fn check_finite(path: &Path, what: &str, a: &Array2<f64>) -> Result<(), DriverError> {
+    match a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some(((r, c), v)) => Err(damaged(
+            path,
+            format!("`{what}` holds the non-finite value {v} at row {r}, column {c}, which no run writes"),
+        )),
+    }
+}
+
+/// The output-set id of the model file at `path` (attribute `output_set`),
+/// `None` when it has none or cannot be read.
+pub(crate) fn read_output_set(path: &Path) -> Option<String> {
+    let f = hdf5::File::open(path).ok()?;
+    get_attr_str(&f, "output_set").ok()
+}
+
 fn get_attr_str(loc: &hdf5::Location, name: &str) -> hdf5::Result<String> {
     Ok(loc
         .attr(name)?
@@ -108,20 +141,29 @@ fn get_attr_str(loc: &hdf5::Location, name: &str) -> hdf5::Result<String> {
 impl SavedModel {
     /// Writes the model to `path` (temporary name, renamed when complete).
     pub fn save(&self, path: &Path) -> Result<(), DriverError> {
-        self.save_to_temp(path)?.commit().map(|_| ())
+        self.save_to_temp(path, None)?.commit().map(|_| ())
     }
 
     /// Writes the model to a temporary sibling of `path`; the caller commits
     /// it (renames it to `path`) when every other output is complete too.
-    pub(crate) fn save_to_temp(&self, path: &Path) -> Result<TempFile, DriverError> {
+    /// `output_set` ties the model to the result file written with it
+    /// (attribute `output_set`; see [`crate::output_set`]).
+    pub(crate) fn save_to_temp(
+        &self,
+        path: &Path,
+        output_set: Option<&str>,
+    ) -> Result<TempFile, DriverError> {
         let tmp = TempFile::new(path)?;
         let e = h5err(path, "writing the model");
-        {
-            let f = hdf5::File::create(tmp.tmp()).map_err(&e)?;
+        let f = hdf5::File::create(tmp.tmp()).map_err(&e)?;
+        let written = (|| -> Result<(), DriverError> {
             let p = &self.params;
             put_attr_str(&f, "format", "inmf-model").map_err(&e)?;
             put_attr(&f, "format_version", MODEL_FORMAT_VERSION).map_err(&e)?;
             put_attr_str(&f, "inmf_version", env!("CARGO_PKG_VERSION")).map_err(&e)?;
+            if let Some(id) = output_set {
+                put_attr_str(&f, "output_set", id).map_err(&e)?;
+            }
             put_attr(&f, "k", p.k as u64).map_err(&e)?;
             put_attr(&f, "lambda", p.lambda).map_err(&e)?;
             put_attr(&f, "batch_size", p.batch_size as u64).map_err(&e)?;
@@ -171,7 +213,16 @@ impl SavedModel {
                     .create("scale")
                     .map_err(&e)?;
             }
-            f.close().map_err(&e)?;
+            Ok(())
+        })();
+        match written {
+            Ok(()) => f.close().map_err(&e)?,
+            // Closing a file whose write failed can crash libhdf5 (see
+            // anndata::writer::ClosedExplicitly); the temporary is removed.
+            Err(err) => {
+                std::mem::forget(f);
+                return Err(err);
+            }
         }
         Ok(tmp)
     }
@@ -179,7 +230,7 @@ impl SavedModel {
     /// Reads a model written by [`SavedModel::save`], checking the format
     /// version and that every shape agrees with K and the gene list.
     pub fn load(path: &Path) -> Result<Self, DriverError> {
-        let e = h5err(path, "reading the model");
+        let e = |source: hdf5::Error| damaged(path, first_line(&source.to_string()));
         let invalid = |msg: String| DriverError::InvalidModel {
             path: path.to_path_buf(),
             message: msg,
@@ -266,6 +317,18 @@ impl SavedModel {
                 fingerprint: get_attr_str(&g, "fingerprint").map_err(&e)?,
                 scale,
             });
+        }
+        check_finite(path, "W", &w)?;
+        for (i, st) in states.iter().enumerate() {
+            for (name, a) in [
+                ("V", &st.v),
+                ("A", &st.a),
+                ("B", &st.b),
+                ("A_old", &st.a_old),
+                ("B_old", &st.b_old),
+            ] {
+                check_finite(path, &format!("datasets/{i}/{name}"), a)?;
+            }
         }
         Ok(Self {
             model: OnlineInmf {

@@ -14,10 +14,13 @@ use inmf_reader::BlockPool;
 
 use crate::config::RunConfig;
 use crate::error::DriverError;
+use crate::guard::{check_output_dir, OutputSet};
 use crate::model::SavedModel;
+use crate::output_set::check_pair;
 use crate::prepare::open_and_preprocess;
 use crate::results::{solve_and_write, ResultContent, ResultWriter};
-use crate::run::{create_dir, in_pool, peak_rss_bytes, InputSpec};
+use crate::run::{clean_stale, create_dir, in_pool, peak_rss_bytes, InputSpec};
+use crate::space::{ensure_space, projection_bytes};
 
 /// Everything `inmf project` needs.
 #[derive(Debug, Clone)]
@@ -100,15 +103,26 @@ pub fn project(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> {
 fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> {
     let t0 = Instant::now();
     req.config.runtime.check()?;
-    let saved = SavedModel::load(&req.model_dir.join("model.h5"))?;
     if req.inputs.is_empty() {
         return Err(DriverError::InvalidParameter("no query dataset given".into()));
     }
+    let model_path = req.model_dir.join("model.h5");
+    let mut inputs: Vec<PathBuf> = req.inputs.iter().map(|i| i.path.clone()).collect();
+    inputs.push(model_path.clone());
+    check_output_dir(&req.out_dir, &inputs, OutputSet::Projection, &[])?;
+    check_pair(&req.model_dir)?;
+    let saved = SavedModel::load(&model_path)?;
+    clean_stale(&req.out_dir, req.quiet);
     // One pass over the query: a cache would cost a pass more than it saves.
     let (source, _) = open_and_preprocess(&req.inputs, &req.config.preprocess, Some(&saved.genes), None)?;
     if !req.quiet {
-        eprintln!("{}", source.report().to_string().trim_end());
+        crate::log::line(source.report().to_string().trim_end());
     }
+    let cells = (0..source.n_datasets()).map(|d| source.n_cells(d)).sum();
+    ensure_space(
+        &req.out_dir,
+        projection_bytes(cells, source.n_genes(), saved.params.k),
+    )?;
     create_dir(&req.out_dir)?;
     let output = req.out_dir.join("result.h5ad");
     let model = &saved.model;

@@ -166,8 +166,8 @@ pub(crate) struct ResultContent<'a> {
 
 /// Streams the result file; see the module doc for its content.
 pub(crate) struct ResultWriter {
-    file: AnnDataWriter,
     h: DenseAppender<f64>,
+    file: AnnDataWriter,
     /// Row offset of each dataset's first cell in obs.
     offsets: Vec<usize>,
     /// Rows of H written so far.

@@ -19,11 +19,15 @@ use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
 use crate::prepare::{cache_root, finish_cache, open_and_preprocess};
 use inmf_reader::fingerprint;
 
+use crate::anndata::UnsValue;
 use crate::bound::{measure_epoch_bound, EpochBound};
 use crate::config::RunConfig;
 use crate::error::DriverError;
+use crate::guard::{check_output_dir, OutputSet};
 use crate::model::{ModelDataset, SavedModel};
+use crate::output_set::new_id;
 use crate::results::{solve_and_write, ResultContent, ResultWriter};
+use crate::space::{ensure_space, model_set_bytes};
 
 /// One input dataset: `NAME=PATH` or `PATH` (name = file stem).
 #[derive(Debug, Clone, PartialEq)]
@@ -36,17 +40,36 @@ pub struct InputSpec {
 
 impl FromStr for InputSpec {
     type Err = String;
+    /// `PATH` when the whole argument names an existing file (even with a
+    /// `=` in it); otherwise `NAME=PATH` split at the first `=`; otherwise
+    /// `PATH` named by its file stem. Names become HDF5 keys
+    /// (`varm['V_NAME']`), so they are non-empty and hold no `/`.
     fn from_str(s: &str) -> Result<Self, String> {
+        let as_path = |p: PathBuf| {
+            let stem = p
+                .file_stem()
+                .map(|x| x.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (stem, p)
+        };
         let (name, path) = match s.split_once('=') {
-            Some((n, p)) if !n.is_empty() && !n.contains('/') => (n.to_string(), PathBuf::from(p)),
-            _ => {
-                let p = PathBuf::from(s);
-                let stem = p
-                    .file_stem()
-                    .map(|x| x.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                (stem, p)
+            _ if std::path::Path::new(s).is_file() => as_path(PathBuf::from(s)),
+            Some((n, p)) => {
+                if n.is_empty() {
+                    return Err(format!(
+                        "{s:?} has an empty dataset name before '='; give NAME=PATH with a name, or the path alone"
+                    ));
+                }
+                if n.contains('/') {
+                    return Err(format!(
+                        "{s:?} is neither an existing file nor NAME=PATH: the name {n:?} contains '/', which \
+                         dataset names cannot hold (they become HDF5 keys). Check the path, or name the \
+                         dataset without '/'"
+                    ));
+                }
+                (n.to_string(), PathBuf::from(p))
             }
+            None => as_path(PathBuf::from(s)),
         };
         if name.is_empty() || path.as_os_str().is_empty() {
             return Err(format!("{s:?} is not NAME=PATH or PATH"));
@@ -250,7 +273,29 @@ fn check_request(req: &RunRequest) -> Result<OnlineParams, DriverError> {
         }
     }
     req.config.runtime.check()?;
+    let inputs: Vec<PathBuf> = req.inputs.iter().map(|i| i.path.clone()).collect();
+    check_output_dir(&req.out_dir, &inputs, OutputSet::Model, &[])?;
     Ok(params)
+}
+
+/// Removes the temporaries of killed runs from `dir` (see
+/// [`inmf_reader::remove_stale_temporaries`]) and says so unless `quiet`.
+pub(crate) fn clean_stale(dir: &std::path::Path, quiet: bool) {
+    let removed = inmf_reader::remove_stale_temporaries(dir);
+    if let (Some(line), false) = (inmf_reader::describe_removed(&removed), quiet) {
+        crate::log::line(&line);
+    }
+}
+
+/// K must not exceed the genes of the model (checked before W is allocated).
+pub(crate) fn check_k(k: usize, genes: usize) -> Result<(), DriverError> {
+    if k > genes {
+        return Err(DriverError::InvalidParameter(format!(
+            "K = {k} factors but only {genes} genes are selected: choose --k ≤ {genes}, or select \
+             more genes (--n-genes 0 keeps every gene that passes selection)"
+        )));
+    }
+    Ok(())
 }
 
 /// Runs scenario 1 end to end. On error nothing is left in the output
@@ -295,11 +340,18 @@ pub(crate) fn model_datasets(
 fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, DriverError> {
     let t0 = Instant::now();
     let cache_root = cache_root(&req.config.runtime, &req.out_dir);
+    clean_stale(&req.out_dir, req.quiet);
     let (mut source, cache) =
         open_and_preprocess(&req.inputs, &req.config.preprocess, None, cache_root.as_deref())?;
     if !req.quiet {
-        eprintln!("{}", source.report().to_string().trim_end());
+        crate::log::line(source.report().to_string().trim_end());
     }
+    check_k(params.k, source.n_genes())?;
+    let cells = (0..source.n_datasets()).map(|d| source.n_cells(d)).sum();
+    ensure_space(
+        &req.out_dir,
+        model_set_bytes(cells, source.n_genes(), params.k, source.n_datasets()),
+    )?;
     let names = source.dataset_names().to_vec();
     let template = SavedModel {
         model: OnlineInmf::new(
@@ -341,7 +393,7 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     let t_cache = Instant::now();
     let cache_line = finish_cache(&mut source, cache, &req.config.runtime)?;
     if !req.quiet {
-        eprintln!("{cache_line}");
+        crate::log::line(&cache_line);
     }
     // Preprocessing time includes building the cache; learning starts after it.
     let t_pre = (t1 - t0).as_secs_f64() + t_cache.elapsed().as_secs_f64();
@@ -431,7 +483,9 @@ pub(crate) fn write_phase_outputs(
         params: Some(o.params),
         epoch_objective: &state.epoch_objective,
     };
+    let set_id = new_id();
     let mut writer = ResultWriter::create(&result_path, &source, content, false)?;
+    writer.write_uns("inmf/output_set", UnsValue::Str(&set_id))?;
     let t_pass = Instant::now();
     let mut t_write = (t_pass - t_create).as_secs_f64();
     let datasets: Vec<(String, usize, usize)> = (0..source.n_datasets())
@@ -462,7 +516,9 @@ pub(crate) fn write_phase_outputs(
         epoch_objective: state.epoch_objective.clone(),
         ..checkpoint.template
     };
-    let model_tmp = saved.save_to_temp(&model_path)?;
+    // Both files are complete under temporary names before either is
+    // renamed; the shared output-set id ties them (crate::output_set).
+    let model_tmp = saved.save_to_temp(&model_path, Some(&set_id))?;
     writer.finish(pass.objective, pass.zero_cells)?;
     model_tmp.commit()?;
     let _ = std::fs::remove_file(&checkpoint.path);
@@ -487,8 +543,5 @@ pub(crate) fn write_phase_outputs(
 }
 
 pub(crate) fn create_dir(dir: &std::path::Path) -> Result<(), DriverError> {
-    std::fs::create_dir_all(dir).map_err(|source| DriverError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })
+    std::fs::create_dir_all(dir).map_err(|source| DriverError::io(dir, source))
 }

@@ -26,11 +26,7 @@ impl Ctx {
 
     /// Wraps an HDF5 error with the file and what was being done.
     pub(crate) fn h5<T>(&self, r: hdf5::Result<T>, what: impl FnOnce() -> String) -> Result<T, DriverError> {
-        r.map_err(|source| DriverError::Hdf5 {
-            path: self.path.to_path_buf(),
-            what: what(),
-            source,
-        })
+        r.map_err(|source| DriverError::hdf5(&self.path, what(), source))
     }
 
     /// An [`DriverError::InvalidOutput`] for this file.

@@ -117,9 +117,9 @@ impl Ticket {
 /// ```
 #[derive(Debug)]
 pub struct AnnDataWriter {
-    /// Declared before `temp` so the file is closed before the temporary
-    /// is removed on drop.
-    file: Option<File>,
+    /// Declared before `temp`: released before the temporary is removed on
+    /// drop.
+    file: ClosedExplicitly,
     temp: TempFile,
     ctx: Ctx,
     reg: Registry,
@@ -154,7 +154,7 @@ impl AnnDataWriter {
             encoding(&ctx, &g, "dict", "0.1.0")?;
         }
         Ok(Self {
-            file: Some(file),
+            file: ClosedExplicitly(Some(file)),
             temp,
             ctx,
             reg: Registry::default(),
@@ -167,7 +167,7 @@ impl AnnDataWriter {
     }
 
     fn file(&self) -> &File {
-        self.file.as_ref().expect("file is open until finish")
+        self.file.0.as_ref().expect("file is open until finish")
     }
 
     fn group(&self, name: &str) -> Result<Group, DriverError> {
@@ -461,12 +461,32 @@ impl AnnDataWriter {
             let g = self.group(axis.frame())?;
             str_array_attr(&self.ctx, &g, "column-order", &columns[axis as usize])?;
         }
-        let Self { file, temp, ctx, .. } = self;
-        if let Some(file) = file {
+        let Self {
+            mut file, temp, ctx, ..
+        } = self;
+        if let Some(file) = file.0.take() {
             ctx.h5(file.flush(), || "flushing".into())?;
             ctx.h5(file.close(), || "closing".into())?;
         }
         temp.commit()
+    }
+}
+
+/// An HDF5 file handle that is only ever closed by an explicit, checked
+/// `close` ([`AnnDataWriter::finish`]). Dropped while still open, which
+/// happens on an error path just before its temporary file is removed, the
+/// handle is released without closing the file: libhdf5 1.10 can crash
+/// (SIGSEGV in `H5D_close`) when a file whose write failed, e.g. on a full
+/// disk, is closed with datasets still open. The process keeps the deleted
+/// file's descriptor until it exits.
+#[derive(Debug)]
+struct ClosedExplicitly(Option<File>);
+
+impl Drop for ClosedExplicitly {
+    fn drop(&mut self) {
+        if let Some(file) = self.0.take() {
+            std::mem::forget(file);
+        }
     }
 }
 

@@ -649,7 +649,7 @@ fn unwritable_output_is_an_error_and_leaves_nothing() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let e = small().check().unwrap().run(&file).unwrap_err();
-    assert!(matches!(e, DriverError::Io { .. }), "{e}");
+    assert!(matches!(e, DriverError::UnsafeOutput { .. }), "{e}");
     assert!(e.to_string().contains("a-file"), "{e}");
     // A dataset that cannot be created (its name is taken by a directory).
     std::fs::create_dir(dir.path().join("out")).unwrap();
