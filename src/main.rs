@@ -254,7 +254,7 @@ struct AddArgs {
     /// New datasets, as for `inmf run`.
     #[arg(required = true, value_name = "[NAME=]PATH")]
     inputs: Vec<InputSpec>,
-    /// Output directory (may be MODEL_DIR: files are replaced atomically).
+    /// Output directory (may be MODEL_DIR: its model.h5 and result.h5ad are replaced together).
     #[arg(long, short, value_name = "DIR")]
     out: PathBuf,
     /// Solve H only for the new cells (the old datasets' files are not read again).

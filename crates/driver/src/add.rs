@@ -72,7 +72,12 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     if !req.new_only {
         read.extend(saved.datasets.iter().map(|d| d.path.clone()));
     }
-    check_output_dir(&req.out_dir, &read, OutputSet::Model, std::slice::from_ref(&model_path_in))?;
+    check_output_dir(
+        &req.out_dir,
+        &read,
+        OutputSet::Model,
+        std::slice::from_ref(&model_path_in),
+    )?;
     if saved.checkpoint_iterations.is_some() {
         return Err(DriverError::InvalidModel {
             path: model_path_in,

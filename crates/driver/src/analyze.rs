@@ -508,7 +508,14 @@ pub fn run_analyze(
     std::fs::create_dir_all(&out_dir).map_err(|source| DriverError::io(&out_dir, source))?;
     crate::run::clean_stale(&out_dir, true);
     let staging = StagingDir::new(&out_dir)?;
-    let staged = write_plots(&staging.path, &run, &analysis, labels.as_ref(), req)?;
+    let staged = write_plots(&staging.path, &run, &analysis, labels.as_ref(), req).map_err(|e| match e {
+        // Name the plot by its final path, not the temporary one.
+        DriverError::InvalidOutput { path, reason } => DriverError::InvalidOutput {
+            path: out_dir.join(path.file_name().unwrap_or_default()),
+            reason,
+        },
+        other => other,
+    })?;
     progress(&format!("plots: {:.1} s", t.elapsed().as_secs_f64()));
 
     // Results into result.h5ad (temporary copy, renamed when complete).

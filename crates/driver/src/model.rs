@@ -123,11 +123,11 @@ fn check_finite(path: &Path, what: &str, a: &Array2<f64>) -> Result<(), DriverEr
     }
 }
 
-/// The output-set id of the model file at `path` (attribute `output_set`),
-/// `None` when it has none or cannot be read.
-pub(crate) fn read_output_set(path: &Path) -> Option<String> {
+/// The output-set id of the model file at `path` (attribute `output_set`):
+/// `Some(None)` when it has none, `None` when the file cannot be opened.
+pub(crate) fn read_output_set(path: &Path) -> Option<Option<String>> {
     let f = hdf5::File::open(path).ok()?;
-    get_attr_str(&f, "output_set").ok()
+    Some(get_attr_str(&f, "output_set").ok())
 }
 
 fn get_attr_str(loc: &hdf5::Location, name: &str) -> hdf5::Result<String> {

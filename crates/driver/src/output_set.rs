@@ -34,23 +34,31 @@ pub(crate) fn new_id() -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
 }
 
-/// The output-set id stored in a result file, `None` when it has none.
-pub(crate) fn result_id(path: &Path) -> Option<String> {
+/// The output-set id stored in a result file: `Some(None)` when it has
+/// none, `None` when the file cannot be opened (reading it reports why).
+pub(crate) fn result_id(path: &Path) -> Option<Option<String>> {
     let f = hdf5::File::open(path).ok()?;
-    let d = f.dataset("uns/inmf/output_set").ok()?;
-    Some(d.read_scalar::<VarLenUnicode>().ok()?.as_str().to_string())
+    let id = f
+        .dataset("uns/inmf/output_set")
+        .and_then(|d| d.read_scalar::<VarLenUnicode>())
+        .ok()
+        .map(|s| s.as_str().to_string());
+    Some(id)
 }
 
 /// Refuses a `model.h5` and `result.h5ad` in `dir` that were not written
-/// together (see the module doc). A directory holding only one of them, or
-/// files without ids, passes.
+/// together (see the module doc). A directory holding only one of them,
+/// files without ids, or files that cannot be opened (their readers report
+/// the damage) pass.
 pub(crate) fn check_pair(dir: &Path) -> Result<(), DriverError> {
     let model = dir.join("model.h5");
     let result = dir.join("result.h5ad");
     if !(model.is_file() && result.is_file()) {
         return Ok(());
     }
-    let (m, r) = (read_output_set(&model), result_id(&result));
+    let (Some(m), Some(r)) = (read_output_set(&model), result_id(&result)) else {
+        return Ok(());
+    };
     if m == r {
         return Ok(());
     }

@@ -119,11 +119,15 @@ pub fn describe_removed(removed: &[RemovedTemporary]) -> Option<String> {
         .parent()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
+    let size = if bytes >= 1_000_000 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{:.1} kB", bytes as f64 / 1e3)
+    };
     Some(format!(
-        "removed {} temporar{} of interrupted runs from {dir} ({:.1} MB): {}",
+        "removed {} temporar{} of interrupted runs from {dir} ({size}): {}",
         removed.len(),
         if removed.len() == 1 { "y" } else { "ies" },
-        bytes as f64 / 1e6,
         names.join(", ")
     ))
 }
