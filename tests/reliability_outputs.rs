@@ -53,20 +53,11 @@ fn s(p: &Path) -> &str {
 fn run_args<'a>(data: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let d1 = Box::leak(data.join("batch1.h5ad").into_boxed_path());
     let d2 = Box::leak(data.join("batch2.h5ad").into_boxed_path());
-    let mut a = vec![
-        "run",
-        s(d1),
-        s(d2),
-        "--out",
-        s(out),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "300",
-        "-q",
-    ];
-    if !extra.contains(&"--k") {
-        a.extend(["--k", "5"]);
+    let mut a = vec!["run", s(d1), s(d2), "--out", s(out), "--batch-size", "300", "-q"];
+    for (flag, default) in [("--k", "5"), ("--epochs", "2")] {
+        if !extra.contains(&flag) {
+            a.extend([flag, default]);
+        }
     }
     a.extend_from_slice(extra);
     a
@@ -150,7 +141,7 @@ fn project_never_replaces_a_runs_result() {
         s(&run),
         "-q",
     ]);
-    refused(&o, &["would replace that run's result.h5ad", "projection"]);
+    refused(&o, &["would replace that run's", "projection"]);
     assert_eq!(bytes(&run.join("result.h5ad")), before);
     // The suggested folder works.
     let o = inmf(&[
@@ -290,14 +281,28 @@ fn dataset_names_are_parsed_with_clear_errors() {
 }
 
 #[test]
-fn absurd_k_is_a_clear_error() {
+fn absurd_parameters_are_clear_errors_before_any_work() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    for k in ["1099511627776", "4611686018427387904", "100000"] {
-        let out = dir.path().join(k);
-        let o = inmf(&run_args(&f.data, &out, &["--k", k, "--no-cache"]));
-        refused(&o, &["factors but only", "choose --k"]);
+    let cases: [(&[&str], &str); 6] = [
+        (&["--k", "1099511627776"], "choose --k ≤"),
+        (&["--k", "4611686018427387904"], "choose --k ≤"),
+        (&["--k", "100000"], "choose --k ≤"),
+        (&["--epochs", "4611686018427387904"], "choose fewer epochs"),
+        (&["--lambda", "1e308"], "choose a smaller lambda"),
+        (&["--threads", "1000000000"], "choose at most"),
+    ];
+    for (i, (extra, needle)) in cases.iter().enumerate() {
+        let out = dir.path().join(i.to_string());
+        let t = Instant::now();
+        let o = inmf(&run_args(&f.data, &out, &[extra, &["--no-cache"][..]].concat()));
+        refused(&o, &[needle]);
         assert!(!out.exists());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{extra:?} took {:?}",
+            t.elapsed()
+        );
     }
 }
 

@@ -437,6 +437,8 @@ fn stack(blocks: &[Array2<f64>], k: usize) -> Array2<f64> {
 
 fn factor_in_pool(req: &FactorRequest) -> Result<FactorSummary, DriverError> {
     let t0 = Instant::now();
+    let inputs: Vec<std::path::PathBuf> = req.inputs.iter().map(|i| i.path.clone()).collect();
+    crate::guard::check_output_dir(&req.out_dir, &inputs, crate::guard::OutputSet::ResultOnly, &[])?;
     let (mut source, _) = open_and_preprocess(&req.inputs, &req.config.preprocess, None, None)?;
     if !req.quiet {
         crate::log::line(source.report().to_string().trim_end());

@@ -14,9 +14,9 @@
 //! - it has the wrong kind: an output directory that is an existing file,
 //!   an output file that is an existing directory, an output file whose
 //!   directory does not exist;
-//! - it would replace another kind of output set: a projection written into
-//!   a model directory (it would pair the model with a query-only
-//!   `result.h5ad`), or a run written over a projection.
+//! - it would replace another kind of output set: a projection or a batch
+//!   factorization written into a model directory (it would pair the model
+//!   with a result it did not make), or a run written over such a result.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -28,8 +28,8 @@ use crate::error::DriverError;
 pub(crate) enum OutputSet {
     /// `model.h5` + `result.h5ad` (`inmf run`, `inmf add`).
     Model,
-    /// `result.h5ad` alone (`inmf project`).
-    Projection,
+    /// `result.h5ad` alone (`inmf project`, `inmf factor`).
+    ResultOnly,
     /// Files of their own (`inmf analyze` plots, `inmf simulate` datasets).
     Other,
 }
@@ -57,10 +57,9 @@ pub(crate) fn check_output_dir(
     }
     let has = |name: &str| out.join(name).exists();
     match set {
-        OutputSet::Projection if has("model.h5") => Err(refuse(format!(
-            "it holds a model (model.h5) and the result of the run that made it; a projection \
-             written there would replace that run's result.h5ad. Choose another directory, e.g. \
-             --out {}",
+        OutputSet::ResultOnly if has("model.h5") => Err(refuse(format!(
+            "it holds a model (model.h5) and the result of the run that made it; this command's \
+             result.h5ad would replace that run's. Choose another directory, e.g. --out {}",
             out.join("projection").display()
         ))),
         OutputSet::Model if has("result.h5ad") && !has("model.h5") => Err(refuse(
@@ -222,15 +221,15 @@ mod tests {
         std::fs::create_dir(&run).unwrap();
         std::fs::write(run.join("model.h5"), b"m").unwrap();
         std::fs::write(run.join("result.h5ad"), b"r").unwrap();
-        let e = check_output_dir(&run, &inputs, OutputSet::Projection, &[]).unwrap_err();
-        assert!(msg(e).contains("would replace that run's result.h5ad"));
+        let e = check_output_dir(&run, &inputs, OutputSet::ResultOnly, &[]).unwrap_err();
+        assert!(msg(e).contains("would replace that run's"));
         assert!(check_output_dir(&run, &inputs, OutputSet::Model, &[]).is_ok());
 
         let proj = d.join("proj");
         std::fs::create_dir(&proj).unwrap();
         std::fs::write(proj.join("result.h5ad"), b"r").unwrap();
         assert!(check_output_dir(&proj, &inputs, OutputSet::Model, &[]).is_err());
-        assert!(check_output_dir(&proj, &inputs, OutputSet::Projection, &[]).is_ok());
+        assert!(check_output_dir(&proj, &inputs, OutputSet::ResultOnly, &[]).is_ok());
 
         // `inmf add` may update its model directory in place, not hold new inputs there.
         let model_inputs = vec![run.join("model.h5")];

@@ -109,7 +109,7 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
     let model_path = req.model_dir.join("model.h5");
     let mut inputs: Vec<PathBuf> = req.inputs.iter().map(|i| i.path.clone()).collect();
     inputs.push(model_path.clone());
-    check_output_dir(&req.out_dir, &inputs, OutputSet::Projection, &[])?;
+    check_output_dir(&req.out_dir, &inputs, OutputSet::ResultOnly, &[])?;
     check_pair(&req.model_dir)?;
     let saved = SavedModel::load(&model_path)?;
     clean_stale(&req.out_dir, req.quiet);

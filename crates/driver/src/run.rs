@@ -307,11 +307,23 @@ pub fn run_online(req: &RunRequest) -> Result<RunSummary, DriverError> {
     in_pool(req.config.runtime.threads, || run_in_pool(req, &params))?
 }
 
-/// Runs `f` on a rayon pool of `threads` threads (0 = one per core).
+/// Threads per core accepted by [`in_pool`]: more only adds switching.
+const MAX_THREADS_PER_CORE: usize = 16;
+
+/// Runs `f` on a rayon pool of `threads` threads (0 = one per core), at
+/// most [`MAX_THREADS_PER_CORE`] per core.
 pub(crate) fn in_pool<T>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, DriverError>
 where
     T: Send,
 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max = MAX_THREADS_PER_CORE * cores;
+    if threads > max {
+        return Err(DriverError::InvalidParameter(format!(
+            "--threads {threads} is more than {MAX_THREADS_PER_CORE} per core of this machine's {cores}: \
+             choose at most {max} (0 = one per core, usually the fastest)"
+        )));
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

@@ -110,6 +110,13 @@ impl OnlineParams {
         if !(self.lambda.is_finite() && self.lambda >= 0.0) {
             return bad(format!("lambda must be finite and ≥ 0, got {}", self.lambda));
         }
+        if self.lambda > MAX_LAMBDA {
+            return bad(format!(
+                "lambda = {} is above {MAX_LAMBDA:e}: far beyond the point where every V_i is 0 \
+                 (the usual range is 1 to 50), and (1 + λ)·HᵀH could overflow; choose a smaller lambda",
+                self.lambda
+            ));
+        }
         if self.batch_size == 0 {
             return bad("the mini-batch size must be at least 1 cell".into());
         }
@@ -125,6 +132,10 @@ impl OnlineParams {
         Ok(())
     }
 }
+
+/// The largest λ accepted: past it V_i is 0 to machine precision, and
+/// (1 + λ) times a Gram entry could leave the f64 range.
+pub const MAX_LAMBDA: f64 = 1e12;
 
 /// One dataset's factor and sufficient statistics.
 #[derive(Debug, Clone, PartialEq)]

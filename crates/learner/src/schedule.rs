@@ -38,6 +38,10 @@ pub struct IterationPlan {
     pub batches: Vec<(usize, Vec<Range<usize>>)>,
 }
 
+/// The most iterations a plan may have (2⁴⁰: centuries of learning at any
+/// speed, far below where iteration counters overflow).
+pub const MAX_ITERATIONS: usize = 1 << 40;
+
 /// The deterministic schedule of an online run: mini-batch sizes, number of
 /// iterations and the cells of every iteration, derived from the seed.
 #[derive(Debug, Clone)]
@@ -92,7 +96,16 @@ impl MiniBatchPlan {
             sizes.push(m);
         }
         let (n1, m1) = (datasets[0].1, sizes[0]);
-        let n_iterations = (epochs * n1).div_ceil(m1);
+        let n_iterations = epochs
+            .checked_mul(n1)
+            .map(|cells| cells.div_ceil(m1))
+            .filter(|&t| t <= MAX_ITERATIONS)
+            .ok_or_else(|| {
+                LearnerError::InvalidParameter(format!(
+                    "{epochs} epochs over {n1} cells in mini-batches of {m1} would be more than \
+                     {MAX_ITERATIONS} iterations; choose fewer epochs"
+                ))
+            })?;
         Ok(Self {
             datasets: datasets.to_vec(),
             sizes,
@@ -220,6 +233,15 @@ impl BlockCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epochs_whose_iterations_overflow_are_refused() {
+        for epochs in [usize::MAX, usize::MAX / 3000 + 1, (MAX_ITERATIONS + 1) * 400 / 3000 + 1] {
+            let e = MiniBatchPlan::new(&[(0, 3000)], 400, 1000, epochs, 1).unwrap_err();
+            assert!(e.to_string().contains("choose fewer epochs"), "{e}");
+        }
+        assert!(MiniBatchPlan::new(&[(0, 3000)], 400, 1000, 100, 1).is_ok());
+    }
 
     #[test]
     fn sizes_follow_proportions_and_iterations_cover_epochs() {
