@@ -418,8 +418,9 @@ fn a_model_and_result_of_different_runs_are_refused_as_a_pair() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
-/// Writes a checkpoint by killing a long run once its first checkpoint exists.
-fn interrupted_run(data: &Path, out: &Path) {
+/// Writes a checkpoint by killing a long run once its first checkpoint
+/// exists; returns the killed process's id.
+fn interrupted_run(data: &Path, out: &Path) -> u32 {
     let d1 = data.join("batch1.h5ad");
     let d2 = data.join("batch2.h5ad");
     let mut child = Command::new(env!("CARGO_BIN_EXE_inmf"))
@@ -454,6 +455,49 @@ fn interrupted_run(data: &Path, out: &Path) {
     child.wait().unwrap();
     assert!(ck.exists(), "no checkpoint was written");
     assert!(!out.join("model.h5").exists(), "the run ended before the kill");
+    child.id()
+}
+
+#[test]
+fn a_killed_run_leaves_nothing_behind_after_the_next_run() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let pid = interrupted_run(&f.data, &out);
+    // Whatever the kill left (a checkpoint being replaced, say), plus what a
+    // kill while writing the outputs leaves.
+    for n in [".result.h5ad.tmp", ".model.h5.tmp"] {
+        std::fs::write(out.join(format!("{n}-{pid}-7")), vec![1u8; 1000]).unwrap();
+    }
+    let (d1, d2) = (f.data.join("batch1.h5ad"), f.data.join("batch2.h5ad"));
+    // A plain rerun (not --resume) replaces the interrupted run.
+    let o = inmf(&[
+        "run",
+        s(&d1),
+        s(&d2),
+        "--out",
+        s(&out),
+        "--k",
+        "5",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "300",
+        "--no-cache",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("temporaries of interrupted runs"),
+        "{}",
+        stderr(&o)
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["model.h5", "result.h5ad"]);
 }
 
 #[test]
@@ -630,6 +674,23 @@ fn a_full_disk_is_exit_1_with_the_space_needed_and_leaves_nothing() {
     assert!(stderr(&o).contains("MB are needed"), "{}", stderr(&o));
     assert_eq!(bytes(&out.join("model.h5")), b"earlier model");
     assert_eq!(bytes(&out.join("result.h5ad")), b"earlier result");
+    assert_eq!(files_below(full).len(), 2, "{:?}", files_below(full));
+
+    // The same for add and project.
+    let q = format!("C={}", s(&f.data.join("batch2.h5ad")));
+    let o = inmf(&[
+        "add",
+        s(&f.run),
+        &q,
+        "--out",
+        s(&full.join("add")),
+        "-q",
+        "--no-cache",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("MB are needed"), "{}", stderr(&o));
+    let o = inmf(&["project", s(&f.run), &q, "--out", s(&full.join("proj")), "-q"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert_eq!(files_below(full).len(), 2, "{:?}", files_below(full));
 
     // Writers without an estimate fail mid-file: exit 1, no crash, no partial file.

@@ -236,7 +236,11 @@ mod tests {
 
     #[test]
     fn epochs_whose_iterations_overflow_are_refused() {
-        for epochs in [usize::MAX, usize::MAX / 3000 + 1, (MAX_ITERATIONS + 1) * 400 / 3000 + 1] {
+        for epochs in [
+            usize::MAX,
+            usize::MAX / 3000 + 1,
+            (MAX_ITERATIONS + 1) * 400 / 3000 + 1,
+        ] {
             let e = MiniBatchPlan::new(&[(0, 3000)], 400, 1000, epochs, 1).unwrap_err();
             assert!(e.to_string().contains("choose fewer epochs"), "{e}");
         }
