@@ -61,7 +61,7 @@ impl SparseArrays {
                     what: format!("the `{name}` array of the sparse matrix"),
                 });
             }
-            let ds = file.dataset(&format!("{g}/{name}")).ctx(path, &object)?;
+            let ds = h5::dataset(file, &format!("{g}/{name}"), path, &object)?;
             if ds.ndim() != 1 {
                 return Err(ReaderError::BadShape {
                     path: path.to_owned(),

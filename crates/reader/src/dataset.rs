@@ -10,7 +10,7 @@ use crate::arrays::{Outer, SparseArrays};
 use crate::csc::CscStore;
 use crate::dense::DenseStore;
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, Member};
+use crate::h5::{self, Member};
 use crate::names::make_unique;
 use crate::obs::{self, ObsColumn, ObsLayout, ObsStore, ObsValues};
 use crate::{anndata, liger, loom, tenx};
@@ -257,7 +257,7 @@ impl Dataset {
         let cell_names_object = layout.cell_names.object();
         let cell_ds = match &layout.cell_names {
             NameSource::Strings(d) | NameSource::Compound { dataset: d, .. } => {
-                file.dataset(d).ctx(path, &cell_names_object)?
+                h5::dataset(&file, d, path, &cell_names_object)?
             }
         };
         if cell_ds.size() != n_cells {

@@ -376,6 +376,26 @@ pub enum ReaderError {
         previous: usize,
     },
 
+    /// A dataset is compressed with a filter this build cannot decode (no
+    /// built-in or registered filter, no HDF5 plugin for it).
+    #[error(
+        "{path}: `{object}` is compressed with filter {id} ({name}) that this build of inmf cannot \
+         decode. Re-write the file with gzip or no compression, e.g. in Python \
+         `adata.write_h5ad(path, compression='gzip')` (scanpy reads 10x and loom files into such an \
+         `adata`), or make an HDF5 plugin for the filter available through the HDF5_PLUGIN_PATH \
+         variable."
+    )]
+    UnsupportedFilter {
+        /// The input file.
+        path: PathBuf,
+        /// The dataset concerned.
+        object: String,
+        /// The HDF5 filter id.
+        id: i32,
+        /// Its common name (e.g. "zstd"), or "an unregistered filter".
+        name: String,
+    },
+
     /// The HDF5 library reported an error.
     #[error(
         "HDF5 error in {path} at `{object}`: {error}. The file may be corrupt, truncated or \

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::dataset::{Format, Layout, MatrixLocation, NameSource, OpenOptions, Storage};
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, Member};
+use crate::h5::{self, Member};
 use crate::obs::ObsLayout;
 
 /// Cell Ranger ≥ 3 layout.
@@ -137,7 +137,7 @@ fn only_x(file: &hdf5::File, path: &Path, options: &OpenOptions) -> Result<(), R
 pub(crate) fn shape(file: &hdf5::File, path: &Path, name: &str) -> Result<(usize, usize), ReaderError> {
     let object = format!("/{name}");
     require(file, path, name, "the matrix shape [genes, cells]")?;
-    let ds = file.dataset(name).ctx(path, &object)?;
+    let ds = h5::dataset(file, name, path, &object)?;
     let s = h5::read_all_ints(&ds, path, &object)?;
     match s.as_slice() {
         [g, c] if *g >= 0 && *c >= 0 => Ok((*g as usize, *c as usize)),
@@ -170,7 +170,7 @@ pub(crate) fn strings(
 ) -> Result<Vec<String>, ReaderError> {
     require(file, path, name, what)?;
     let object = format!("/{name}");
-    let ds = file.dataset(name).ctx(path, &object)?;
+    let ds = h5::dataset(file, name, path, &object)?;
     h5::read_strings(&ds, None, path, &object)
 }
 
@@ -183,6 +183,6 @@ pub(crate) fn optional(
         return Ok(None);
     }
     let object = format!("/{name}");
-    let ds = file.dataset(name).ctx(path, &object)?;
+    let ds = h5::dataset(file, name, path, &object)?;
     h5::read_strings(&ds, None, path, &object).map(Some)
 }

@@ -1256,3 +1256,103 @@ fn real_anndata_files_agree() {
         csr.3.iter().map(|c| &c.0.name).collect::<Vec<_>>()
     );
 }
+
+// ------------------------------------------------------------ filters
+
+/// Rewrites, in the file's bytes, the id of every LZF entry of a filter
+/// pipeline (id 32000, named "lzf") to `id`, giving datasets compressed with a
+/// filter this build has no decoder for.
+fn relabel_lzf_filter(path: &Path, id: u16) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut n = 0;
+    for at in 0..bytes.len().saturating_sub(4) {
+        // The pipeline entry: id (u16), name length, flags, value count, then the name.
+        if &bytes[at..at + 4] == b"lzf\0" && at >= 8 && bytes[at - 8..at - 6] == 32000u16.to_le_bytes() {
+            bytes[at - 8..at - 6].copy_from_slice(&id.to_le_bytes());
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no LZF pipeline entry found in {}", path.display());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn lzf_compressed_arrays_are_read() {
+    let dir = tmp();
+    let rows = counts();
+    let m = RawCsr::from_dense(&rows);
+    let (genes, cells) = (names("g", 10), names("c", 48));
+    for (name, enc) in [
+        ("csr.h5ad", Enc::Csr),
+        ("csc.h5ad", Enc::Csc),
+        ("dense.h5ad", Enc::Dense),
+    ] {
+        let p = dir.path().join(name);
+        let o = Opts {
+            chunk: Some(7),
+            lzf: true,
+            ..Opts::default()
+        };
+        write_h5ad(&p, &m, &genes, &cells, &o, enc, &H5adExtras::default());
+        let ds = open_default(&p).unwrap();
+        assert_eq!(dense(&ds.read_cells(0..48).unwrap()), rows, "{name}");
+        if enc == Enc::Csr {
+            let summaries = ds.storage_summaries();
+            assert!(summaries.iter().all(|(_, s)| s.ends_with("lzf")), "{summaries:?}");
+        }
+    }
+    let p = dir.path().join("v3.h5");
+    let o = Opts {
+        chunk: Some(5),
+        lzf: true,
+        ..Opts::default()
+    };
+    write_10x_v3(
+        &p,
+        &m,
+        &genes,
+        &names("id", 10),
+        &vec!["Gene Expression".into(); 10],
+        &cells,
+        &o,
+    );
+    assert_eq!(dense(&open_default(&p).unwrap().read_cells(0..48).unwrap()), rows);
+}
+
+#[test]
+fn a_filter_without_decoder_is_named_with_its_object() {
+    let dir = tmp();
+    let m = RawCsr::from_dense(&counts());
+    let p = dir.path().join("zstd.h5ad");
+    let o = Opts {
+        chunk: Some(7),
+        lzf: true,
+        ..Opts::default()
+    };
+    write_h5ad(
+        &p,
+        &m,
+        &names("g", 10),
+        &names("c", 48),
+        &o,
+        Enc::Csr,
+        &H5adExtras::default(),
+    );
+    relabel_lzf_filter(&p, 32015);
+    let e = open_default(&p).unwrap_err();
+    match &e {
+        ReaderError::UnsupportedFilter { object, id, name, .. } => {
+            assert!(object.starts_with("/X/"), "{e}");
+            assert_eq!((*id, name.as_str()), (32015, "zstd"));
+        }
+        other => panic!("expected UnsupportedFilter, got {other}"),
+    }
+    let text = e.to_string();
+    assert!(
+        text.contains("zstd.h5ad")
+            && text.contains("filter 32015 (zstd)")
+            && text.contains("compression='gzip'"),
+        "{text}"
+    );
+    assert!(!text.contains("corrupt"), "{text}");
+}
