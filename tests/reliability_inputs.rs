@@ -1,4 +1,5 @@
-//! End to end: compressed inputs (LZF read; other filters named).
+//! End to end: compressed inputs (LZF read; other filters named), and 10x
+//! feature types and genomes.
 
 use std::path::{Path, PathBuf};
 
@@ -256,4 +257,114 @@ fn a_compression_filter_without_decoder_is_named_not_called_corrupt() {
         let err = refused(&["inspect", p(file)], &out, &[filter]);
         assert!(!err.contains("corrupt"), "{err}");
     }
+}
+
+#[test]
+fn tenx_file_of_antibody_features_only_says_what_inmf_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f = d.join("onlyab.h5");
+    let features = vec![("Antibody Capture", "GRCh38"); GENES];
+    write_10x(
+        &f,
+        &names("c", CELLS),
+        &names("CD", GENES),
+        &two_type_counts(CELLS, GENES, 4),
+        &features,
+        Storage::Plain,
+    );
+    let out = d.join("out");
+    let err = refused(
+        &["run", p(&f), "--out", p(&out), "--quiet", "--no-cache"],
+        &out,
+        &[
+            "onlyab.h5",
+            "`Antibody Capture`",
+            "\"Gene Expression\"",
+            "antibody-capture",
+        ],
+    );
+    assert!(!err.contains("in the options"), "{err}");
+}
+
+#[test]
+fn genome_option_chooses_among_several_and_leaves_single_genome_files_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two genomes: human genes first, then mouse genes named like the other file's.
+    let two = d.join("two.h5");
+    let mut genes = names("GRCh38_gene", GENES);
+    genes.extend(names("gene", GENES));
+    let mut features = vec![("Gene Expression", "GRCh38"); GENES];
+    features.extend(vec![("Gene Expression", "mm10"); GENES]);
+    let counts = two_type_counts(CELLS, 2 * GENES, 5);
+    write_10x(
+        &two,
+        &names("t", CELLS),
+        &genes,
+        &counts,
+        &features,
+        Storage::Plain,
+    );
+    let one = d.join("one.h5");
+    let features = vec![("Gene Expression", "simulated"); GENES];
+    write_10x(
+        &one,
+        &names("o", CELLS),
+        &names("gene", GENES),
+        &two_type_counts(CELLS, GENES, 6),
+        &features,
+        Storage::Plain,
+    );
+
+    let out = d.join("mouse");
+    let mut args = vec!["run", p(&two), p(&one), "--out", p(&out), "--genome", "mm10"];
+    args.extend(LEARN);
+    let (s, err) = ok(&args);
+    assert_eq!(s["cells"], 2 * CELLS);
+    assert!(
+        err.contains("warning:") && err.contains("one.h5") && err.contains("single genome \"simulated\""),
+        "{err}"
+    );
+    // Only the mouse genes are read from the two-genome file; the other is read whole.
+    let inspect = |f: &Path| {
+        let o = inmf(&["inspect", p(f), "--genome", "mm10"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let text = inspect(&two);
+    assert!(
+        text.contains("120 cells x 60 genes") && text.contains("60 genome GRCh38"),
+        "{text}"
+    );
+    let text = inspect(&one);
+    assert!(
+        text.contains("120 cells x 60 genes") && text.contains("read as it is"),
+        "{text}"
+    );
+
+    let out = d.join("none");
+    let err = refused(
+        &[
+            "run",
+            p(&two),
+            p(&one),
+            "--out",
+            p(&out),
+            "--quiet",
+            "--no-cache",
+            "--genome",
+            "hg99",
+        ],
+        &out,
+        &[
+            "two.h5",
+            "`GRCh38`",
+            "`mm10`",
+            "\"hg99\"",
+            "--genome NAME",
+            "/matrix/features/genome",
+        ],
+    );
+    assert!(!err.contains("feature_type"), "{err}");
 }

@@ -65,8 +65,9 @@ pub struct PreprocessConfig {
     /// `features/id`, AnnData `var/gene_ids`, loom `row_attrs/Accession`).
     /// Default "name".
     pub match_genes: String,
-    /// 10x inputs: the genome to read (Cell Ranger 2 group, Cell Ranger 3
-    /// `features/genome`). Default: unset (the only genome / all features).
+    /// 10x inputs holding several genomes: the genome to read (Cell Ranger
+    /// 2 group, Cell Ranger 3 `features/genome`); single-genome files are
+    /// read whole. Default: unset (the only genome / all features).
     pub genome: Option<String>,
 }
 

@@ -79,7 +79,9 @@ impl CacheUse {
     }
 }
 
-/// Opens every input read-only and runs the preprocessing passes (§9).
+/// Opens every input read-only and runs the preprocessing passes (§9);
+/// what the reader remarks about an input (e.g. a genome option that does
+/// not apply to it) is printed on stderr as a warning line.
 /// `given_genes` (a model's genes) replaces gene selection; otherwise the
 /// configuration's `genes_file`, if set, does. With `cache_root`, a
 /// complete cache entry of the same inputs and parameters is used instead
@@ -130,6 +132,11 @@ pub fn open_and_preprocess(
             open(&i.path, &opts)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    for d in &datasets {
+        for note in d.notes() {
+            eprintln!("warning: {}: {note}", d.path().display());
+        }
+    }
     let Some(root) = cache_root else {
         return Ok((Hdf5Source::preprocess(datasets, &params)?, CacheUse::Off));
     };

@@ -186,20 +186,37 @@ pub enum ReaderError {
         n_genes: usize,
     },
 
-    /// No feature of the requested type is in a 10x file.
-    #[error(
-        "{path}: no feature in `{object}` has feature_type \"{wanted}\" (types present: {}). \
-         Choose one of those feature types in the options.",
-        list(found)
-    )]
+    /// No feature of the requested type is in a 10x file (or Matrix Market
+    /// directory).
+    #[error("{}", no_features(path, object, wanted, found))]
     NoFeatures {
         /// The input file.
         path: PathBuf,
-        /// The HDF5 object (`matrix/features/feature_type`).
+        /// The HDF5 object (`matrix/features/feature_type`) or column.
         object: String,
         /// The requested feature type.
         wanted: String,
         /// The feature types present.
+        found: Vec<String>,
+    },
+
+    /// A 10x file holds several genomes and the one asked for is not among
+    /// them, or none was asked for where one must be chosen (Cell Ranger 2).
+    #[error(
+        "{path} holds several genomes ({}, in `{object}`){}. Choose the one to read with \
+         --genome NAME (or `genome = \"NAME\"` in the [preprocess] table of a --config file).",
+        list(found),
+        wanted.as_ref().map(|w| format!(" and none is \"{w}\"")).unwrap_or_default()
+    )]
+    NoGenome {
+        /// The input file.
+        path: PathBuf,
+        /// Where the genomes are (`matrix/features/genome`, or the top-level
+        /// groups of a Cell Ranger 2 file).
+        object: String,
+        /// The genome asked for, if any.
+        wanted: Option<String>,
+        /// The genomes present.
         found: Vec<String>,
     },
 
@@ -410,6 +427,26 @@ pub enum ReaderError {
         /// source, so `{:#}` chains print it once).
         error: hdf5::Error,
     },
+}
+
+/// The message of [`ReaderError::NoFeatures`]: what inmf reads, what the
+/// file has, and what that suggests.
+fn no_features(path: &std::path::Path, object: &str, wanted: &str, found: &[String]) -> String {
+    let mut s = format!(
+        "{}: no feature in `{object}` has type \"{wanted}\" (types present: {}). ",
+        path.display(),
+        list(found)
+    );
+    if wanted == "Gene Expression" {
+        s.push_str(
+            "inmf reads the \"Gene Expression\" features of 10x files and this file has none: it is \
+             probably an antibody-capture (CITE-seq) or CRISPR-guide library alone; give the \
+             gene-expression file of the same sample instead.",
+        );
+    } else {
+        s.push_str("Ask for one of the types present.");
+    }
+    s
 }
 
 fn list(items: &[String]) -> String {

@@ -5,7 +5,8 @@
 //! cells, i.e. each cell's non-zeros are contiguous: CSR cells × genes.
 //! Several genomes: Cell Ranger 2 keeps one group each (choose with
 //! [`OpenOptions::genome`]); Cell Ranger ≥ 3 tags each feature with
-//! `features/genome` (the same option filters them).
+//! `features/genome` (the same option filters them). A file of a single
+//! genome is read whole whatever the option names.
 
 use std::path::Path;
 
@@ -43,13 +44,6 @@ pub(crate) fn layout_v3(
         }
     }
     require(file, path, "matrix/barcodes", "the cell barcodes")?;
-    if let (Some(wanted), None) = (&options.genome, &genomes) {
-        return Err(ReaderError::MissingObject {
-            path: path.to_owned(),
-            object: "/matrix/features/genome".into(),
-            what: format!("the genome of each feature, needed to keep genome {wanted:?}"),
-        });
-    }
     Ok(Layout {
         format: Format::TenXV3,
         storage: Storage::Csr("matrix".into()),
@@ -65,8 +59,8 @@ pub(crate) fn layout_v3(
     })
 }
 
-/// Cell Ranger 2 layout: one top-level genome group (the only one, or the
-/// one named by [`OpenOptions::genome`]).
+/// Cell Ranger 2 layout: one top-level genome group (the only one, or,
+/// among several, the one named by [`OpenOptions::genome`]).
 pub(crate) fn layout_v2(
     file: &hdf5::File,
     path: &Path,
@@ -82,21 +76,35 @@ pub(crate) fn layout_v2(
         })
         .cloned()
         .collect();
-    let chosen: Vec<&String> = match &options.genome {
-        Some(w) => genomes.iter().filter(|g| *g == w).collect(),
-        None => genomes.iter().collect(),
-    };
-    let [g] = chosen.as_slice() else {
-        let (object, found) = match (&options.genome, genomes.is_empty()) {
-            (None, true) => ("X".to_owned(), top),
-            (Some(w), _) => (w.clone(), genomes),
-            (None, false) => ("<one genome group: choose with --genome>".to_owned(), genomes),
-        };
-        return Err(ReaderError::NoMatrix {
-            path: path.to_owned(),
-            object: format!("/{object}"),
-            found,
-        });
+    let g = match (genomes.as_slice(), &options.genome) {
+        ([], _) => {
+            return Err(ReaderError::NoMatrix {
+                path: path.to_owned(),
+                object: "/X".into(),
+                found: top,
+            })
+        }
+        // A single genome is read whatever the option names (see `Dataset::notes`).
+        ([only], _) => only,
+        (several, Some(w)) => match several.iter().find(|g| *g == w) {
+            Some(g) => g,
+            None => {
+                return Err(ReaderError::NoGenome {
+                    path: path.to_owned(),
+                    object: "/ (genome groups)".into(),
+                    wanted: Some(w.clone()),
+                    found: genomes.clone(),
+                })
+            }
+        },
+        (_, None) => {
+            return Err(ReaderError::NoGenome {
+                path: path.to_owned(),
+                object: "/ (genome groups)".into(),
+                wanted: None,
+                found: genomes.clone(),
+            })
+        }
     };
     only_x(file, path, options)?;
     let (n_genes, n_cells) = shape(file, path, &format!("{g}/shape"))?;
@@ -107,7 +115,7 @@ pub(crate) fn layout_v2(
     };
     Ok(Layout {
         format: Format::TenXV2,
-        storage: Storage::Csr((*g).clone()),
+        storage: Storage::Csr(g.clone()),
         shape: Some((n_cells, n_genes)),
         genes,
         genes_object: format!("/{g}/gene_names"),

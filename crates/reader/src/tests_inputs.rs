@@ -934,7 +934,16 @@ fn tenx_genomes_are_chosen() {
         with("mm10").unwrap().cell_names(0..1).unwrap(),
         vec!["c0".to_string()]
     );
-    assert!(matches!(with("hg19"), Err(ReaderError::NoMatrix { .. })));
+    let e = with("hg19").unwrap_err();
+    assert!(
+        matches!(e, ReaderError::NoGenome { ref wanted, ref found, .. }
+            if wanted.as_deref() == Some("hg19") && found.len() == 2),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("--genome NAME") && e.to_string().contains("`mm10`"),
+        "{e}"
+    );
 
     // Cell Ranger 3: features/genome filters the features.
     let q = dir.path().join("v3.h5");
@@ -956,17 +965,99 @@ fn tenx_genomes_are_chosen() {
     )
     .unwrap();
     assert_eq!(ds.n_genes(), 10);
-    let e = open(
+    assert!(ds.notes().is_empty(), "{:?}", ds.notes());
+    // A single-genome file is read whole whatever the option names, with a remark.
+    let ds = open(
         &q,
         &OpenOptions {
             genome: Some("mm10".into()),
             ..Default::default()
         },
     )
-    .unwrap_err();
+    .unwrap();
+    assert_eq!(ds.n_genes(), 10);
     assert!(
-        matches!(e, ReaderError::NoFeatures { ref object, .. } if object.ends_with("genome")),
+        ds.notes().len() == 1 && ds.notes()[0].contains("\"GRCh38\", not \"mm10\""),
+        "{:?}",
+        ds.notes()
+    );
+    // So is a single-group Cell Ranger 2 file.
+    let single = dir.path().join("one.h5");
+    write_10x_v2(
+        &single,
+        &m,
+        &names("g", 10),
+        &names("id", 10),
+        &names("c", 48),
+        &Opts::default(),
+    );
+    let ds = open(
+        &single,
+        &OpenOptions {
+            genome: Some("GRCh38".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(ds.n_cells(), 48);
+    assert!(
+        ds.notes()[0].contains("\"mm10\", not \"GRCh38\""),
+        "{:?}",
+        ds.notes()
+    );
+}
+
+#[test]
+fn tenx_genome_filter_keeps_the_asked_genome_of_several() {
+    let dir = tmp();
+    let rows = counts();
+    let m = RawCsr::from_dense(&rows);
+    let q = dir.path().join("mixed.h5");
+    write_10x_v3(
+        &q,
+        &m,
+        &names("g", 10),
+        &names("id", 10),
+        &vec!["Gene Expression".into(); 10],
+        &names("c", 48),
+        &Opts::default(),
+    );
+    {
+        // Genes 6..10 belong to mm10.
+        let f = hdf5::File::open_rw(&q).unwrap();
+        let feats = f.group("matrix/features").unwrap();
+        feats.unlink("genome").unwrap();
+        let g: Vec<String> = (0..10)
+            .map(|i| if i < 6 { "GRCh38" } else { "mm10" }.to_string())
+            .collect();
+        strings(&feats, "genome", &g, Str::VarUnicode);
+    }
+    let with = |g: &str| {
+        open(
+            &q,
+            &OpenOptions {
+                genome: Some(g.into()),
+                ..Default::default()
+            },
+        )
+    };
+    let mouse = with("mm10").unwrap();
+    assert_eq!(mouse.gene_names(), &names("g", 10)[6..]);
+    assert!(mouse.notes().is_empty());
+    let x = mouse.read_cells(0..48).unwrap();
+    let want: Vec<Vec<f64>> = rows.iter().map(|r| r[6..].to_vec()).collect();
+    assert_eq!(dense(&x), want);
+    let e = with("hg99").unwrap_err();
+    assert!(
+        matches!(e, ReaderError::NoGenome { ref found, .. } if found == &["GRCh38".to_string(), "mm10".into()]),
         "{e}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("/matrix/features/genome")
+            && text.contains("--genome NAME")
+            && !text.contains("feature_type"),
+        "{text}"
     );
 }
 
