@@ -1,5 +1,5 @@
-//! End to end: compressed inputs (LZF read; other filters named), and 10x
-//! feature types and genomes.
+//! End to end: compressed inputs (LZF read; other filters named), 10x feature
+//! types and genomes, and the gene fraction of `add` / `project`.
 
 use std::path::{Path, PathBuf};
 
@@ -367,4 +367,71 @@ fn genome_option_chooses_among_several_and_leaves_single_genome_files_whole() {
         ],
     );
     assert!(!err.contains("feature_type"), "{err}");
+}
+
+/// A model of genes `gene0..gene99` (given as a list), in `dir/model`.
+fn model(dir: &Path) -> PathBuf {
+    let a = valid_h5ad(dir, "ref", 200, 100, "gene");
+    let list = dir.join("genes.txt");
+    std::fs::write(&list, names("gene", 100).join("\n")).unwrap();
+    let m = dir.join("model");
+    let mut args = vec!["run", p(&a), "--out", p(&m), "--genes", p(&list)];
+    args.extend(LEARN);
+    ok(&args);
+    m
+}
+
+#[test]
+fn gene_fraction_of_add_and_project_is_a_documented_config_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = model(d);
+    // 40 of the model's 100 genes, and 60 others.
+    let mut genes = names("gene", 40);
+    genes.extend(names("other", 60));
+    let c = d.join("subset.h5ad");
+    common_write(&c, &names("s", 150), &genes, &two_type_counts(150, 100, 9));
+    let cs = format!("C={}", p(&c));
+    let quick = ["--epochs", "1", "--batch-size", "100", "--quiet", "--no-cache"];
+
+    for cmd in ["add", "project"] {
+        let out = d.join(format!("{cmd}-refused"));
+        let mut args = vec![cmd, p(&m), &cs, "--out", p(&out)];
+        args.extend(if cmd == "add" { &quick[..] } else { &quick[4..] });
+        let err = refused(
+            &args,
+            &out,
+            &[
+                "subset.h5ad",
+                "lacks 60 of the 100",
+                "40.0 %",
+                "min_genes_present = 0.5",
+                "[preprocess]",
+                "--config",
+            ],
+        );
+        assert!(!err.contains("allowed fraction"), "{err}");
+    }
+
+    // The key lowers the fraction; a value outside [0, 1] is refused.
+    let cfg = d.join("low.toml");
+    std::fs::write(&cfg, "[preprocess]\nmin_genes_present = 0.2\n").unwrap();
+    let bad = d.join("bad.toml");
+    std::fs::write(&bad, "[preprocess]\nmin_genes_present = 1.5\n").unwrap();
+    for cmd in ["add", "project"] {
+        let out = d.join(format!("{cmd}-ok"));
+        let mut args = vec![cmd, p(&m), &cs, "--out", p(&out), "--config", p(&cfg)];
+        args.extend(if cmd == "add" { &quick[..] } else { &quick[4..] });
+        ok(&args);
+        assert!(out.join("result.h5ad").exists());
+        let out = d.join(format!("{cmd}-bad"));
+        args[4] = p(&out);
+        args[6] = p(&bad);
+        refused(&args, &out, &["min_genes_present = 1.5", "[0, 1]"]);
+    }
+}
+
+/// The common AnnData writer (plain storage).
+fn common_write(path: &Path, cells: &[String], genes: &[String], counts: &[f32]) {
+    crate::common::write_h5ad(path, cells, genes, counts, Encoding::Csr);
 }

@@ -69,6 +69,11 @@ pub struct PreprocessConfig {
     /// 2 group, Cell Ranger 3 `features/genome`); single-genome files are
     /// read whole. Default: unset (the only genome / all features).
     pub genome: Option<String>,
+    /// When the genes are given (a model's, in `inmf add` and `inmf
+    /// project`, or `genes_file`): the smallest fraction of them each
+    /// dataset must measure (the others read as zeros); in [0, 1].
+    /// Default 0.5.
+    pub min_genes_present: f64,
 }
 
 impl Default for PreprocessConfig {
@@ -82,7 +87,23 @@ impl Default for PreprocessConfig {
             genes_file: None,
             match_genes: "name".into(),
             genome: None,
+            min_genes_present: 0.5,
         }
+    }
+}
+
+impl PreprocessConfig {
+    /// Checks what the reader's own checks cannot word in the
+    /// configuration's terms: `min_genes_present` in [0, 1].
+    pub fn check(&self) -> Result<(), DriverError> {
+        if !(0.0..=1.0).contains(&self.min_genes_present) {
+            return Err(DriverError::InvalidParameter(format!(
+                "min_genes_present = {} in the [preprocess] table of the configuration is not a \
+                 fraction in [0, 1]; set it to e.g. 0.5 (the default) or 0.2",
+                self.min_genes_present
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -205,6 +226,22 @@ mod tests {
             ..Default::default()
         };
         assert!(c.check().unwrap_err().to_string().contains("read_ahead"));
+    }
+
+    #[test]
+    fn preprocess_checks_the_gene_fraction() {
+        assert!(PreprocessConfig::default().check().is_ok());
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let c = PreprocessConfig {
+                min_genes_present: bad,
+                ..Default::default()
+            };
+            let err = c.check().unwrap_err();
+            assert!(
+                err.is_input_error() && err.to_string().contains("min_genes_present"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub fn open_and_preprocess(
     given_genes: Option<&[String]>,
     cache_root: Option<&Path>,
 ) -> Result<(Hdf5Source, CacheUse), DriverError> {
+    cfg.check()?;
     let matrix = matrix_location(&cfg.matrix)?;
     let genes = match (given_genes, &cfg.genes_file) {
         (Some(g), _) => Some(g.to_vec()),
@@ -117,6 +118,7 @@ pub fn open_and_preprocess(
         },
         genes,
         match_genes: gene_key(&cfg.match_genes)?,
+        min_genes_present: cfg.min_genes_present,
         ..PreprocessParams::default()
     }
     .check()?;

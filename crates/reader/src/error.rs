@@ -233,13 +233,21 @@ pub enum ReaderError {
         paths: Vec<PathBuf>,
     },
 
-    /// Genes requested by the caller (e.g. a saved model's genes) are missing from a file.
+    /// Genes requested by the caller (e.g. a saved model's genes) are missing
+    /// from a file: a smaller fraction than `min_present` of them is there,
+    /// or none at all.
     #[error(
-        "{path} lacks {missing} of the {requested} requested genes (e.g. {}), more than the \
-         allowed fraction. Missing genes are treated as zeros, but too many make the dataset \
-         incomparable with the model; check the gene naming of this file (symbols vs Ensembl \
-         ids, species) or lower the allowed fraction.",
-        list(examples)
+        "{path} lacks {missing} of the {requested} requested genes (e.g. {}): {}. Missing genes \
+         are treated as zeros, but too many make the dataset incomparable with the model; check \
+         the gene naming of this file (symbols vs Ensembl ids, species){}",
+        list(examples),
+        present_words(*missing, *requested, *min_present),
+        if missing < requested {
+            ", or lower the fraction required with `min_genes_present = 0.2` (say) in the \
+             [preprocess] table of a --config file."
+        } else {
+            "."
+        }
     )]
     MissingGenes {
         /// The input file.
@@ -250,6 +258,9 @@ pub enum ReaderError {
         requested: usize,
         /// Up to ten of the absent names.
         examples: Vec<String>,
+        /// The fraction of the requested genes a file must have
+        /// (`min_genes_present`).
+        min_present: f64,
     },
 
     /// Gene selection kept no gene.
@@ -447,6 +458,20 @@ fn no_features(path: &std::path::Path, object: &str, wanted: &str, found: &[Stri
         s.push_str("Ask for one of the types present.");
     }
     s
+}
+
+/// "only 49.5 % of them are present, below min_genes_present = 0.5", or
+/// "none of them is present".
+fn present_words(missing: usize, requested: usize, min_present: f64) -> String {
+    if missing >= requested {
+        return "none of them is present".to_owned();
+    }
+    let present = (requested - missing) as f64 / requested.max(1) as f64;
+    format!(
+        "only {:.1} % of them are present, below the fraction required, min_genes_present = \
+         {min_present}",
+        100.0 * present
+    )
 }
 
 fn list(items: &[String]) -> String {
