@@ -1,5 +1,6 @@
 //! End to end: compressed inputs (LZF read; other filters named), 10x feature
-//! types and genomes, and the gene fraction of `add` / `project`.
+//! types and genomes, the gene fraction of `add` / `project`, `--genes` with
+//! `--n-genes`, and config or gene-list files that cannot be read.
 
 use std::path::{Path, PathBuf};
 
@@ -434,4 +435,130 @@ fn gene_fraction_of_add_and_project_is_a_documented_config_key() {
 /// The common AnnData writer (plain storage).
 fn common_write(path: &Path, cells: &[String], genes: &[String], counts: &[f32]) {
     crate::common::write_h5ad(path, cells, genes, counts, Encoding::Csr);
+}
+
+#[test]
+fn genes_and_n_genes_exclude_each_other_wherever_they_are_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = valid_h5ad(d, "a", 100, 50, "gene");
+    let list = d.join("genes.txt");
+    std::fs::write(&list, names("gene", 50).join("\n")).unwrap();
+    let out = d.join("out");
+    let base = ["run", p(&a), "--out", p(&out), "--quiet", "--no-cache"];
+
+    // Both on the command line (also for `factor`).
+    let mut args = base.to_vec();
+    args.extend(["--genes", p(&list), "--n-genes", "20"]);
+    refused(&args, &out, &["--n-genes", "--genes"]);
+    let factor = [
+        "factor",
+        "--method",
+        "inmf-hals",
+        p(&a),
+        "--out",
+        p(&out),
+        "--quiet",
+        "--genes",
+        p(&list),
+        "--n-genes",
+        "20",
+    ];
+    refused(&factor, &out, &["--n-genes", "--genes"]);
+
+    // One from the configuration, the other from the command line, or both from it.
+    let cfg_list = d.join("list.toml");
+    std::fs::write(&cfg_list, format!("[preprocess]\ngenes_file = {:?}\n", p(&list))).unwrap();
+    let cfg_n = d.join("n.toml");
+    std::fs::write(&cfg_n, "[preprocess]\nn_genes = 20\n").unwrap();
+    let cfg_both = d.join("both.toml");
+    std::fs::write(
+        &cfg_both,
+        format!("[preprocess]\nn_genes = 20\ngenes_file = {:?}\n", p(&list)),
+    )
+    .unwrap();
+    let cases: [&[&str]; 3] = [
+        &["--config", p(&cfg_list), "--n-genes", "20"],
+        &["--config", p(&cfg_n), "--genes", p(&list)],
+        &["--config", p(&cfg_both)],
+    ];
+    for extra in cases {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        refused(
+            &args,
+            &out,
+            &["--genes and --n-genes exclude each other", "genes.txt", "n_genes"],
+        );
+    }
+    // Either alone runs.
+    let mut args = base.to_vec();
+    args.extend([
+        "--config",
+        p(&cfg_list),
+        "--k",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+    ]);
+    ok(&args);
+}
+
+#[test]
+fn unreadable_config_or_gene_list_is_a_parameter_error_told_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = valid_h5ad(d, "a", 100, 50, "gene");
+    let out = d.join("out");
+    let base = ["run", p(&a), "--out", p(&out), "--quiet", "--no-cache"];
+    let missing = d.join("nope.toml");
+    let genes_cfg = d.join("genes.toml");
+    std::fs::write(
+        &genes_cfg,
+        "[preprocess]\ngenes_file = \"/nonexistent/genes.txt\"\n",
+    )
+    .unwrap();
+    let cases: [(Vec<&str>, &str, &str); 4] = [
+        (
+            vec!["--config", p(&missing)],
+            "cannot read the configuration file",
+            "No such file or directory",
+        ),
+        (
+            vec!["--config", p(d)],
+            "cannot read the configuration file",
+            "Is a directory",
+        ),
+        (
+            vec!["--config", p(&genes_cfg)],
+            "cannot read the gene list /nonexistent/genes.txt",
+            "No such file or directory",
+        ),
+        (
+            vec!["--genes", "/nonexistent/genes.txt"],
+            "cannot read the gene list",
+            "No such file or directory",
+        ),
+    ];
+    for (extra, what, reason) in cases {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let err = refused(&args, &out, &[what, reason]);
+        assert_eq!(err.matches(reason).count(), 1, "the reason is told once: {err}");
+        assert!(!err.contains("os error"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    // A failure that is not the input's (the output cannot be created) still
+    // tells the operating system's reason once, with exit code 1.
+    let blocker = d.join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let under = blocker.join("out");
+    let mut args = vec!["run", p(&a), "--out", p(&under), "--quiet", "--no-cache"];
+    args.extend(["--k", "2", "--epochs", "1", "--batch-size", "50"]);
+    let o = inmf(&args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
 }

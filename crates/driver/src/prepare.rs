@@ -38,9 +38,14 @@ pub fn gene_key(s: &str) -> Result<GeneKey, DriverError> {
 
 /// Reads a gene list: one name per line, blank lines and `#` comments skipped.
 pub fn read_gene_list(path: &Path) -> Result<Vec<String>, DriverError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DriverError::Io {
-        path: path.to_path_buf(),
-        source,
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        DriverError::parameter_file(
+            "the gene list",
+            path,
+            &e,
+            "check the path given with --genes or as genes_file in the [preprocess] table of the \
+             --config file (relative paths start from the current directory)",
+        )
     })?;
     let genes: Vec<String> = text
         .lines()
@@ -93,7 +98,7 @@ pub fn open_and_preprocess(
     given_genes: Option<&[String]>,
     cache_root: Option<&Path>,
 ) -> Result<(Hdf5Source, CacheUse), DriverError> {
-    cfg.check()?;
+    cfg.check(given_genes.is_none())?;
     let matrix = matrix_location(&cfg.matrix)?;
     let genes = match (given_genes, &cfg.genes_file) {
         (Some(g), _) => Some(g.to_vec()),

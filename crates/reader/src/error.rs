@@ -21,12 +21,15 @@ pub enum ReaderError {
         path: PathBuf,
     },
 
-    /// The operating system refused to read the file.
-    #[error("cannot read input file {path}: {source}. Check its permissions and that it is a regular file.")]
+    /// The operating system refused to read the file. The message leaves
+    /// the operating system's words to the error's source, so a `{:#}`
+    /// chain prints them once, after it.
+    #[error("cannot read input file {path} (check its permissions and that it is a regular file)")]
     Io {
         /// The input file.
         path: PathBuf,
         /// The operating-system error.
+        #[source]
         source: std::io::Error,
     },
 
