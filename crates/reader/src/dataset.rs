@@ -253,7 +253,7 @@ impl Dataset {
             }
             Storage::Dense { name, genes_first } => {
                 let d = DenseStore::open(&file, path, name, n_file_cols, *genes_first)?;
-                let (m, n, z) = (d.object.clone(), d.n_cells, d.n_cells * d.n_genes);
+                let (m, n, z) = (d.object.clone(), d.n_cells, d.n_cells.saturating_mul(d.n_genes));
                 (Store::Dense(d), m, n, z)
             }
         };
