@@ -626,14 +626,19 @@ fn filter_features(layout: &Layout, path: &Path, options: &OpenOptions) -> Resul
         });
     }
     if !keep.iter().any(|&k| k) {
-        // Every type and genome exists, but no feature has both.
-        let (types, wanted_type) = by_type.expect("a type filter when no feature is kept");
-        let (_, wanted_genome) = by_genome.expect("a genome filter when no feature is kept");
+        // The type and the genome asked for each exist (checked above), but
+        // no feature has both.
+        let wanted = match (by_type, by_genome) {
+            (Some((_, t)), Some((_, g))) => format!("{t}\" and genome \"{g}"),
+            (Some((_, t)), None) => t.clone(),
+            (None, Some((_, g))) => format!("any\" and genome \"{g}"),
+            (None, None) => "any".to_owned(),
+        };
         return Err(ReaderError::NoFeatures {
             path: path.to_owned(),
             object: format!("/{group}/features/feature_type"),
-            wanted: format!("{wanted_type}\" of genome \"{wanted_genome}"),
-            found: distinct(types),
+            wanted,
+            found: layout.feature_types.as_deref().map(distinct).unwrap_or_default(),
         });
     }
     let mut map = vec![NONE; n];

@@ -457,6 +457,8 @@ fn no_features(path: &std::path::Path, object: &str, wanted: &str, found: &[Stri
              probably an antibody-capture (CITE-seq) or CRISPR-guide library alone; give the \
              gene-expression file of the same sample instead.",
         );
+    } else if wanted.contains("\" and genome \"") {
+        s.push_str("No feature of that genome has that type; choose another genome with --genome NAME.");
     } else {
         s.push_str("Ask for one of the types present.");
     }

@@ -1059,6 +1059,31 @@ fn tenx_genome_filter_keeps_the_asked_genome_of_several() {
             && !text.contains("feature_type"),
         "{text}"
     );
+    // The mouse features are all antibodies: the type and the genome exist, no feature has both.
+    drop(mouse);
+    {
+        let f = hdf5::File::open_rw(&q).unwrap();
+        let feats = f.group("matrix/features").unwrap();
+        feats.unlink("feature_type").unwrap();
+        let t: Vec<String> = (0..10)
+            .map(|i| {
+                if i < 6 {
+                    "Gene Expression"
+                } else {
+                    "Antibody Capture"
+                }
+                .to_string()
+            })
+            .collect();
+        strings(&feats, "feature_type", &t, Str::VarUnicode);
+    }
+    let e = with("mm10").unwrap_err();
+    assert!(
+        matches!(e, ReaderError::NoFeatures { ref wanted, .. } if wanted.contains("mm10")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("another genome with --genome NAME"), "{e}");
+    assert!(with("GRCh38").is_ok());
 }
 
 // ---------------------------------------------------------- bad input
