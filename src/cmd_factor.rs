@@ -203,7 +203,7 @@ pub struct FactorArgs {
     #[arg(long, value_enum, default_value = "free")]
     pub reg_scale: RegScaleArg,
     /// Keep only the top N variable genes per dataset (0 = all that pass selectGenes).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "genes")]
     pub n_genes: Option<usize>,
     /// Use the genes listed in FILE (one per line) instead of selecting them.
     #[arg(long, value_name = "FILE")]

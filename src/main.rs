@@ -209,7 +209,7 @@ struct RunArgs {
     #[arg(long)]
     lambda: Option<f64>,
     /// Keep only the top N variable genes per dataset (0 = all that pass selectGenes).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "genes")]
     n_genes: Option<usize>,
     /// Use the genes listed in FILE (one per line) instead of selecting them.
     #[arg(long, value_name = "FILE")]

@@ -8,4 +8,5 @@ mod r4_bound;
 mod r5_scenarios;
 mod r6_analyze;
 mod r7_factor;
+mod reliability_inputs;
 mod reliability_outputs;

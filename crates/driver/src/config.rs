@@ -65,9 +65,15 @@ pub struct PreprocessConfig {
     /// `features/id`, AnnData `var/gene_ids`, loom `row_attrs/Accession`).
     /// Default "name".
     pub match_genes: String,
-    /// 10x inputs: the genome to read (Cell Ranger 2 group, Cell Ranger 3
-    /// `features/genome`). Default: unset (the only genome / all features).
+    /// 10x inputs holding several genomes: the genome to read (Cell Ranger
+    /// 2 group, Cell Ranger 3 `features/genome`); single-genome files are
+    /// read whole. Default: unset (the only genome / all features).
     pub genome: Option<String>,
+    /// When the genes are given (a model's, in `inmf add` and `inmf
+    /// project`, or `genes_file`): the smallest fraction of them each
+    /// dataset must measure (the others read as zeros); in [0, 1].
+    /// Default 0.5.
+    pub min_genes_present: f64,
 }
 
 impl Default for PreprocessConfig {
@@ -81,7 +87,38 @@ impl Default for PreprocessConfig {
             genes_file: None,
             match_genes: "name".into(),
             genome: None,
+            min_genes_present: 0.5,
         }
+    }
+}
+
+impl PreprocessConfig {
+    /// Checks what the reader's own checks cannot word in the
+    /// configuration's terms: `min_genes_present` in [0, 1], and, when the
+    /// command chooses its genes (`selects_genes`: `run`, `factor`, not
+    /// `add` or `project`, which take a model's), that a gene list
+    /// (`genes_file`, `--genes`) and a gene count (`n_genes`, `--n-genes`)
+    /// are not both given, since a list fixes the genes.
+    pub fn check(&self, selects_genes: bool) -> Result<(), DriverError> {
+        if !(0.0..=1.0).contains(&self.min_genes_present) {
+            return Err(DriverError::InvalidParameter(format!(
+                "min_genes_present = {} in the [preprocess] table of the configuration is not a \
+                 fraction in [0, 1]; set it to e.g. 0.5 (the default) or 0.2",
+                self.min_genes_present
+            )));
+        }
+        if let (true, Some(file), n) = (selects_genes, &self.genes_file, self.n_genes) {
+            if n > 0 {
+                return Err(DriverError::InvalidParameter(format!(
+                    "--genes and --n-genes exclude each other: the gene list {} fixes the genes, so \
+                     there is no selection to keep {n} genes of. Give only one of them (on the \
+                     command line, or as genes_file / n_genes in the [preprocess] table of the \
+                     --config file; n_genes = 0 there means no limit)",
+                    file.display()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -167,11 +204,16 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// Reads a TOML file; unknown keys are errors that name the key.
+    /// Reads a TOML file; unknown keys are errors that name the key, and a
+    /// file that cannot be read is a [`DriverError::ParameterFile`].
     pub fn from_file(path: &Path) -> Result<Self, DriverError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DriverError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            DriverError::parameter_file(
+                "the configuration file",
+                path,
+                &e,
+                "check the --config path (relative paths start from the current directory)",
+            )
         })?;
         toml::from_str(&text)
             .map_err(|e| DriverError::InvalidParameter(format!("configuration file {}: {e}", path.display())))
@@ -204,6 +246,58 @@ mod tests {
             ..Default::default()
         };
         assert!(c.check().unwrap_err().to_string().contains("read_ahead"));
+    }
+
+    #[test]
+    fn preprocess_checks_the_gene_fraction_and_the_gene_choice() {
+        assert!(PreprocessConfig::default().check(true).is_ok());
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let c = PreprocessConfig {
+                min_genes_present: bad,
+                ..Default::default()
+            };
+            let err = c.check(false).unwrap_err();
+            assert!(
+                err.is_input_error() && err.to_string().contains("min_genes_present"),
+                "{err}"
+            );
+        }
+        let both = PreprocessConfig {
+            genes_file: Some("genes.txt".into()),
+            n_genes: 20,
+            ..Default::default()
+        };
+        let err = both.check(true).unwrap_err().to_string();
+        assert!(
+            err.contains("--genes and --n-genes exclude each other") && err.contains("genes.txt"),
+            "{err}"
+        );
+        // Commands that take a model's genes use neither.
+        assert!(both.check(false).is_ok());
+    }
+
+    #[test]
+    fn an_unreadable_configuration_file_is_a_parameter_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, reason) in [
+            (dir.path().join("nope.toml"), "No such file or directory"),
+            (dir.path().to_path_buf(), "Is a directory"),
+        ] {
+            let err = RunConfig::from_file(&path).unwrap_err();
+            assert!(
+                matches!(err, DriverError::ParameterFile { .. }) && err.is_input_error(),
+                "{err}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains(reason) && text.contains("--config") && !text.contains("os error"),
+                "{text}"
+            );
+            assert!(
+                std::error::Error::source(&err).is_none(),
+                "the reason is in the message only"
+            );
+        }
     }
 
     #[test]

@@ -10,8 +10,10 @@ pub enum DriverError {
     /// A parameter is out of range or inconsistent (how to fix is in the text).
     #[error("{0}")]
     InvalidParameter(String),
-    /// An HDF5 operation on an output or model file failed.
-    #[error("HDF5 error on {path} ({what}): {source}")]
+    /// An HDF5 operation on an output or model file failed. (The library's
+    /// error is the source, not part of the message, so a `{:#}` chain
+    /// prints it once.)
+    #[error("HDF5 error on {path} ({what})")]
     Hdf5 {
         /// File concerned.
         path: PathBuf,
@@ -30,14 +32,27 @@ pub enum DriverError {
         /// What is wrong and what to do about it.
         reason: String,
     },
-    /// A file-system operation failed.
-    #[error("I/O error on {path}: {source}")]
+    /// A file-system operation failed. (The OS error is the source, not
+    /// part of the message, so a `{:#}` chain prints it once.)
+    #[error("I/O error on {path}")]
     Io {
         /// File or directory concerned.
         path: PathBuf,
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// A file of parameters (the --config file, a gene list) cannot be read.
+    #[error("cannot read {what} {path}: {reason}; {fix}")]
+    ParameterFile {
+        /// What the file is for ("the configuration file", "the gene list").
+        what: String,
+        /// The file.
+        path: PathBuf,
+        /// Why, in the operating system's words.
+        reason: String,
+        /// How to fix it.
+        fix: String,
     },
     /// A model file is missing, not a model, from a newer version, or inconsistent.
     #[error("invalid model file {path}: {message}")]
@@ -123,12 +138,29 @@ impl DriverError {
         }
     }
 
+    /// A [`DriverError::ParameterFile`] for `path`, whose read failed with `e`.
+    pub fn parameter_file(what: &str, path: &std::path::Path, e: &std::io::Error, fix: &str) -> Self {
+        let text = e.to_string();
+        // "No such file or directory (os error 2)" → "No such file or directory".
+        let reason = match text.rfind(" (os error ") {
+            Some(i) if text.ends_with(')') => text[..i].to_owned(),
+            _ => text,
+        };
+        DriverError::ParameterFile {
+            what: what.to_owned(),
+            path: path.to_owned(),
+            reason,
+            fix: fix.to_owned(),
+        }
+    }
+
     /// True when the user can fix the failure by changing inputs or
     /// parameters (the binary exits with code 2 for these).
     pub fn is_input_error(&self) -> bool {
         use inmf_learner::LearnerError as L;
         match self {
             DriverError::InvalidParameter(_)
+            | DriverError::ParameterFile { .. }
             | DriverError::Reader(_)
             | DriverError::InvalidModel { .. }
             | DriverError::UnsafeOutput { .. }

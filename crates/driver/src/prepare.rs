@@ -38,9 +38,14 @@ pub fn gene_key(s: &str) -> Result<GeneKey, DriverError> {
 
 /// Reads a gene list: one name per line, blank lines and `#` comments skipped.
 pub fn read_gene_list(path: &Path) -> Result<Vec<String>, DriverError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DriverError::Io {
-        path: path.to_path_buf(),
-        source,
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        DriverError::parameter_file(
+            "the gene list",
+            path,
+            &e,
+            "check the path given with --genes or as genes_file in the [preprocess] table of the \
+             --config file (relative paths start from the current directory)",
+        )
     })?;
     let genes: Vec<String> = text
         .lines()
@@ -79,7 +84,9 @@ impl CacheUse {
     }
 }
 
-/// Opens every input read-only and runs the preprocessing passes (§9).
+/// Opens every input read-only and runs the preprocessing passes (§9);
+/// what the reader remarks about an input (e.g. a genome option that does
+/// not apply to it) is printed on stderr as a warning line.
 /// `given_genes` (a model's genes) replaces gene selection; otherwise the
 /// configuration's `genes_file`, if set, does. With `cache_root`, a
 /// complete cache entry of the same inputs and parameters is used instead
@@ -91,6 +98,7 @@ pub fn open_and_preprocess(
     given_genes: Option<&[String]>,
     cache_root: Option<&Path>,
 ) -> Result<(Hdf5Source, CacheUse), DriverError> {
+    cfg.check(given_genes.is_none())?;
     let matrix = matrix_location(&cfg.matrix)?;
     let genes = match (given_genes, &cfg.genes_file) {
         (Some(g), _) => Some(g.to_vec()),
@@ -115,6 +123,7 @@ pub fn open_and_preprocess(
         },
         genes,
         match_genes: gene_key(&cfg.match_genes)?,
+        min_genes_present: cfg.min_genes_present,
         ..PreprocessParams::default()
     }
     .check()?;
@@ -130,6 +139,11 @@ pub fn open_and_preprocess(
             open(&i.path, &opts)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    for d in &datasets {
+        for note in d.notes() {
+            eprintln!("warning: {}: {note}", d.path().display());
+        }
+    }
     let Some(root) = cache_root else {
         return Ok((Hdf5Source::preprocess(datasets, &params)?, CacheUse::Off));
     };

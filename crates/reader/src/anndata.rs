@@ -24,7 +24,7 @@ pub(crate) fn layout(file: &hdf5::File, path: &Path, loc: &MatrixLocation) -> Re
     let (storage, shape) = match h5::member(file, &matrix) {
         Member::Group => sparse_storage(file, path, &matrix)?,
         Member::Dataset => {
-            let ds = file.dataset(&matrix).ctx(path, &object)?;
+            let ds = h5::dataset(file, &matrix, path, &object)?;
             let s = ds.shape();
             if s.len() != 2 {
                 return Err(ReaderError::BadShape {
@@ -153,7 +153,7 @@ impl Frame {
         match h5::member(file, df) {
             Member::Group => {}
             Member::Dataset => {
-                let ds = file.dataset(df).ctx(path, &object)?;
+                let ds = h5::dataset(file, df, path, &object)?;
                 let Some(field) = h5::COMPOUND_FIELDS[..2]
                     .iter()
                     .find(|f| h5::compound_field_type(&ds, f).is_some())
@@ -222,12 +222,12 @@ impl Frame {
         match self {
             Frame::Group { index, .. } => {
                 let object = format!("/{index}");
-                let ds = file.dataset(index).ctx(path, &object)?;
+                let ds = h5::dataset(file, index, path, &object)?;
                 h5::read_strings(&ds, None, path, &object)
             }
             Frame::Compound { df, field } => {
                 let object = format!("/{df}");
-                let ds = file.dataset(df).ctx(path, &object)?;
+                let ds = h5::dataset(file, df, path, &object)?;
                 h5::read_compound_strings(&ds, field, None, path, &object)
             }
         }
@@ -253,7 +253,7 @@ impl Frame {
                     return Ok(None);
                 }
                 let object = format!("/{name}");
-                let ds = file.dataset(&name).ctx(path, &object)?;
+                let ds = h5::dataset(file, &name, path, &object)?;
                 if ds.ndim() != 1 {
                     return Ok(None);
                 }
@@ -261,7 +261,7 @@ impl Frame {
             }
             Frame::Compound { df, .. } => {
                 let object = format!("/{df}");
-                let ds = file.dataset(df).ctx(path, &object)?;
+                let ds = h5::dataset(file, df, path, &object)?;
                 if h5::compound_field_type(&ds, "gene_ids").is_none() {
                     return Ok(None);
                 }

@@ -61,7 +61,7 @@ impl SparseArrays {
                     what: format!("the `{name}` array of the sparse matrix"),
                 });
             }
-            let ds = file.dataset(&format!("{g}/{name}")).ctx(path, &object)?;
+            let ds = h5::dataset(file, &format!("{g}/{name}"), path, &object)?;
             if ds.ndim() != 1 {
                 return Err(ReaderError::BadShape {
                     path: path.to_owned(),
@@ -93,11 +93,12 @@ impl SparseArrays {
             Outer::Cells => "cells",
             Outer::Genes => "genes",
         };
-        if indptr.size() != n_outer + 1 {
+        // Checked: `n_outer` may come from a shape record of any size.
+        if n_outer.checked_add(1) != Some(indptr.size()) {
             return Err(ReaderError::BadShape {
                 path: path.to_owned(),
                 object: indptr_obj,
-                expected: format!("{} elements ({what} + 1)", n_outer + 1),
+                expected: format!("{} elements ({what} + 1)", n_outer as u128 + 1),
                 found: format!("{} elements", indptr.size()),
             });
         }

@@ -10,7 +10,7 @@ use crate::arrays::{Outer, SparseArrays};
 use crate::csc::CscStore;
 use crate::dense::DenseStore;
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, Member};
+use crate::h5::{self, Member};
 use crate::names::make_unique;
 use crate::obs::{self, ObsColumn, ObsLayout, ObsStore, ObsValues};
 use crate::{anndata, liger, loom, tenx};
@@ -41,9 +41,11 @@ pub struct OpenOptions {
     /// `Some("Gene Expression")`); `None` keeps all features. Ignored for
     /// other formats.
     pub feature_type: Option<String>,
-    /// 10x files: the genome to read. Cell Ranger 2 keeps one group per
-    /// genome (required when there are several); Cell Ranger ≥ 3 files
-    /// keep only features of this `features/genome`. Default `None`: the
+    /// 10x files holding several genomes: the genome to read. Cell Ranger
+    /// 2 keeps one group per genome (the option is required when there are
+    /// several); Cell Ranger ≥ 3 files keep only features of this
+    /// `features/genome`. A file of a single genome is read whole whatever
+    /// this names ([`Dataset::notes`] then says so). Default `None`: the
     /// only genome (v2), all features (v3).
     pub genome: Option<String>,
     /// Whether the input holds already normalized and scaled values
@@ -192,6 +194,8 @@ pub struct Dataset {
     col_filter: Option<Vec<u32>>,
     /// File columns left out by the feature filters, by feature type.
     features_dropped: Vec<(String, usize)>,
+    /// Remarks for the user ([`Dataset::notes`]).
+    notes: Vec<String>,
     prescaled: bool,
     cell_names: hdf5::Dataset,
     cell_names_source: NameSource,
@@ -249,7 +253,7 @@ impl Dataset {
             }
             Storage::Dense { name, genes_first } => {
                 let d = DenseStore::open(&file, path, name, n_file_cols, *genes_first)?;
-                let (m, n, z) = (d.object.clone(), d.n_cells, d.n_cells * d.n_genes);
+                let (m, n, z) = (d.object.clone(), d.n_cells, d.n_cells.saturating_mul(d.n_genes));
                 (Store::Dense(d), m, n, z)
             }
         };
@@ -257,7 +261,7 @@ impl Dataset {
         let cell_names_object = layout.cell_names.object();
         let cell_ds = match &layout.cell_names {
             NameSource::Strings(d) | NameSource::Compound { dataset: d, .. } => {
-                file.dataset(d).ctx(path, &cell_names_object)?
+                h5::dataset(&file, d, path, &cell_names_object)?
             }
         };
         if cell_ds.size() != n_cells {
@@ -269,7 +273,21 @@ impl Dataset {
             });
         }
 
-        let (col_filter, mut genes, gene_ids, features_dropped) = filter_features(&layout, path, options)?;
+        let Filtered {
+            map: col_filter,
+            mut genes,
+            gene_ids,
+            dropped: features_dropped,
+            note,
+        } = filter_features(&layout, path, options)?;
+        // Cell Ranger 2: a single genome group is read whatever the option names.
+        let v2_note = match (&layout.storage, &options.genome) {
+            (Storage::Csr(g), Some(w)) if layout.format == Format::TenXV2 && g != w => {
+                Some(single_genome_note(g, w))
+            }
+            _ => None,
+        };
+        let notes: Vec<String> = note.into_iter().chain(v2_note).collect();
         let duplicates_renamed = make_unique(&mut genes);
         let name = options.name.clone().unwrap_or_else(|| {
             path.file_stem()
@@ -292,6 +310,7 @@ impl Dataset {
             duplicates_renamed,
             col_filter,
             features_dropped,
+            notes,
             prescaled: layout.prescaled,
             cell_names: cell_ds,
             cell_names_source: layout.cell_names,
@@ -489,6 +508,12 @@ impl Dataset {
         (self.genes_object.clone(), self.cell_names_source.object())
     }
 
+    /// Remarks on how the file was read that the user should see, e.g. that
+    /// the genome option did not apply to this single-genome file.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
     /// Feature types left out by the 10x filters, with counts.
     pub(crate) fn features_dropped(&self) -> &[(String, usize)] {
         &self.features_dropped
@@ -514,52 +539,106 @@ fn check_cols(
 }
 
 /// The outcome of the 10x feature filters: the column map (if any column
-/// is left out), the kept gene names and ids, and what was left out.
-type Filtered = (
-    Option<Vec<u32>>,
-    Vec<String>,
-    Option<Vec<String>>,
-    Vec<(String, usize)>,
-);
+/// is left out), the kept gene names and ids, what was left out, and a
+/// remark when the genome option did not apply.
+struct Filtered {
+    map: Option<Vec<u32>>,
+    genes: Vec<String>,
+    gene_ids: Option<Vec<String>>,
+    dropped: Vec<(String, usize)>,
+    note: Option<String>,
+}
 
-/// Applies the 10x feature-type and genome filters.
+/// The distinct values of `v`, sorted.
+fn distinct(v: &[String]) -> Vec<String> {
+    let mut d = v.to_vec();
+    d.sort();
+    d.dedup();
+    d
+}
+
+/// The remark recorded when `--genome` names another genome than the only
+/// one of a file, which is then read as it is.
+pub(crate) fn single_genome_note(present: &str, wanted: &str) -> String {
+    format!(
+        "the file holds the single genome \"{present}\", not \"{wanted}\"; it is read as it is \
+         (the genome option chooses among the genomes of files that hold several)"
+    )
+}
+
+/// Applies the 10x feature-type and genome filters. The genome filter
+/// applies only to a file whose features belong to several genomes; a
+/// single-genome file is read whole (with a remark if the option named
+/// another genome).
 fn filter_features(layout: &Layout, path: &Path, options: &OpenOptions) -> Result<Filtered, ReaderError> {
     let n = layout.genes.len();
+    let group = match &layout.storage {
+        Storage::Csr(g) | Storage::Csc(g) => g.clone(),
+        Storage::Dense { name, .. } => name.clone(),
+    };
     let by_type = match (&layout.feature_types, &options.feature_type) {
         (Some(types), Some(wanted)) => Some((types, wanted)),
         _ => None,
     };
+    if let Some((types, wanted)) = by_type {
+        if !types.iter().any(|t| t == wanted) && n > 0 {
+            return Err(ReaderError::NoFeatures {
+                path: path.to_owned(),
+                object: format!("/{group}/features/feature_type"),
+                wanted: wanted.clone(),
+                found: distinct(types),
+            });
+        }
+    }
+    let mut note = None;
     let by_genome = match (&layout.genomes, &options.genome) {
-        (Some(g), Some(wanted)) => Some((g, wanted)),
+        (Some(genomes), Some(wanted)) => {
+            let present = distinct(genomes);
+            if present.len() > 1 {
+                if !present.contains(wanted) {
+                    return Err(ReaderError::NoGenome {
+                        path: path.to_owned(),
+                        object: format!("/{group}/features/genome"),
+                        wanted: Some(wanted.clone()),
+                        found: present,
+                    });
+                }
+                Some((genomes, wanted))
+            } else {
+                if let Some(only) = present.first().filter(|g| *g != wanted) {
+                    note = Some(single_genome_note(only, wanted));
+                }
+                None
+            }
+        }
         _ => None,
     };
     let keep: Vec<bool> = (0..n)
         .map(|c| by_type.is_none_or(|(t, w)| &t[c] == w) && by_genome.is_none_or(|(g, w)| &g[c] == w))
         .collect();
     if keep.iter().all(|&k| k) {
-        return Ok((None, layout.genes.clone(), layout.gene_ids.clone(), Vec::new()));
+        return Ok(Filtered {
+            map: None,
+            genes: layout.genes.clone(),
+            gene_ids: layout.gene_ids.clone(),
+            dropped: Vec::new(),
+            note,
+        });
     }
     if !keep.iter().any(|&k| k) {
-        // Name the filter that emptied the set: the type filter if it
-        // alone keeps nothing, else the genome filter.
-        let (object, (values, wanted)) = match (by_type, by_genome) {
-            (Some((t, w)), _) if !t.iter().any(|x| x == w) => ("features/feature_type", (t, w.clone())),
-            (_, Some((g, w))) => ("features/genome", (g, w.clone())),
-            (Some((t, w)), None) => ("features/feature_type", (t, w.clone())),
-            (None, None) => unreachable!("some filter is active when every column is left out"),
-        };
-        let mut found: Vec<String> = values.clone();
-        found.sort();
-        found.dedup();
-        let group = match &layout.storage {
-            Storage::Csr(g) | Storage::Csc(g) => g.clone(),
-            Storage::Dense { name, .. } => name.clone(),
+        // The type and the genome asked for each exist (checked above), but
+        // no feature has both.
+        let wanted = match (by_type, by_genome) {
+            (Some((_, t)), Some((_, g))) => format!("{t}\" and genome \"{g}"),
+            (Some((_, t)), None) => t.clone(),
+            (None, Some((_, g))) => format!("any\" and genome \"{g}"),
+            (None, None) => "any".to_owned(),
         };
         return Err(ReaderError::NoFeatures {
             path: path.to_owned(),
-            object: format!("/{group}/{object}"),
+            object: format!("/{group}/features/feature_type"),
             wanted,
-            found,
+            found: layout.feature_types.as_deref().map(distinct).unwrap_or_default(),
         });
     }
     let mut map = vec![NONE; n];
@@ -570,10 +649,11 @@ fn filter_features(layout: &Layout, path: &Path, options: &OpenOptions) -> Resul
             map[c] = next;
             next += 1;
         } else {
-            let t = layout
-                .feature_types
-                .as_ref()
-                .map_or_else(|| "other genome".to_owned(), |t| t[c].clone());
+            let t = match (by_type, by_genome) {
+                (Some((t, w)), _) if &t[c] != w => t[c].clone(),
+                (_, Some((g, _))) => format!("genome {}", g[c]),
+                _ => "other".to_owned(),
+            };
             match dropped.iter_mut().find(|(k, _)| *k == t) {
                 Some(e) => e.1 += 1,
                 None => dropped.push((t, 1)),
@@ -587,12 +667,13 @@ fn filter_features(layout: &Layout, path: &Path, options: &OpenOptions) -> Resul
             .map(|(s, _)| s.clone())
             .collect()
     };
-    Ok((
-        Some(map),
-        kept(&layout.genes),
-        layout.gene_ids.as_ref().map(kept),
+    Ok(Filtered {
+        map: Some(map),
+        genes: kept(&layout.genes),
+        gene_ids: layout.gene_ids.as_ref().map(kept),
         dropped,
-    ))
+        note,
+    })
 }
 
 fn detect(file: &hdf5::File, path: &Path, options: &OpenOptions) -> Result<Layout, ReaderError> {

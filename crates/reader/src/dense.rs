@@ -39,7 +39,7 @@ impl DenseStore {
         genes_first: bool,
     ) -> Result<Self, ReaderError> {
         let object = format!("/{}", name.trim_start_matches('/'));
-        let ds = file.dataset(name).ctx(path, &object)?;
+        let ds = h5::dataset(file, name, path, &object)?;
         let shape = ds.shape();
         if shape.len() != 2 {
             return Err(ReaderError::BadShape {

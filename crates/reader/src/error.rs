@@ -21,12 +21,15 @@ pub enum ReaderError {
         path: PathBuf,
     },
 
-    /// The operating system refused to read the file.
-    #[error("cannot read input file {path}: {source}. Check its permissions and that it is a regular file.")]
+    /// The operating system refused to read the file. The message leaves
+    /// the operating system's words to the error's source, so a `{:#}`
+    /// chain prints them once, after it.
+    #[error("cannot read input file {path} (check its permissions and that it is a regular file)")]
     Io {
         /// The input file.
         path: PathBuf,
         /// The operating-system error.
+        #[source]
         source: std::io::Error,
     },
 
@@ -186,20 +189,37 @@ pub enum ReaderError {
         n_genes: usize,
     },
 
-    /// No feature of the requested type is in a 10x file.
-    #[error(
-        "{path}: no feature in `{object}` has feature_type \"{wanted}\" (types present: {}). \
-         Choose one of those feature types in the options.",
-        list(found)
-    )]
+    /// No feature of the requested type is in a 10x file (or Matrix Market
+    /// directory).
+    #[error("{}", no_features(path, object, wanted, found))]
     NoFeatures {
         /// The input file.
         path: PathBuf,
-        /// The HDF5 object (`matrix/features/feature_type`).
+        /// The HDF5 object (`matrix/features/feature_type`) or column.
         object: String,
         /// The requested feature type.
         wanted: String,
         /// The feature types present.
+        found: Vec<String>,
+    },
+
+    /// A 10x file holds several genomes and the one asked for is not among
+    /// them, or none was asked for where one must be chosen (Cell Ranger 2).
+    #[error(
+        "{path} holds several genomes ({}, in `{object}`){}. Choose the one to read with \
+         --genome NAME (or `genome = \"NAME\"` in the [preprocess] table of a --config file).",
+        list(found),
+        wanted.as_ref().map(|w| format!(" and none is \"{w}\"")).unwrap_or_default()
+    )]
+    NoGenome {
+        /// The input file.
+        path: PathBuf,
+        /// Where the genomes are (`matrix/features/genome`, or the top-level
+        /// groups of a Cell Ranger 2 file).
+        object: String,
+        /// The genome asked for, if any.
+        wanted: Option<String>,
+        /// The genomes present.
         found: Vec<String>,
     },
 
@@ -216,13 +236,21 @@ pub enum ReaderError {
         paths: Vec<PathBuf>,
     },
 
-    /// Genes requested by the caller (e.g. a saved model's genes) are missing from a file.
+    /// Genes requested by the caller (e.g. a saved model's genes) are missing
+    /// from a file: a smaller fraction than `min_present` of them is there,
+    /// or none at all.
     #[error(
-        "{path} lacks {missing} of the {requested} requested genes (e.g. {}), more than the \
-         allowed fraction. Missing genes are treated as zeros, but too many make the dataset \
-         incomparable with the model; check the gene naming of this file (symbols vs Ensembl \
-         ids, species) or lower the allowed fraction.",
-        list(examples)
+        "{path} lacks {missing} of the {requested} requested genes (e.g. {}): {}. Missing genes \
+         are treated as zeros, but too many make the dataset incomparable with the model; check \
+         the gene naming of this file (symbols vs Ensembl ids, species){}",
+        list(examples),
+        present_words(*missing, *requested, *min_present),
+        if missing < requested {
+            ", or lower the fraction required with `min_genes_present = 0.2` (say) in the \
+             [preprocess] table of a --config file."
+        } else {
+            "."
+        }
     )]
     MissingGenes {
         /// The input file.
@@ -233,6 +261,9 @@ pub enum ReaderError {
         requested: usize,
         /// Up to ten of the absent names.
         examples: Vec<String>,
+        /// The fraction of the requested genes a file must have
+        /// (`min_genes_present`).
+        min_present: f64,
     },
 
     /// Gene selection kept no gene.
@@ -376,6 +407,26 @@ pub enum ReaderError {
         previous: usize,
     },
 
+    /// A dataset is compressed with a filter this build cannot decode (no
+    /// built-in or registered filter, no HDF5 plugin for it).
+    #[error(
+        "{path}: `{object}` is compressed with filter {id} ({name}) that this build of inmf cannot \
+         decode. Re-write the file with gzip or no compression, e.g. in Python \
+         `adata.write_h5ad(path, compression='gzip')` (scanpy reads 10x and loom files into such an \
+         `adata`), or make an HDF5 plugin for the filter available through the HDF5_PLUGIN_PATH \
+         variable."
+    )]
+    UnsupportedFilter {
+        /// The input file.
+        path: PathBuf,
+        /// The dataset concerned.
+        object: String,
+        /// The HDF5 filter id.
+        id: i32,
+        /// Its common name (e.g. "zstd"), or "an unregistered filter".
+        name: String,
+    },
+
     /// The HDF5 library reported an error.
     #[error(
         "HDF5 error in {path} at `{object}`: {error}. The file may be corrupt, truncated or \
@@ -390,6 +441,42 @@ pub enum ReaderError {
         /// source, so `{:#}` chains print it once).
         error: hdf5::Error,
     },
+}
+
+/// The message of [`ReaderError::NoFeatures`]: what inmf reads, what the
+/// file has, and what that suggests.
+fn no_features(path: &std::path::Path, object: &str, wanted: &str, found: &[String]) -> String {
+    let mut s = format!(
+        "{}: no feature in `{object}` has type \"{wanted}\" (types present: {}). ",
+        path.display(),
+        list(found)
+    );
+    if wanted == "Gene Expression" {
+        s.push_str(
+            "inmf reads the \"Gene Expression\" features of 10x files and this file has none: it is \
+             probably an antibody-capture (CITE-seq) or CRISPR-guide library alone; give the \
+             gene-expression file of the same sample instead.",
+        );
+    } else if wanted.contains("\" and genome \"") {
+        s.push_str("No feature of that genome has that type; choose another genome with --genome NAME.");
+    } else {
+        s.push_str("Ask for one of the types present.");
+    }
+    s
+}
+
+/// "only 49.5 % of them are present, below min_genes_present = 0.5", or
+/// "none of them is present".
+fn present_words(missing: usize, requested: usize, min_present: f64) -> String {
+    if missing >= requested {
+        return "none of them is present".to_owned();
+    }
+    let present = (requested - missing) as f64 / requested.max(1) as f64;
+    format!(
+        "only {:.1} % of them are present, below the fraction required, min_genes_present = \
+         {min_present}",
+        100.0 * present
+    )
 }
 
 fn list(items: &[String]) -> String {

@@ -102,6 +102,8 @@ pub(crate) struct Opts {
     pub indptr: TypeDescriptor,
     pub chunk: Option<usize>,
     pub deflate: bool,
+    /// LZF-compress the numeric arrays (with `chunk`; instead of `deflate`).
+    pub lzf: bool,
     pub strings: Str,
 }
 
@@ -113,6 +115,7 @@ impl Default for Opts {
             indptr: TypeDescriptor::Integer(IntSize::U8),
             chunk: None,
             deflate: false,
+            lzf: false,
             strings: Str::VarUnicode,
         }
     }
@@ -141,7 +144,9 @@ fn numeric<T: hdf5::H5Type>(g: &hdf5::Group, name: &str, v: &[T], t: &TypeDescri
     if let Some(c) = o.chunk {
         if !v.is_empty() {
             b = b.chunk(c.min(v.len()).max(1));
-            if o.deflate {
+            if o.lzf {
+                b = b.lzf();
+            } else if o.deflate {
                 b = b.deflate(4);
             }
         }

@@ -73,6 +73,66 @@ pub(crate) fn check_signature(path: &Path) -> Result<(), ReaderError> {
     })
 }
 
+/// Opens dataset `name` of `loc` (`object` is its HDF5 path, for messages)
+/// and checks that this build can decode every filter of its pipeline
+/// ([`check_filters`]).
+pub(crate) fn dataset(
+    loc: &hdf5::Group,
+    name: &str,
+    path: &Path,
+    object: &str,
+) -> Result<hdf5::Dataset, ReaderError> {
+    let ds = loc.dataset(name).ctx(path, object)?;
+    check_filters(&ds, path, object)?;
+    Ok(ds)
+}
+
+/// Checks that every filter of `ds`'s pipeline can decode here: gzip,
+/// shuffle, LZF and the other built-in or registered filters (or an HDF5
+/// plugin found on `HDF5_PLUGIN_PATH`). A filter that cannot is a
+/// [`ReaderError::UnsupportedFilter`] naming it, instead of a library
+/// error at the first read.
+pub(crate) fn check_filters(ds: &hdf5::Dataset, path: &Path, object: &str) -> Result<(), ReaderError> {
+    for f in ds.filters() {
+        let id = f.id();
+        if !hdf5::filters::Filter::get_info(id).decode_enabled {
+            return Err(ReaderError::UnsupportedFilter {
+                path: path.to_owned(),
+                object: object.to_owned(),
+                id,
+                name: filter_name(id).unwrap_or("an unregistered filter").to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The common name of an HDF5 filter id (from the HDF Group's list of
+/// registered filters), if it is a known one.
+pub(crate) fn filter_name(id: i32) -> Option<&'static str> {
+    Some(match id {
+        1 => "gzip",
+        2 => "shuffle",
+        3 => "fletcher32",
+        4 => "szip",
+        5 => "nbit",
+        6 => "scale-offset",
+        305 => "lzo",
+        307 => "bzip2",
+        32000 => "lzf",
+        32001 => "blosc",
+        32003 => "snappy",
+        32004 => "lz4",
+        32008 => "bitshuffle",
+        32013 => "zfp",
+        32015 => "zstd",
+        32017 => "sz",
+        32024 => "sz3",
+        32026 => "blosc2",
+        _ => return None,
+    })
+}
+
 /// Opens `path` read-only (after the signature check), with a chunk cache
 /// sized for streaming reads.
 pub(crate) fn open_read_only(path: &Path) -> Result<hdf5::File, ReaderError> {
@@ -504,17 +564,7 @@ pub(crate) fn storage_summary(ds: &hdf5::Dataset) -> String {
         .iter()
         .map(|f| match f {
             hdf5::filters::Filter::Deflate(l) => format!("gzip({l})"),
-            hdf5::filters::Filter::Shuffle => "shuffle".to_owned(),
-            hdf5::filters::Filter::Fletcher32 => "fletcher32".to_owned(),
-            hdf5::filters::Filter::SZip(..) => "szip".to_owned(),
-            hdf5::filters::Filter::NBit => "nbit".to_owned(),
-            hdf5::filters::Filter::ScaleOffset(..) => "scale-offset".to_owned(),
-            hdf5::filters::Filter::User(id, _) => match id {
-                32000 => "lzf".to_owned(),
-                32001 => "blosc".to_owned(),
-                32015 => "zstd".to_owned(),
-                _ => format!("filter #{id}"),
-            },
+            other => filter_name(other.id()).map_or_else(|| format!("filter #{}", other.id()), str::to_owned),
         })
         .collect();
     let compression = if filters.is_empty() {

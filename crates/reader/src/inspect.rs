@@ -141,6 +141,9 @@ pub fn inspect(path: &Path, options: &OpenOptions) -> Result<Inspection, ReaderE
     );
     push("cells", cells);
     features_line(&mut push, d.features_dropped(), options);
+    for note in d.notes() {
+        push("note", note.clone());
+    }
     let cols = d.obs_columns();
     if !cols.is_empty() {
         let list: Vec<String> = cols

@@ -93,6 +93,8 @@ mod fixtures;
 mod tests;
 #[cfg(test)]
 mod tests_inputs;
+#[cfg(test)]
+mod tests_malformed;
 
 pub use cache::{stale_entries as stale_cache_entries, CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES};
 pub use cellmap::CellMap;

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use crate::dataset::{Format, Layout, OpenOptions, Storage};
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, Member};
+use crate::h5::{self, Member};
 use crate::obs::ObsLayout;
 use crate::tenx;
 
@@ -58,7 +58,7 @@ pub(crate) fn layout(file: &hdf5::File, path: &Path, options: &OpenOptions) -> R
         "the 1-based positions of the scaled genes among the file's features",
     )?;
     let object = format!("/{idx_name}");
-    let ds = file.dataset(idx_name).ctx(path, &object)?;
+    let ds = h5::dataset(file, idx_name, path, &object)?;
     let idx = h5::read_all_ints(&ds, path, &object)?;
     let n = raw.genes.len() as i128;
     let mut genes = Vec::with_capacity(idx.len());

@@ -74,7 +74,7 @@ pub(crate) fn layout(file: &hdf5::File, path: &Path, loc: &MatrixLocation) -> Re
         });
     };
     let genes_object = format!("/{genes_at}");
-    let ds = file.dataset(&genes_at).ctx(path, &genes_object)?;
+    let ds = h5::dataset(file, &genes_at, path, &genes_object)?;
     let genes = h5::read_strings(&ds, None, path, &genes_object)?;
     let gene_ids = match h5::member(file, "row_attrs/Accession") {
         Member::Dataset => {

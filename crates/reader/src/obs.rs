@@ -231,6 +231,8 @@ fn codes_store(file: &hdf5::File, path: &Path, member: &str, n_cells: usize) -> 
     if ds.ndim() != 1 || ds.size() != n_cells {
         return None;
     }
+    // Codes are read only later: a filter this build cannot decode skips the column now.
+    h5::check_filters(&ds, path, &object).ok()?;
     let kind = h5::num_kind(&ds, path, &object, false).ok()?;
     Some(ObsStore::Codes { ds, object, kind })
 }

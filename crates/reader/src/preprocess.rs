@@ -184,6 +184,7 @@ pub(crate) fn preprocess(
                         missing: missing.len(),
                         requested: wanted.len(),
                         examples: missing.into_iter().take(10).collect(),
+                        min_present: p.min_genes_present,
                     });
                 }
                 cols.push(c);

@@ -5,13 +5,14 @@
 //! cells, i.e. each cell's non-zeros are contiguous: CSR cells × genes.
 //! Several genomes: Cell Ranger 2 keeps one group each (choose with
 //! [`OpenOptions::genome`]); Cell Ranger ≥ 3 tags each feature with
-//! `features/genome` (the same option filters them).
+//! `features/genome` (the same option filters them). A file of a single
+//! genome is read whole whatever the option names.
 
 use std::path::Path;
 
 use crate::dataset::{Format, Layout, MatrixLocation, NameSource, OpenOptions, Storage};
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, Member};
+use crate::h5::{self, Member};
 use crate::obs::ObsLayout;
 
 /// Cell Ranger ≥ 3 layout.
@@ -43,13 +44,6 @@ pub(crate) fn layout_v3(
         }
     }
     require(file, path, "matrix/barcodes", "the cell barcodes")?;
-    if let (Some(wanted), None) = (&options.genome, &genomes) {
-        return Err(ReaderError::MissingObject {
-            path: path.to_owned(),
-            object: "/matrix/features/genome".into(),
-            what: format!("the genome of each feature, needed to keep genome {wanted:?}"),
-        });
-    }
     Ok(Layout {
         format: Format::TenXV3,
         storage: Storage::Csr("matrix".into()),
@@ -65,8 +59,8 @@ pub(crate) fn layout_v3(
     })
 }
 
-/// Cell Ranger 2 layout: one top-level genome group (the only one, or the
-/// one named by [`OpenOptions::genome`]).
+/// Cell Ranger 2 layout: one top-level genome group (the only one, or,
+/// among several, the one named by [`OpenOptions::genome`]).
 pub(crate) fn layout_v2(
     file: &hdf5::File,
     path: &Path,
@@ -82,21 +76,35 @@ pub(crate) fn layout_v2(
         })
         .cloned()
         .collect();
-    let chosen: Vec<&String> = match &options.genome {
-        Some(w) => genomes.iter().filter(|g| *g == w).collect(),
-        None => genomes.iter().collect(),
-    };
-    let [g] = chosen.as_slice() else {
-        let (object, found) = match (&options.genome, genomes.is_empty()) {
-            (None, true) => ("X".to_owned(), top),
-            (Some(w), _) => (w.clone(), genomes),
-            (None, false) => ("<one genome group: choose with --genome>".to_owned(), genomes),
-        };
-        return Err(ReaderError::NoMatrix {
-            path: path.to_owned(),
-            object: format!("/{object}"),
-            found,
-        });
+    let g = match (genomes.as_slice(), &options.genome) {
+        ([], _) => {
+            return Err(ReaderError::NoMatrix {
+                path: path.to_owned(),
+                object: "/X".into(),
+                found: top,
+            })
+        }
+        // A single genome is read whatever the option names (see `Dataset::notes`).
+        ([only], _) => only,
+        (several, Some(w)) => match several.iter().find(|g| *g == w) {
+            Some(g) => g,
+            None => {
+                return Err(ReaderError::NoGenome {
+                    path: path.to_owned(),
+                    object: "/ (genome groups)".into(),
+                    wanted: Some(w.clone()),
+                    found: genomes.clone(),
+                })
+            }
+        },
+        (_, None) => {
+            return Err(ReaderError::NoGenome {
+                path: path.to_owned(),
+                object: "/ (genome groups)".into(),
+                wanted: None,
+                found: genomes.clone(),
+            })
+        }
     };
     only_x(file, path, options)?;
     let (n_genes, n_cells) = shape(file, path, &format!("{g}/shape"))?;
@@ -107,7 +115,7 @@ pub(crate) fn layout_v2(
     };
     Ok(Layout {
         format: Format::TenXV2,
-        storage: Storage::Csr((*g).clone()),
+        storage: Storage::Csr(g.clone()),
         shape: Some((n_cells, n_genes)),
         genes,
         genes_object: format!("/{g}/gene_names"),
@@ -137,7 +145,7 @@ fn only_x(file: &hdf5::File, path: &Path, options: &OpenOptions) -> Result<(), R
 pub(crate) fn shape(file: &hdf5::File, path: &Path, name: &str) -> Result<(usize, usize), ReaderError> {
     let object = format!("/{name}");
     require(file, path, name, "the matrix shape [genes, cells]")?;
-    let ds = file.dataset(name).ctx(path, &object)?;
+    let ds = h5::dataset(file, name, path, &object)?;
     let s = h5::read_all_ints(&ds, path, &object)?;
     match s.as_slice() {
         [g, c] if *g >= 0 && *c >= 0 => Ok((*g as usize, *c as usize)),
@@ -170,7 +178,7 @@ pub(crate) fn strings(
 ) -> Result<Vec<String>, ReaderError> {
     require(file, path, name, what)?;
     let object = format!("/{name}");
-    let ds = file.dataset(name).ctx(path, &object)?;
+    let ds = h5::dataset(file, name, path, &object)?;
     h5::read_strings(&ds, None, path, &object)
 }
 
@@ -183,6 +191,6 @@ pub(crate) fn optional(
         return Ok(None);
     }
     let object = format!("/{name}");
-    let ds = file.dataset(name).ctx(path, &object)?;
+    let ds = h5::dataset(file, name, path, &object)?;
     h5::read_strings(&ds, None, path, &object).map(Some)
 }

@@ -934,7 +934,16 @@ fn tenx_genomes_are_chosen() {
         with("mm10").unwrap().cell_names(0..1).unwrap(),
         vec!["c0".to_string()]
     );
-    assert!(matches!(with("hg19"), Err(ReaderError::NoMatrix { .. })));
+    let e = with("hg19").unwrap_err();
+    assert!(
+        matches!(e, ReaderError::NoGenome { ref wanted, ref found, .. }
+            if wanted.as_deref() == Some("hg19") && found.len() == 2),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("--genome NAME") && e.to_string().contains("`mm10`"),
+        "{e}"
+    );
 
     // Cell Ranger 3: features/genome filters the features.
     let q = dir.path().join("v3.h5");
@@ -956,18 +965,125 @@ fn tenx_genomes_are_chosen() {
     )
     .unwrap();
     assert_eq!(ds.n_genes(), 10);
-    let e = open(
+    assert!(ds.notes().is_empty(), "{:?}", ds.notes());
+    // A single-genome file is read whole whatever the option names, with a remark.
+    let ds = open(
         &q,
         &OpenOptions {
             genome: Some("mm10".into()),
             ..Default::default()
         },
     )
-    .unwrap_err();
+    .unwrap();
+    assert_eq!(ds.n_genes(), 10);
     assert!(
-        matches!(e, ReaderError::NoFeatures { ref object, .. } if object.ends_with("genome")),
+        ds.notes().len() == 1 && ds.notes()[0].contains("\"GRCh38\", not \"mm10\""),
+        "{:?}",
+        ds.notes()
+    );
+    // So is a single-group Cell Ranger 2 file.
+    let single = dir.path().join("one.h5");
+    write_10x_v2(
+        &single,
+        &m,
+        &names("g", 10),
+        &names("id", 10),
+        &names("c", 48),
+        &Opts::default(),
+    );
+    let ds = open(
+        &single,
+        &OpenOptions {
+            genome: Some("GRCh38".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(ds.n_cells(), 48);
+    assert!(
+        ds.notes()[0].contains("\"mm10\", not \"GRCh38\""),
+        "{:?}",
+        ds.notes()
+    );
+}
+
+#[test]
+fn tenx_genome_filter_keeps_the_asked_genome_of_several() {
+    let dir = tmp();
+    let rows = counts();
+    let m = RawCsr::from_dense(&rows);
+    let q = dir.path().join("mixed.h5");
+    write_10x_v3(
+        &q,
+        &m,
+        &names("g", 10),
+        &names("id", 10),
+        &vec!["Gene Expression".into(); 10],
+        &names("c", 48),
+        &Opts::default(),
+    );
+    {
+        // Genes 6..10 belong to mm10.
+        let f = hdf5::File::open_rw(&q).unwrap();
+        let feats = f.group("matrix/features").unwrap();
+        feats.unlink("genome").unwrap();
+        let g: Vec<String> = (0..10)
+            .map(|i| if i < 6 { "GRCh38" } else { "mm10" }.to_string())
+            .collect();
+        strings(&feats, "genome", &g, Str::VarUnicode);
+    }
+    let with = |g: &str| {
+        open(
+            &q,
+            &OpenOptions {
+                genome: Some(g.into()),
+                ..Default::default()
+            },
+        )
+    };
+    let mouse = with("mm10").unwrap();
+    assert_eq!(mouse.gene_names(), &names("g", 10)[6..]);
+    assert!(mouse.notes().is_empty());
+    let x = mouse.read_cells(0..48).unwrap();
+    let want: Vec<Vec<f64>> = rows.iter().map(|r| r[6..].to_vec()).collect();
+    assert_eq!(dense(&x), want);
+    let e = with("hg99").unwrap_err();
+    assert!(
+        matches!(e, ReaderError::NoGenome { ref found, .. } if found == &["GRCh38".to_string(), "mm10".into()]),
         "{e}"
     );
+    let text = e.to_string();
+    assert!(
+        text.contains("/matrix/features/genome")
+            && text.contains("--genome NAME")
+            && !text.contains("feature_type"),
+        "{text}"
+    );
+    // The mouse features are all antibodies: the type and the genome exist, no feature has both.
+    drop(mouse);
+    {
+        let f = hdf5::File::open_rw(&q).unwrap();
+        let feats = f.group("matrix/features").unwrap();
+        feats.unlink("feature_type").unwrap();
+        let t: Vec<String> = (0..10)
+            .map(|i| {
+                if i < 6 {
+                    "Gene Expression"
+                } else {
+                    "Antibody Capture"
+                }
+                .to_string()
+            })
+            .collect();
+        strings(&feats, "feature_type", &t, Str::VarUnicode);
+    }
+    let e = with("mm10").unwrap_err();
+    assert!(
+        matches!(e, ReaderError::NoFeatures { ref wanted, .. } if wanted.contains("mm10")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("another genome with --genome NAME"), "{e}");
+    assert!(with("GRCh38").is_ok());
 }
 
 // ---------------------------------------------------------- bad input
@@ -1255,4 +1371,104 @@ fn real_anndata_files_agree() {
         csr.0.len(),
         csr.3.iter().map(|c| &c.0.name).collect::<Vec<_>>()
     );
+}
+
+// ------------------------------------------------------------ filters
+
+/// Rewrites, in the file's bytes, the id of every LZF entry of a filter
+/// pipeline (id 32000, named "lzf") to `id`, giving datasets compressed with a
+/// filter this build has no decoder for.
+fn relabel_lzf_filter(path: &Path, id: u16) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut n = 0;
+    for at in 0..bytes.len().saturating_sub(4) {
+        // The pipeline entry: id (u16), name length, flags, value count, then the name.
+        if &bytes[at..at + 4] == b"lzf\0" && at >= 8 && bytes[at - 8..at - 6] == 32000u16.to_le_bytes() {
+            bytes[at - 8..at - 6].copy_from_slice(&id.to_le_bytes());
+            n += 1;
+        }
+    }
+    assert!(n > 0, "no LZF pipeline entry found in {}", path.display());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn lzf_compressed_arrays_are_read() {
+    let dir = tmp();
+    let rows = counts();
+    let m = RawCsr::from_dense(&rows);
+    let (genes, cells) = (names("g", 10), names("c", 48));
+    for (name, enc) in [
+        ("csr.h5ad", Enc::Csr),
+        ("csc.h5ad", Enc::Csc),
+        ("dense.h5ad", Enc::Dense),
+    ] {
+        let p = dir.path().join(name);
+        let o = Opts {
+            chunk: Some(7),
+            lzf: true,
+            ..Opts::default()
+        };
+        write_h5ad(&p, &m, &genes, &cells, &o, enc, &H5adExtras::default());
+        let ds = open_default(&p).unwrap();
+        assert_eq!(dense(&ds.read_cells(0..48).unwrap()), rows, "{name}");
+        if enc == Enc::Csr {
+            let summaries = ds.storage_summaries();
+            assert!(summaries.iter().all(|(_, s)| s.ends_with("lzf")), "{summaries:?}");
+        }
+    }
+    let p = dir.path().join("v3.h5");
+    let o = Opts {
+        chunk: Some(5),
+        lzf: true,
+        ..Opts::default()
+    };
+    write_10x_v3(
+        &p,
+        &m,
+        &genes,
+        &names("id", 10),
+        &vec!["Gene Expression".into(); 10],
+        &cells,
+        &o,
+    );
+    assert_eq!(dense(&open_default(&p).unwrap().read_cells(0..48).unwrap()), rows);
+}
+
+#[test]
+fn a_filter_without_decoder_is_named_with_its_object() {
+    let dir = tmp();
+    let m = RawCsr::from_dense(&counts());
+    let p = dir.path().join("zstd.h5ad");
+    let o = Opts {
+        chunk: Some(7),
+        lzf: true,
+        ..Opts::default()
+    };
+    write_h5ad(
+        &p,
+        &m,
+        &names("g", 10),
+        &names("c", 48),
+        &o,
+        Enc::Csr,
+        &H5adExtras::default(),
+    );
+    relabel_lzf_filter(&p, 32015);
+    let e = open_default(&p).unwrap_err();
+    match &e {
+        ReaderError::UnsupportedFilter { object, id, name, .. } => {
+            assert!(object.starts_with("/X/"), "{e}");
+            assert_eq!((*id, name.as_str()), (32015, "zstd"));
+        }
+        other => panic!("expected UnsupportedFilter, got {other}"),
+    }
+    let text = e.to_string();
+    assert!(
+        text.contains("zstd.h5ad")
+            && text.contains("filter 32015 (zstd)")
+            && text.contains("compression='gzip'"),
+        "{text}"
+    );
+    assert!(!text.contains("corrupt"), "{text}");
 }
