@@ -8,3 +8,4 @@ mod r4_bound;
 mod r5_scenarios;
 mod r6_analyze;
 mod r7_factor;
+mod reliability_cache;

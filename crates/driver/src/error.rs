@@ -64,9 +64,8 @@ impl DriverError {
     pub fn is_input_error(&self) -> bool {
         use inmf_learner::LearnerError as L;
         match self {
-            DriverError::InvalidParameter(_) | DriverError::Reader(_) | DriverError::InvalidModel { .. } => {
-                true
-            }
+            DriverError::InvalidParameter(_) | DriverError::InvalidModel { .. } => true,
+            DriverError::Reader(e) => e.is_input_error(),
             DriverError::Learner(e) => matches!(
                 e,
                 L::InvalidParameter(_) | L::InvalidData(_) | L::InvalidSparse(_)

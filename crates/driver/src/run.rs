@@ -16,8 +16,7 @@ use inmf_reader::{BlockPool, Hdf5Source, ReaderError};
 use ndarray::Array2;
 
 use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
-use crate::prepare::{cache_root, finish_cache, open_and_preprocess};
-use inmf_reader::fingerprint;
+use crate::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs};
 
 use crate::bound::{measure_epoch_bound, EpochBound};
 use crate::config::RunConfig;
@@ -274,7 +273,8 @@ where
     Ok(pool.install(f))
 }
 
-/// Records each input of `source` for the model file.
+/// Records each input of `source` for the model file (fingerprints are
+/// computed if they were not yet).
 pub(crate) fn model_datasets(
     source: &Hdf5Source,
     inputs: &[InputSpec],
@@ -285,7 +285,7 @@ pub(crate) fn model_datasets(
                 name: source.dataset_names()[d].clone(),
                 path: inputs[d].path.clone(),
                 n_cells: source.n_cells(d),
-                fingerprint: fingerprint(&inputs[d].path)?,
+                fingerprint: source.dataset(d).fingerprint()?.to_owned(),
                 scale: source.scale_factors(d).to_vec(),
             })
         })
@@ -295,8 +295,12 @@ pub(crate) fn model_datasets(
 fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, DriverError> {
     let t0 = Instant::now();
     let cache_root = cache_root(&req.config.runtime, &req.out_dir);
-    let (mut source, cache) =
-        open_and_preprocess(&req.inputs, &req.config.preprocess, None, cache_root.as_deref())?;
+    let opened = open_inputs(&req.inputs, &req.config.preprocess, None)?;
+    let hashed = opened.fingerprint()?;
+    if !req.quiet {
+        eprintln!("{hashed}");
+    }
+    let (mut source, cache) = preprocess_inputs(opened, cache_root.as_deref(), req.quiet)?;
     if !req.quiet {
         eprintln!("{}", source.report().to_string().trim_end());
     }
