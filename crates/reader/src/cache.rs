@@ -1556,6 +1556,32 @@ mod tests {
             cache_key(&renamed, &params).unwrap(),
             cache_key(&open_all(&paths), &params).unwrap()
         );
+        // An entry built under the files' own names serves the renamed
+        // datasets under their new names, and the report says so.
+        let root = dir.path().join("cache");
+        Hdf5Source::preprocess(open_all(&paths), &params)
+            .unwrap()
+            .build_cache(&params, &root)
+            .unwrap();
+        let CacheLookup::Hit(hit, _) = Hdf5Source::from_cache(renamed, &params, &root).unwrap() else {
+            panic!("renaming reuses the entry");
+        };
+        assert_eq!(hit.dataset_names(), ["other0", "other1"]);
+        for (i, r) in hit.report().datasets.iter().enumerate() {
+            assert_eq!(
+                (r.name.as_str(), r.path.as_path()),
+                (hit.dataset_names()[i].as_str(), paths[i].as_path())
+            );
+        }
+        let meta = std::fs::read_to_string(
+            root.join(cache_key(&open_all(&paths), &params).unwrap())
+                .join("meta.json"),
+        )
+        .unwrap();
+        assert!(
+            !meta.contains("\"d0\"") && !meta.contains("d0.h5ad"),
+            "no names or paths in the entry: {meta}"
+        );
     }
 
     /// Delegates to a preprocessed source; the `fail_on`-th block read fails.
