@@ -9,15 +9,16 @@
 //! (one file per thread of the caller's rayon pool), and the time counts
 //! in the run's preprocessing time.
 //!
-//! Cost, measured on this project's 2-core machines (`inmf simulate`
-//! --datasets 3 --genes 2000 --library-locs 6.5,6.9,7.3, then `inmf run`;
-//! `scripts/bench-fingerprint` repeats it): 1M cells (3 files, 3.3 GB),
-//! 1.1 s with the files in the page cache (3.0 GB/s, 4 % of the
-//! preprocessing time of a fresh cache entry), 21 s read from disk
-//! (0.16 GB/s; the preprocessing pass that follows then reads them from
-//! the page cache); 50k cells (164 MB), 0.06 s warm. A reused cache entry
-//! still costs this hashing of the inputs: it is what keeps a reused entry
-//! from ever being a stale one.
+//! Cost, measured on this project's 2-core machine while other builds ran
+//! on it (`scripts/bench-fingerprint`: `inmf simulate` of 3 datasets ×
+//! 2,000 genes, then `inmf run`): at 1M cells the inputs are 489 MB
+//! (gzip-compressed .h5ad), hashed in 0.10–0.15 s from the page cache
+//! (3.3–4.8 GB/s; 0.5 % of the 29 s preprocessing of a fresh cache entry,
+//! a third of the 0.33 s of a run that reuses one) and in 0.24–1.1 s after
+//! `drop_caches` (0.4–2.0 GB/s; under 4 % of a fresh preprocessing, whose
+//! passes then read the inputs from the page cache); at 50k cells (26 MB)
+//! in 0.03–0.05 s either way. A reused cache entry still costs this
+//! hashing: it is what keeps a reused entry from ever being a stale one.
 //!
 //! Model files written before whole-content hashing hold 16-hex-digit
 //! fingerprints of an older, sampled format; [`same_content`] still
