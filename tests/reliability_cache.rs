@@ -654,3 +654,99 @@ fn resume_refuses_an_input_edited_since_the_checkpoint() {
     assert!(err.contains("run without --resume"), "{err}");
     assert!(ck.exists(), "the checkpoint is kept");
 }
+
+/// The fingerprint format of model files written before whole-content
+/// hashing: xxh3-64 over the file size and 17 windows of 64 KiB (16 evenly
+/// spaced ones and the last one), as 16 hex digits.
+fn legacy_fingerprint(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    let size = bytes.len() as u64;
+    const WINDOW: u64 = 64 * 1024;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&size.to_le_bytes());
+    for off in (0..16)
+        .map(|i| size.saturating_sub(WINDOW) * i / 16)
+        .chain([size.saturating_sub(WINDOW)])
+    {
+        h.update(&bytes[off as usize..(off + WINDOW).min(size) as usize]);
+    }
+    format!("{:016x}", h.digest())
+}
+
+#[test]
+fn models_with_old_sampled_fingerprints_still_check_their_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let files = simulate(
+        &d.join("data"),
+        &[
+            "--datasets",
+            "3",
+            "--cells",
+            "400",
+            "--genes",
+            "120",
+            "--cell-types",
+            "3",
+        ],
+    );
+    let model = d.join("model");
+    ok(run_with(&paths(&files[..1]), &model, &["--no-cache"]));
+    // As an older inmf wrote it.
+    {
+        let f = open_rw_unlocked(&model.join("model.h5"));
+        let legacy: VarLenUnicode = legacy_fingerprint(&files[0]).parse().unwrap();
+        f.group("datasets/0")
+            .unwrap()
+            .attr("fingerprint")
+            .unwrap()
+            .write_scalar(&legacy)
+            .unwrap();
+    }
+    let add = |out: &Path| {
+        let m = model.display().to_string();
+        let o = out.display().to_string();
+        let new = files[1].display().to_string();
+        inmf(&[
+            "add",
+            &m,
+            &new,
+            "--out",
+            &o,
+            "--quiet",
+            "--no-cache",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "200",
+        ])
+    };
+    let added = d.join("added");
+    ok(add(&added));
+    let fingerprint = |model: &Path, i: usize| {
+        hdf5::File::open(model.join("model.h5"))
+            .unwrap()
+            .group(&format!("datasets/{i}"))
+            .unwrap()
+            .attr("fingerprint")
+            .unwrap()
+            .read_scalar::<VarLenUnicode>()
+            .unwrap()
+            .to_string()
+    };
+    let upgraded = fingerprint(&added, 0);
+    assert_eq!(
+        upgraded.len(),
+        32,
+        "the checked old dataset is recorded in the current format: {upgraded}"
+    );
+    assert_eq!(fingerprint(&added, 1).len(), 32);
+    // A change the old format sees (the size) is still refused.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&files[0]).unwrap();
+    std::io::Write::write_all(&mut f, &[0u8; 100]).unwrap();
+    drop(f);
+    let o = add(&d.join("refused"));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("changed since the model was made"), "{err}");
+}

@@ -70,7 +70,7 @@ pub struct Hdf5Source {
 #[derive(Debug)]
 pub enum CacheLookup {
     /// A complete entry for these inputs and parameters: the source serves
-    /// blocks from it (no pass over the inputs was needed).
+    /// blocks from it (no preprocessing pass over the inputs was needed).
     Hit(Box<Hdf5Source>, PathBuf),
     /// No entry: the datasets are handed back for [`Hdf5Source::preprocess`].
     Miss(Vec<Dataset>),
