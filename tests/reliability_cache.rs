@@ -489,29 +489,41 @@ fn read_only_cache_directory_exits_1_naming_it() {
     let d = dir.path();
     let inputs = paths(&data(&d.join("data"), 300, 100));
     let ro = d.join("ro");
+    let existing = ro.join("cache");
     let mounted = if is_root() {
         // Root ignores permission bits: a read-only file system instead.
         let Some(m) = Tmpfs::mount(&ro, "4m", "read_only_cache_directory_exits_1_naming_it") else {
             return;
         };
+        std::fs::create_dir(&existing).unwrap();
         m.remount_read_only();
         Some(m)
     } else {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir(&ro).unwrap();
-        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        std::fs::create_dir_all(&existing).unwrap();
+        for p in [&existing, &ro] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o555)).unwrap();
+        }
         None
     };
-    let cache = ro.join("cache");
-    let o = run_with(&inputs, &d.join("out"), &["--cache", cache.to_str().unwrap()]);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(&format!("preprocessed cache {}", cache.display())),
-        "{err}"
-    );
-    assert!(err.contains("--cache DIR") && err.contains("--no-cache"), "{err}");
-    assert!(!d.join("out").exists(), "no output");
+    // A cache directory to create, and one that exists but cannot be written.
+    for cache in [ro.join("new").join("cache"), existing.clone()] {
+        let o = run_with(&inputs, &d.join("out"), &["--cache", cache.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("preprocessed cache {}: ", cache.display())),
+            "the message names the cache directory: {err}"
+        );
+        assert!(err.contains("--cache DIR") && err.contains("--no-cache"), "{err}");
+        assert!(!d.join("out").exists(), "no output");
+    }
+    if mounted.is_none() {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [&ro, &existing] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
     drop(mounted);
 }
 

@@ -608,7 +608,8 @@ where
     S: CellSource<Error = ReaderError> + Send,
 {
     let _ = std::fs::remove_dir_all(tmp);
-    std::fs::create_dir(tmp).map_err(|e| write_err(tmp, e))?;
+    // A refusal here is the cache directory's: name it.
+    std::fs::create_dir(tmp).map_err(|e| write_err(tmp.parent().unwrap_or(tmp), e))?;
     // Blocks are read (decoded, normalized, scaled) on a scoped thread while
     // this one writes the previous ones: reading and writing overlap.
     let (blocks_tx, blocks) = std::sync::mpsc::sync_channel::<Result<CsrMatrix, ReaderError>>(1);
