@@ -395,7 +395,8 @@ fn exit_code(err: &anyhow::Error) -> u8 {
     let bad_input = err.chain().any(|e| {
         e.downcast_ref::<DriverError>()
             .is_some_and(DriverError::is_input_error)
-            || e.downcast_ref::<inmf_reader::ReaderError>().is_some()
+            || e.downcast_ref::<inmf_reader::ReaderError>()
+                .is_some_and(inmf_reader::ReaderError::is_input_error)
     });
     if bad_input {
         2

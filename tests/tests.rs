@@ -8,5 +8,6 @@ mod r4_bound;
 mod r5_scenarios;
 mod r6_analyze;
 mod r7_factor;
+mod reliability_cache;
 mod reliability_inputs;
 mod reliability_outputs;

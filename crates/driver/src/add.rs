@@ -24,13 +24,13 @@ use crate::guard::{check_output_dir, OutputSet};
 use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
 use crate::model::SavedModel;
 use crate::output_set::check_pair;
-use crate::prepare::{cache_root, finish_cache, open_and_preprocess};
+use crate::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs};
 use crate::run::{
     clean_stale, create_dir, in_pool, model_datasets, write_phase_outputs, InputSpec, PhaseOutputs,
     RunSummary,
 };
 use crate::space::{ensure_space, model_set_bytes};
-use inmf_reader::{fingerprint, BlockPool};
+use inmf_reader::{same_content, BlockPool};
 
 /// Everything `inmf add` needs.
 #[derive(Debug, Clone)]
@@ -122,14 +122,6 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
                     d.path.display()
                 )));
             }
-            if fingerprint(&d.path)? != d.fingerprint {
-                return Err(DriverError::InvalidParameter(format!(
-                    "dataset {:?} of the model ({}) changed since the model was made (its content \
-                     fingerprint differs); restore the original file, or pass --new-only",
-                    d.name,
-                    d.path.display()
-                )));
-            }
             inputs.push(InputSpec {
                 name: d.name.clone(),
                 path: d.path.clone(),
@@ -139,12 +131,23 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     inputs.extend(req.inputs.iter().cloned());
     clean_stale(&req.out_dir, req.quiet);
     let cache_root = cache_root(&req.config.runtime, &req.out_dir);
-    let (mut source, cache) = open_and_preprocess(
-        &inputs,
-        &req.config.preprocess,
-        Some(&saved.genes),
-        cache_root.as_deref(),
-    )?;
+    let opened = open_inputs(&inputs, &req.config.preprocess, Some(&saved.genes))?;
+    let hashed = opened.fingerprint()?;
+    if !req.quiet {
+        crate::log::line(&hashed);
+    }
+    let n_rechecked = if req.new_only { 0 } else { n_old };
+    for (old, d) in saved.datasets[..n_rechecked].iter().zip(&opened.datasets) {
+        if !same_content(&old.fingerprint, d)? {
+            return Err(DriverError::InvalidParameter(format!(
+                "dataset {:?} of the model ({}) changed since the model was made (its content \
+                 fingerprint differs); restore the original file, or pass --new-only",
+                old.name,
+                old.path.display()
+            )));
+        }
+    }
+    let (mut source, cache) = preprocess_inputs(opened, cache_root.as_deref(), req.quiet)?;
     if !req.quiet {
         crate::log::line(source.report().to_string().trim_end());
     }
@@ -190,6 +193,11 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
         crate::log::line(&cache_line);
     }
     let mut all_meta = saved.datasets.clone();
+    // Old datasets read again were checked unchanged: record their
+    // fingerprints in the current format.
+    for (d, meta) in all_meta[..n_rechecked].iter_mut().enumerate() {
+        meta.fingerprint = source.dataset(d).fingerprint()?.to_owned();
+    }
     all_meta.extend(new_meta);
     let mut base = saved.model.clone();
     for d in &mut base.datasets {

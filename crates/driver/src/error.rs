@@ -161,10 +161,10 @@ impl DriverError {
         match self {
             DriverError::InvalidParameter(_)
             | DriverError::ParameterFile { .. }
-            | DriverError::Reader(_)
             | DriverError::InvalidModel { .. }
             | DriverError::UnsafeOutput { .. }
             | DriverError::DamagedFile { .. } => true,
+            DriverError::Reader(e) => e.is_input_error(),
             DriverError::Learner(e) => matches!(
                 e,
                 L::InvalidParameter(_) | L::InvalidData(_) | L::InvalidSparse(_)

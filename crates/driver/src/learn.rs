@@ -180,6 +180,15 @@ fn write_checkpoint(c: &CheckpointSpec, state: &Learning) -> Result<(), DriverEr
     snap.save(&c.path)
 }
 
+/// `"a", "b"` for the log.
+fn dataset_names(datasets: &[crate::model::ModelDataset]) -> String {
+    datasets
+        .iter()
+        .map(|d| format!("{:?}", d.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Restores a learning phase from the checkpoint at `spec.path`, after
 /// checking it belongs to this very run (same genes, datasets, fingerprints
 /// and parameters as `spec.template`).
@@ -245,19 +254,45 @@ pub(crate) fn resume(spec: &CheckpointSpec) -> Result<Learning, DriverError> {
             differ.join(", ")
         )));
     }
+    if ck.datasets.len() != t.datasets.len()
+        || ck.datasets.iter().zip(&t.datasets).any(|(a, b)| a.name != b.name)
+    {
+        return Err(invalid(format!(
+            "it was written for the datasets {}, this run has {}; rerun with the same inputs or without --resume",
+            dataset_names(&ck.datasets),
+            dataset_names(&t.datasets)
+        )));
+    }
+    for (a, b) in ck.datasets.iter().zip(&t.datasets) {
+        if a.fingerprint != b.fingerprint {
+            return Err(invalid(format!(
+                "input {:?} ({}) changed since the checkpoint was written (its content fingerprint \
+                 differs); run without --resume to start over with the current file",
+                b.name,
+                b.path.display()
+            )));
+        }
+    }
     if ck.genes != t.genes {
         return Err(invalid(
-            "its genes differ from this run's (inputs or preprocessing changed)".into(),
+            "its genes differ from this run's (preprocessing options changed); rerun with the same \
+             options or without --resume"
+                .into(),
         ));
     }
-    let same = |a: &crate::model::ModelDataset, b: &crate::model::ModelDataset| {
-        a.name == b.name && a.fingerprint == b.fingerprint && a.n_cells == b.n_cells && a.scale == b.scale
-    };
-    if ck.datasets.len() != t.datasets.len() || !ck.datasets.iter().zip(&t.datasets).all(|(a, b)| same(a, b))
+    if let Some(b) = ck
+        .datasets
+        .iter()
+        .zip(&t.datasets)
+        .find_map(|(a, b)| (a.n_cells != b.n_cells || a.scale != b.scale).then_some(b))
     {
-        return Err(invalid(
-            "its datasets differ from this run's inputs (a file changed or the list differs)".into(),
-        ));
+        return Err(invalid(format!(
+            "dataset {:?} ({}) preprocesses differently from when the checkpoint was written (cells or \
+             scale factors differ: was --matrix or another preprocessing option changed?); rerun with \
+             the same options or without --resume",
+            b.name,
+            b.path.display()
+        )));
     }
     Ok(Learning {
         model: ck.model,

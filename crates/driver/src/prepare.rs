@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use inmf_reader::{
-    open, CacheLookup, CheckedPreprocessParams, Combine, GeneKey, GeneSelection, Hdf5Source, MatrixLocation,
+    describe_removed, fingerprint_datasets, open, remove_stale_temporaries, CacheLookup,
+    CheckedPreprocessParams, Combine, Dataset, GeneKey, GeneSelection, Hdf5Source, MatrixLocation,
     OpenOptions, PreprocessParams,
 };
 
@@ -67,8 +68,10 @@ pub fn read_gene_list(path: &Path) -> Result<Vec<String>, DriverError> {
 pub enum CacheUse {
     /// No cache: every epoch decodes the inputs.
     Off,
-    /// An entry existed and is being used (its directory).
-    Reused(PathBuf),
+    /// An entry existed and is being used: its directory, its size in
+    /// bytes, and the seconds its lookup took (checking every file's
+    /// checksum).
+    Reused(PathBuf, u64, f64),
     /// No entry yet: [`finish_cache`] builds it under this root.
     ToBuild(PathBuf, CheckedPreprocessParams),
 }
@@ -78,7 +81,12 @@ impl CacheUse {
     pub fn describe(&self) -> String {
         match self {
             CacheUse::Off => "preprocessed cache: off".into(),
-            CacheUse::Reused(d) => format!("preprocessed cache: reused {}", d.display()),
+            CacheUse::Reused(d, bytes, seconds) => format!(
+                "preprocessed cache: reused {} ({:.1} MB checked in {seconds:.2} s, {:.2} GB/s)",
+                d.display(),
+                *bytes as f64 / 1e6,
+                *bytes as f64 / 1e9 / seconds.max(1e-9)
+            ),
             CacheUse::ToBuild(r, _) => format!("preprocessed cache: building under {}", r.display()),
         }
     }
@@ -92,12 +100,60 @@ impl CacheUse {
 /// complete cache entry of the same inputs and parameters is used instead
 /// of the statistics pass; without one, [`finish_cache`] builds it later
 /// (after the caller validated what depends on the data).
+/// [`open_inputs`] then [`preprocess_inputs`].
 pub fn open_and_preprocess(
     inputs: &[InputSpec],
     cfg: &PreprocessConfig,
     given_genes: Option<&[String]>,
     cache_root: Option<&Path>,
 ) -> Result<(Hdf5Source, CacheUse), DriverError> {
+    preprocess_inputs(open_inputs(inputs, cfg, given_genes)?, cache_root, false)
+}
+
+/// The inputs of a run, opened read-only, with the run's preprocessing
+/// parameters.
+pub struct OpenedInputs {
+    /// One per input, in order.
+    pub datasets: Vec<Dataset>,
+    params: CheckedPreprocessParams,
+}
+
+impl OpenedInputs {
+    /// Computes every input's content fingerprint (the whole files, hashed
+    /// in parallel; see inmf-reader's `fingerprint.rs`) and returns a line
+    /// for the log with their size and the hashing time and rate.
+    pub fn fingerprint(&self) -> Result<String, DriverError> {
+        let t = std::time::Instant::now();
+        let refs: Vec<&Dataset> = self.datasets.iter().collect();
+        fingerprint_datasets(&refs)?;
+        let seconds = t.elapsed().as_secs_f64();
+        let bytes: u64 = self
+            .datasets
+            .iter()
+            .filter_map(|d| std::fs::metadata(d.path()).ok())
+            .map(|m| m.len())
+            .sum();
+        let size = if bytes >= 1_000_000_000 {
+            format!("{:.2} GB", bytes as f64 / 1e9)
+        } else {
+            format!("{:.1} MB", bytes as f64 / 1e6)
+        };
+        Ok(format!(
+            "input fingerprints: {} file{}, {size} hashed in {seconds:.2} s ({:.2} GB/s)",
+            self.datasets.len(),
+            if self.datasets.len() == 1 { "" } else { "s" },
+            bytes as f64 / 1e9 / seconds.max(1e-9)
+        ))
+    }
+}
+
+/// Opens every input read-only and checks the preprocessing parameters
+/// (see [`open_and_preprocess`]).
+pub fn open_inputs(
+    inputs: &[InputSpec],
+    cfg: &PreprocessConfig,
+    given_genes: Option<&[String]>,
+) -> Result<OpenedInputs, DriverError> {
     cfg.check(given_genes.is_none())?;
     let matrix = matrix_location(&cfg.matrix)?;
     let genes = match (given_genes, &cfg.genes_file) {
@@ -141,19 +197,59 @@ pub fn open_and_preprocess(
         .collect::<Result<Vec<_>, _>>()?;
     for d in &datasets {
         for note in d.notes() {
-            eprintln!("warning: {}: {note}", d.path().display());
+            crate::log::line(&format!("warning: {}: {note}", d.path().display()));
         }
     }
+    Ok(OpenedInputs { datasets, params })
+}
+
+/// Preprocesses opened inputs, through the cache under `cache_root` if
+/// given (see [`open_and_preprocess`]). Before the lookup, temporaries that
+/// killed runs left in the cache directory are removed (said on stderr
+/// unless `quiet`); an entry found damaged is reported on stderr, removed
+/// and built again later ([`finish_cache`]).
+pub fn preprocess_inputs(
+    opened: OpenedInputs,
+    cache_root: Option<&Path>,
+    quiet: bool,
+) -> Result<(Hdf5Source, CacheUse), DriverError> {
+    let OpenedInputs { datasets, params } = opened;
     let Some(root) = cache_root else {
         return Ok((Hdf5Source::preprocess(datasets, &params)?, CacheUse::Off));
     };
-    match Hdf5Source::from_cache(datasets, &params, root)? {
-        CacheLookup::Hit(src, dir) => Ok((*src, CacheUse::Reused(dir))),
-        CacheLookup::Miss(datasets) => Ok((
-            Hdf5Source::preprocess(datasets, &params)?,
-            CacheUse::ToBuild(root.to_path_buf(), params),
-        )),
+    if let Some(line) = describe_removed(&remove_stale_temporaries(root)) {
+        if !quiet {
+            crate::log::line(&format!("preprocessed cache: {line}"));
+        }
     }
+    let t = std::time::Instant::now();
+    let datasets = match Hdf5Source::from_cache(datasets, &params, root)? {
+        CacheLookup::Hit(src, dir) => {
+            let seconds = t.elapsed().as_secs_f64();
+            let bytes = std::fs::read_dir(&dir)
+                .map(|files| {
+                    files
+                        .flatten()
+                        .filter_map(|f| f.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            return Ok((*src, CacheUse::Reused(dir, bytes, seconds)));
+        }
+        CacheLookup::Miss(datasets) => datasets,
+        CacheLookup::Discarded(datasets, dir, problem) => {
+            crate::log::line(&format!(
+                "preprocessed cache: entry {} {problem}; rebuilding it",
+                dir.display()
+            ));
+            datasets
+        }
+    };
+    Ok((
+        Hdf5Source::preprocess(datasets, &params)?,
+        CacheUse::ToBuild(root.to_path_buf(), params),
+    ))
 }
 
 /// Builds the cache entry if [`open_and_preprocess`] asked for it; the

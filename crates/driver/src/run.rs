@@ -16,8 +16,7 @@ use inmf_reader::{BlockPool, Hdf5Source, ReaderError};
 use ndarray::Array2;
 
 use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
-use crate::prepare::{cache_root, finish_cache, open_and_preprocess};
-use inmf_reader::fingerprint;
+use crate::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs};
 
 use crate::anndata::UnsValue;
 use crate::bound::{measure_epoch_bound, EpochBound};
@@ -331,7 +330,8 @@ where
     Ok(pool.install(f))
 }
 
-/// Records each input of `source` for the model file.
+/// Records each input of `source` for the model file (fingerprints are
+/// computed if they were not yet).
 pub(crate) fn model_datasets(
     source: &Hdf5Source,
     inputs: &[InputSpec],
@@ -342,7 +342,7 @@ pub(crate) fn model_datasets(
                 name: source.dataset_names()[d].clone(),
                 path: inputs[d].path.clone(),
                 n_cells: source.n_cells(d),
-                fingerprint: fingerprint(&inputs[d].path)?,
+                fingerprint: source.dataset(d).fingerprint()?.to_owned(),
                 scale: source.scale_factors(d).to_vec(),
             })
         })
@@ -353,8 +353,12 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     let t0 = Instant::now();
     let cache_root = cache_root(&req.config.runtime, &req.out_dir);
     clean_stale(&req.out_dir, req.quiet);
-    let (mut source, cache) =
-        open_and_preprocess(&req.inputs, &req.config.preprocess, None, cache_root.as_deref())?;
+    let opened = open_inputs(&req.inputs, &req.config.preprocess, None)?;
+    let hashed = opened.fingerprint()?;
+    if !req.quiet {
+        crate::log::line(&hashed);
+    }
+    let (mut source, cache) = preprocess_inputs(opened, cache_root.as_deref(), req.quiet)?;
     if !req.quiet {
         crate::log::line(source.report().to_string().trim_end());
     }

@@ -200,6 +200,8 @@ pub struct Dataset {
     cell_names: hdf5::Dataset,
     cell_names_source: NameSource,
     obs: Vec<(ObsColumn, ObsStore)>,
+    /// The file's content fingerprint, once computed (`fingerprint.rs`).
+    pub(crate) fingerprint: std::sync::OnceLock<String>,
 }
 
 /// Opens an input read-only, detecting its format from its content (not
@@ -315,6 +317,7 @@ impl Dataset {
             cell_names: cell_ds,
             cell_names_source: layout.cell_names,
             obs,
+            fingerprint: std::sync::OnceLock::new(),
         })
     }
 

@@ -45,6 +45,36 @@ pub enum ReaderError {
         message: String,
     },
 
+    /// The disk holding the preprocessed cache filled up while an entry was
+    /// being built (the partial entry was removed).
+    #[error(
+        "preprocessed cache {path}: the disk is full (no space left on device) while building a \
+         cache entry{}. Free space there, choose a cache directory on a disk with room \
+         (--cache DIR), or run without the cache (--no-cache).",
+        needs(*needed_bytes)
+    )]
+    CacheDiskFull {
+        /// The cache directory.
+        path: PathBuf,
+        /// About how many bytes the entry needs (0: unknown).
+        needed_bytes: u64,
+    },
+
+    /// A cache entry that cannot be used could not be removed either.
+    #[error(
+        "preprocessed cache: entry {path} {problem} and cannot be removed ({error}). Delete it \
+         (`rm -r {path}`) and run again, or run without the cache (--no-cache).",
+        path = path.display()
+    )]
+    CacheEntryUnremovable {
+        /// The entry's directory.
+        path: PathBuf,
+        /// Why it cannot be used ("is damaged (0.data: checksum mismatch)").
+        problem: String,
+        /// The operating system's refusal (in the message, printed once).
+        error: std::io::Error,
+    },
+
     /// The file carries no HDF5 signature (it is, e.g., a CSV, an .rds, a
     /// Matrix Market file or a truncated download).
     #[error(
@@ -479,6 +509,32 @@ fn present_words(missing: usize, requested: usize, min_present: f64) -> String {
     )
 }
 
+impl ReaderError {
+    /// True when the user can fix the failure by changing the inputs or
+    /// parameters (a file that is missing, not a count matrix, corrupt,
+    /// inconsistent, or parameters out of range); false for failures of the
+    /// environment: the preprocessed cache (I/O, a full disk, permissions,
+    /// an entry that cannot be removed) and temporary files.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(
+            self,
+            ReaderError::Cache { .. }
+                | ReaderError::CacheDiskFull { .. }
+                | ReaderError::CacheEntryUnremovable { .. }
+                | ReaderError::Temp { .. }
+        )
+    }
+}
+
+/// " that needs about N MB", or nothing when unknown.
+fn needs(bytes: u64) -> String {
+    if bytes == 0 {
+        String::new()
+    } else {
+        format!(" that needs about {:.1} MB", bytes as f64 / 1e6)
+    }
+}
+
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         return "none".to_owned();
@@ -501,4 +557,66 @@ fn list_paths(paths: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_of_the_cache_and_temporary_files_are_not_input_errors() {
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let environment = [
+            ReaderError::Cache {
+                path: "c".into(),
+                message: "Read-only file system".into(),
+            },
+            ReaderError::CacheDiskFull {
+                path: "c".into(),
+                needed_bytes: 43_000_000,
+            },
+            ReaderError::CacheEntryUnremovable {
+                path: "c/k".into(),
+                problem: "is damaged (0.data: checksum mismatch)".into(),
+                error: io(),
+            },
+            ReaderError::Temp {
+                path: "t".into(),
+                error: io(),
+            },
+        ];
+        for e in &environment {
+            assert!(!e.is_input_error(), "{e}");
+        }
+        let input = [
+            ReaderError::NotFound {
+                path: "a.h5ad".into(),
+            },
+            ReaderError::NotHdf5 { path: "a.csv".into() },
+            ReaderError::InvalidParameter {
+                name: "alpha",
+                value: "2".into(),
+                expected: "(0, 1)".into(),
+            },
+            ReaderError::Io {
+                path: "a.h5ad".into(),
+                source: io(),
+            },
+        ];
+        for e in &input {
+            assert!(e.is_input_error(), "{e}");
+        }
+        let full = environment[1].to_string();
+        assert!(
+            full.starts_with("preprocessed cache c: the disk is full")
+                && full.contains("needs about 43.0 MB")
+                && full.contains("--no-cache"),
+            "{full}"
+        );
+        let unknown = ReaderError::CacheDiskFull {
+            path: "c".into(),
+            needed_bytes: 0,
+        };
+        assert!(!unknown.to_string().contains("needs about"), "{unknown}");
+    }
 }

@@ -96,11 +96,16 @@ mod tests_inputs;
 #[cfg(test)]
 mod tests_malformed;
 
-pub use cache::{stale_entries as stale_cache_entries, CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES};
+pub use cache::{
+    stale_entries as stale_cache_entries, EntryProblem, CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES,
+};
 pub use cellmap::CellMap;
 pub use dataset::{open, Dataset, Format, MatrixLocation, OpenOptions};
 pub use error::ReaderError;
-pub use fingerprint::fingerprint;
+pub use fingerprint::{
+    fingerprint, fingerprint_datasets, fingerprints, is_legacy as is_legacy_fingerprint, same_content,
+    FINGERPRINT_DIGITS,
+};
 pub use inspect::{inspect, Inspection};
 pub use mtx::{open_mtx, Barcodes, MtxCells, MtxDir, MtxField, MtxOrder};
 pub use obs::{read_obs_kept, ObsColumn, ObsKind, ObsValues};

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use inmf_learner::{CellSource, CsrMatrix};
 
 use crate::cache::{
-    build_entry, cache_key, cache_key_of, index_bytes_for, open_entry, CacheMeta, CacheReader,
-    CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES,
+    build_entry, cache_key, cache_key_of, index_bytes_for, open_entry, CacheMeta, CacheReader, EntryProblem,
+    OpenError, CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES,
 };
 use crate::cellmap::CellMap;
 use crate::dataset::{Dataset, RawBlock};
@@ -70,10 +70,14 @@ pub struct Hdf5Source {
 #[derive(Debug)]
 pub enum CacheLookup {
     /// A complete entry for these inputs and parameters: the source serves
-    /// blocks from it (no pass over the inputs was needed).
+    /// blocks from it (no preprocessing pass over the inputs was needed).
     Hit(Box<Hdf5Source>, PathBuf),
-    /// No usable entry: the datasets are handed back for [`Hdf5Source::preprocess`].
+    /// No entry: the datasets are handed back for [`Hdf5Source::preprocess`].
     Miss(Vec<Dataset>),
+    /// The entry of these inputs and parameters (its directory) was
+    /// unusable for the reason given and has been removed: a miss, to be
+    /// built again.
+    Discarded(Vec<Dataset>, PathBuf, EntryProblem),
 }
 
 impl Hdf5Source {
@@ -90,7 +94,11 @@ impl Hdf5Source {
     /// Looks for a preprocessed cache entry of these inputs and parameters
     /// under `cache_root` (see the `cache` module) and, if a complete one
     /// exists, returns a source serving from it without any pass over the
-    /// inputs.
+    /// inputs. The entry's files are checked against the sizes and
+    /// checksums it records first; a damaged, incomplete or other-version
+    /// entry is removed ([`CacheLookup::Discarded`]). Dataset names are the
+    /// datasets' own (made unique as [`preprocess`](Self::preprocess) does),
+    /// never the entry's.
     pub fn from_cache(
         datasets: Vec<Dataset>,
         params: &CheckedPreprocessParams,
@@ -98,30 +106,45 @@ impl Hdf5Source {
     ) -> Result<CacheLookup, ReaderError> {
         let key = cache_key(&datasets, params)?;
         let dir = cache_root.join(&key);
-        match open_entry(&dir, &key)? {
-            Some(entry) if entry.meta.names.len() == datasets.len() => {
-                let prepared = entry
-                    .per_dataset
-                    .into_iter()
-                    .zip(&entry.meta.n_total)
-                    .map(|((dropped, model_cols, scale), &n)| Prepared {
-                        cells: CellMap::new(n, dropped),
-                        model_cols,
-                        scale,
-                    })
-                    .collect();
-                let mut src = Self::assemble(
-                    datasets,
-                    entry.meta.names,
-                    entry.meta.genes,
-                    prepared,
-                    entry.meta.report,
-                );
-                src.cache = Some(entry.reader);
-                Ok(CacheLookup::Hit(Box::new(src), dir))
+        let found = match std::fs::symlink_metadata(&dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CacheLookup::Miss(datasets)),
+            Err(e) => {
+                return Err(ReaderError::Cache {
+                    path: dir,
+                    message: e.to_string(),
+                })
             }
-            _ => Ok(CacheLookup::Miss(datasets)),
+        };
+        let entry = match open_entry(&dir, &key, true) {
+            Ok(entry) if entry.meta.n_total.len() == datasets.len() => entry,
+            Ok(_) => {
+                let problem = EntryProblem::Damaged("meta.json: another number of datasets".into());
+                return discard(datasets, dir, found.is_dir(), problem);
+            }
+            Err(OpenError::Unusable(problem)) => return discard(datasets, dir, found.is_dir(), problem),
+            Err(OpenError::Env(e)) => return Err(e),
+        };
+        let mut names: Vec<String> = datasets.iter().map(|d| d.name().to_owned()).collect();
+        make_unique(&mut names);
+        let mut report = entry.meta.report;
+        for ((r, name), d) in report.datasets.iter_mut().zip(&names).zip(&datasets) {
+            r.name = name.clone();
+            r.path = d.path().to_owned();
         }
+        let prepared = entry
+            .per_dataset
+            .into_iter()
+            .zip(&entry.meta.n_total)
+            .map(|((dropped, model_cols, scale), &n)| Prepared {
+                cells: CellMap::new(n, dropped),
+                model_cols,
+                scale,
+            })
+            .collect();
+        let mut src = Self::assemble(datasets, names, entry.meta.genes, prepared, report);
+        src.cache = Some(entry.reader);
+        Ok(CacheLookup::Hit(Box::new(src), dir))
     }
 
     /// Writes this source's preprocessed cells into a cache entry under
@@ -134,25 +157,55 @@ impl Hdf5Source {
     ) -> Result<PathBuf, ReaderError> {
         let files: Vec<&Dataset> = self.parts.iter().map(|p| &p.file).collect();
         let key = cache_key_of(&files, params)?;
+        let mut report = self.report.clone();
+        for d in &mut report.datasets {
+            // The entry serves any run of the same content: names and
+            // paths are the using run's.
+            d.name.clear();
+            d.path = PathBuf::new();
+        }
+        let index_bytes = index_bytes_for(self.genes.len());
         let meta = CacheMeta {
             version: CACHE_FORMAT_VERSION,
             key: key.clone(),
             genes: self.genes.clone(),
-            names: self.names.clone(),
-            report: self.report.clone(),
+            report,
             n_total: self.parts.iter().map(|p| p.cells.n_total()).collect(),
-            index_bytes: index_bytes_for(self.genes.len()),
+            index_bytes,
+            files: Vec::new(),
+            checksum: String::new(),
         };
         let per: Vec<_> = self
             .parts
             .iter()
             .map(|p| (p.cells.dropped().to_vec(), p.model_cols.clone(), p.scale.clone()))
             .collect();
+        // At most every non-zero of the inputs, plus row pointers, norms,
+        // dropped rows and the per-gene files.
+        let size_hint: u64 = self
+            .parts
+            .iter()
+            .map(|p| {
+                let cells = p.cells.n_total() as u64;
+                p.file.nnz() as u64 * (u64::from(index_bytes) + 4)
+                    + (cells + 1) * 16
+                    + per_gene_bytes(&self.genes)
+            })
+            .sum();
         self.cache = None;
-        let built = build_entry(self, cache_root, &meta, &per)?;
-        let entry = open_entry(&built, &key)?.ok_or_else(|| ReaderError::Cache {
-            path: built.clone(),
-            message: "the entry just built cannot be opened".into(),
+        let (built, ours) = build_entry(self, cache_root, &meta, &per, size_hint)?;
+        let entry = open_entry(&built, &key, !ours).map_err(|e| match e {
+            OpenError::Env(e) => e,
+            OpenError::Unusable(problem) if ours => ReaderError::Cache {
+                path: built.clone(),
+                message: format!("the entry just built cannot be opened: it {problem}"),
+            },
+            OpenError::Unusable(problem) => ReaderError::Cache {
+                path: built.clone(),
+                message: format!(
+                    "the entry, completed by another run at the same time, {problem}; delete it and run again"
+                ),
+            },
         })?;
         let mut reader = entry.reader;
         reader.set_keep_mapped_limit(self.keep_mapped);
@@ -414,6 +467,38 @@ impl Hdf5Source {
             CsrMatrix::new(self.genes.len(), out.indptr, out.indices, out.data)
                 .expect("decoded rows satisfy the CSR invariants (a reader bug otherwise)"),
         )
+    }
+}
+
+/// Bytes of an entry's per-gene files (column map and scale factors) of one dataset.
+fn per_gene_bytes(genes: &[String]) -> u64 {
+    genes.len() as u64 * 16
+}
+
+/// Removes the unusable entry `dir` (a directory, or whatever else took its
+/// name) so that it is built again.
+fn discard(
+    datasets: Vec<Dataset>,
+    dir: PathBuf,
+    is_dir: bool,
+    problem: EntryProblem,
+) -> Result<CacheLookup, ReaderError> {
+    let removed = if is_dir {
+        std::fs::remove_dir_all(&dir)
+    } else {
+        std::fs::remove_file(&dir)
+    };
+    match removed {
+        Ok(()) => Ok(CacheLookup::Discarded(datasets, dir, problem)),
+        // Another run removed it first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(CacheLookup::Discarded(datasets, dir, problem))
+        }
+        Err(error) => Err(ReaderError::CacheEntryUnremovable {
+            path: dir,
+            problem: problem.to_string(),
+            error,
+        }),
     }
 }
 
