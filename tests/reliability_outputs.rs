@@ -530,6 +530,10 @@ fn resume_says_which_parameter_differs_and_names_a_damaged_checkpoint() {
     assert!(!stderr(&o).contains("OnlineParams"), "{}", stderr(&o));
     let o = resume(&["--k", "5", "--epochs", "5000", "--seed", "2", "--lambda", "3"]);
     refused(&o, &["--seed 2 (checkpoint: 1)", "--lambda 3 (checkpoint: 5)"]);
+    let o = resume(&["--k", "5", "--epochs", "40"]);
+    refused(&o, &["--epochs 40 (checkpoint: 5000)"]);
+    let o = resume(&["--k", "5", "--epochs", "5000", "--shuffle-block", "77"]);
+    refused(&o, &["--shuffle-block 77 (checkpoint: 1000)"]);
     assert!(ck.exists(), "a refused resume keeps the checkpoint");
 
     let good = bytes(&ck);
