@@ -2,7 +2,8 @@
 //! AnnData fixtures (valid and deliberately broken) with the hdf5 crate.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use hdf5::types::VarLenUnicode;
 use ndarray::Array1;
@@ -13,6 +14,30 @@ pub fn inmf(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the inmf binary runs")
+}
+
+/// Starts `inmf ARGS` (a run that writes `OUT/checkpoint.h5`), kills it
+/// once its first checkpoint exists (and `settle` later), and returns the
+/// killed process's id. Fails if no checkpoint appeared or the run ended
+/// before the kill.
+pub fn kill_after_first_checkpoint(args: &[&str], out: &Path, settle: Duration) -> u32 {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inmf"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the inmf binary runs");
+    let ck = out.join("checkpoint.h5");
+    let start = Instant::now();
+    while !ck.exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(settle);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ck.exists(), "no checkpoint was written");
+    assert!(!out.join("model.h5").exists(), "the run ended before the kill");
+    child.id()
 }
 
 /// Stderr as text.

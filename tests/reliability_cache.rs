@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hdf5::types::{FloatSize, TypeDescriptor, VarLenUnicode};
 use ndarray::Array2;
@@ -632,25 +632,8 @@ fn resume_refuses_an_input_edited_since_the_checkpoint() {
     ] {
         args.push(a.into());
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inmf"))
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let ck = out.join("checkpoint.h5");
-    let start = Instant::now();
-    while !ck.exists() && start.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(ck.exists(), "no checkpoint was written");
-    assert!(
-        !out.join("model.h5").exists(),
-        "the run finished before it was killed"
-    );
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    kill_after_first_checkpoint(&refs, &out, Duration::from_millis(100));
     edit_count_between_samples(&files[1]);
     args.push("--resume".into());
     let o = inmf(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -664,7 +647,7 @@ fn resume_refuses_an_input_edited_since_the_checkpoint() {
         "{err}"
     );
     assert!(err.contains("run without --resume"), "{err}");
-    assert!(ck.exists(), "the checkpoint is kept");
+    assert!(out.join("checkpoint.h5").exists(), "the checkpoint is kept");
 }
 
 /// The fingerprint format of model files written before whole-content

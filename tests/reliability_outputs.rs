@@ -423,8 +423,8 @@ fn a_model_and_result_of_different_runs_are_refused_as_a_pair() {
 fn interrupted_run(data: &Path, out: &Path) -> u32 {
     let d1 = data.join("batch1.h5ad");
     let d2 = data.join("batch2.h5ad");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inmf"))
-        .args([
+    kill_after_first_checkpoint(
+        &[
             "run",
             s(&d1),
             s(&d2),
@@ -440,22 +440,10 @@ fn interrupted_run(data: &Path, out: &Path) -> u32 {
             "0",
             "-q",
             "--no-cache",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let ck = out.join("checkpoint.h5");
-    let start = Instant::now();
-    while !ck.exists() && start.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(30));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(ck.exists(), "no checkpoint was written");
-    assert!(!out.join("model.h5").exists(), "the run ended before the kill");
-    child.id()
+        ],
+        out,
+        Duration::from_millis(30),
+    )
 }
 
 #[test]
