@@ -14,7 +14,7 @@ use hdf5::types::{FloatSize, TypeDescriptor, VarLenUnicode};
 use ndarray::Array2;
 
 use crate::common::*;
-use crate::r2_run::simulate;
+use crate::run::simulate;
 
 /// Small learning settings: one short epoch.
 const LEARN: [&str; 7] = ["--k", "4", "--batch-size", "300", "--epochs", "1", "--seed"];

@@ -1,4 +1,4 @@
-//! Issue 3: every input a user brings. `inmf import` of Matrix Market
+//! Every input a user brings. `inmf import` of Matrix Market
 //! directories (sorted or not, gzip), `inmf inspect`, runs over loom / CSC
 //! / imported inputs, `--match-genes id`, and bad inputs: exit code 2, a
 //! clear message, nothing written, inputs unchanged (checksums).
@@ -174,7 +174,7 @@ fn minibatches(path: &Path, genes: &[String]) -> (Vec<String>, inmf_learner::Csr
 }
 
 #[test]
-fn r3_import_gives_the_same_minibatches_as_h5ad() {
+fn import_gives_the_same_minibatches_as_h5ad() {
     let dir = tempfile::tempdir().unwrap();
     let counts = two_type_counts(CELLS, GENES, 3);
     let genes = names("gene", GENES);
@@ -215,7 +215,7 @@ fn r3_import_gives_the_same_minibatches_as_h5ad() {
 }
 
 #[test]
-fn r3_run_reads_loom_csc_and_10x_together() {
+fn run_reads_loom_csc_and_10x_together() {
     let dir = tempfile::tempdir().unwrap();
     let genes = names("gene", GENES);
     let a = dir.path().join("a.loom");
@@ -272,7 +272,7 @@ fn r3_run_reads_loom_csc_and_10x_together() {
 }
 
 #[test]
-fn r3_match_genes_by_id() {
+fn match_genes_by_id() {
     let dir = tempfile::tempdir().unwrap();
     let mut paths = Vec::new();
     for (i, prefix) in ["SYM", "sym"].iter().enumerate() {
@@ -345,7 +345,7 @@ fn refused(args: &[&str], out: &Path, inputs: &[&Path], expect: &[&str]) {
 }
 
 #[test]
-fn r3_bad_inputs_exit_2_and_change_nothing() {
+fn bad_inputs_exit_2_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let outs = out.to_str().unwrap();
@@ -508,7 +508,7 @@ fn add_categorical(path: &Path, name: &str, categories: &[&str], codes: &[i8]) {
 }
 
 #[test]
-fn r3_obs_columns_are_carried_to_the_result() {
+fn obs_columns_are_carried_to_the_result() {
     let dir = tempfile::tempdir().unwrap();
     let genes = names("gene", GENES);
     let a = dir.path().join("a.h5ad");

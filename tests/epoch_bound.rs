@@ -1,11 +1,11 @@
-//! Issue 4: `inmf run --measure-bound` reports a per-epoch bound that is
+//! `inmf run --measure-bound` reports a per-epoch bound that is
 //! consistent with its own rates and the run's data, and measuring it does
 //! not change the model.
 
-use crate::r2_run::{run, simulate, w_of};
+use crate::run::{run, simulate, w_of};
 
 #[test]
-fn r4_measure_bound_is_consistent_and_leaves_the_model_unchanged() {
+fn measure_bound_is_consistent_and_leaves_the_model_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(
         &dir.path().join("data"),

@@ -1,4 +1,4 @@
-//! Issue 5: scenario 2 (`inmf add`), scenario 3 (`inmf project`), model
+//! Scenario 2 (`inmf add`), scenario 3 (`inmf project`), model
 //! files and checkpoint/resume, end to end on simulated data.
 
 use std::path::{Path, PathBuf};
@@ -86,7 +86,7 @@ const LEARN: [&str; 8] = [
 ];
 
 #[test]
-fn r5_datasets_arriving_one_at_a_time_reach_scenario_1_objective() {
+fn datasets_arriving_one_at_a_time_reach_scenario_1_objective() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let files = sim(
@@ -157,7 +157,7 @@ fn r5_datasets_arriving_one_at_a_time_reach_scenario_1_objective() {
 }
 
 #[test]
-fn r5_add_new_only_and_changed_old_files() {
+fn add_new_only_and_changed_old_files() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let files = sim(
@@ -280,7 +280,7 @@ fn knn_vote(
 }
 
 #[test]
-fn r5_projection_places_query_cells_near_their_own_type() {
+fn projection_places_query_cells_near_their_own_type() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Type 5 is absent from both reference datasets but present in the query.
@@ -355,7 +355,7 @@ fn r5_projection_places_query_cells_near_their_own_type() {
 }
 
 #[test]
-fn r5_resume_after_kill_is_bit_identical() {
+fn resume_after_kill_is_bit_identical() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let files = sim(

@@ -1,4 +1,4 @@
-//! Issue 2: `inmf run` end to end on simulated data — complete outputs in
+//! `inmf run` end to end on simulated data — complete outputs in
 //! sync with the inputs, determinism across seeds and thread counts, and
 //! the online objective against a batch ANLS reference.
 
@@ -66,7 +66,7 @@ pub(crate) fn w_of(out: &Path) -> Array2<f64> {
 }
 
 #[test]
-fn r2_run_writes_complete_outputs_in_sync_with_inputs() {
+fn run_writes_complete_outputs_in_sync_with_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(
         &dir.path().join("data"),
@@ -136,7 +136,7 @@ fn r2_run_writes_complete_outputs_in_sync_with_inputs() {
 }
 
 #[test]
-fn r2_same_seed_is_bit_identical_with_one_or_two_threads() {
+fn same_seed_is_bit_identical_with_one_or_two_threads() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(
         &dir.path().join("data"),
@@ -166,7 +166,7 @@ fn r2_same_seed_is_bit_identical_with_one_or_two_threads() {
 /// Decoding the inputs every epoch, reading a cache entry mapped whole, and
 /// reading it mapped mini-batch by mini-batch give the same bits.
 #[test]
-fn r2_cache_reads_are_bit_identical_whether_kept_mapped_or_not() {
+fn cache_reads_are_bit_identical_whether_kept_mapped_or_not() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(
         &dir.path().join("data"),
@@ -205,7 +205,7 @@ fn r2_cache_reads_are_bit_identical_whether_kept_mapped_or_not() {
 }
 
 #[test]
-fn r2_reads_10x_inputs_like_h5ad() {
+fn reads_10x_inputs_like_h5ad() {
     let dir = tempfile::tempdir().unwrap();
     let common = [
         "--datasets",
@@ -230,7 +230,7 @@ fn r2_reads_10x_inputs_like_h5ad() {
 }
 
 #[test]
-fn r2_demo_sized_online_objective_is_within_5_percent_of_batch_anls() {
+fn demo_sized_online_objective_is_within_5_percent_of_batch_anls() {
     use inmf_learner::{inmf_anls, CellSource, InmfAnlsParams};
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(
@@ -287,7 +287,7 @@ fn r2_demo_sized_online_objective_is_within_5_percent_of_batch_anls() {
 }
 
 #[test]
-fn r2_config_file_sets_parameters_and_flags_win() {
+fn config_file_sets_parameters_and_flags_win() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(
         &dir.path().join("data"),

@@ -1,4 +1,4 @@
-//! Issue 7: `inmf factor` runs the batch solvers on the inputs of `inmf run`
+//! `inmf factor` runs the batch solvers on the inputs of `inmf run`
 //! and writes a result.h5ad of the same kind; its errors are input errors.
 
 use std::path::{Path, PathBuf};
@@ -108,7 +108,7 @@ fn read_f64s(out: &Path, path: &str) -> Vec<f64> {
 }
 
 #[test]
-fn r7_factor_writes_a_result_like_run_for_inmf_and_plain_methods() {
+fn factor_writes_a_result_like_run_for_inmf_and_plain_methods() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(dir.path());
     let hals = dir.path().join("hals");
@@ -148,7 +148,7 @@ fn r7_factor_writes_a_result_like_run_for_inmf_and_plain_methods() {
 }
 
 #[test]
-fn r7_factor_same_seed_same_factors() {
+fn factor_same_seed_same_factors() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(dir.path());
     let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
@@ -161,7 +161,7 @@ fn r7_factor_same_seed_same_factors() {
 }
 
 #[test]
-fn r7_factor_diffusion_reads_edge_lists_and_hdf5_graphs_alike() {
+fn factor_diffusion_reads_edge_lists_and_hdf5_graphs_alike() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(dir.path());
     // A chain through each dataset's cells (file rows, concatenated).
@@ -228,7 +228,7 @@ fn r7_factor_diffusion_reads_edge_lists_and_hdf5_graphs_alike() {
 }
 
 #[test]
-fn r7_factor_regularized_takes_a_gene_graph_by_name() {
+fn factor_regularized_takes_a_gene_graph_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(dir.path());
     let plain = dir.path().join("plain");
@@ -271,7 +271,7 @@ fn r7_factor_regularized_takes_a_gene_graph_by_name() {
 }
 
 #[test]
-fn r7_factor_refuses_bad_requests_as_input_errors() {
+fn factor_refuses_bad_requests_as_input_errors() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(dir.path());
     let out = dir.path().join("out");
@@ -295,7 +295,7 @@ fn r7_factor_refuses_bad_requests_as_input_errors() {
 }
 
 #[test]
-fn r7_factor_help_documents_every_method_with_its_objective() {
+fn factor_help_documents_every_method_with_its_objective() {
     let o = inmf(&["factor", "--help"]);
     assert!(o.status.success());
     let help = String::from_utf8_lossy(&o.stdout);

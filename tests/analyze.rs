@@ -1,4 +1,4 @@
-//! Issue 6: `inmf analyze` end to end — simulate a small atlas, factorize
+//! `inmf analyze` end to end — simulate a small atlas, factorize
 //! it, analyze it with the simulated cell types as labels, and check what
 //! lands in result.h5ad (and that Python's anndata reads it).
 
@@ -93,7 +93,7 @@ fn metric(f: &hdf5::File, key: &str) -> Option<f64> {
 }
 
 #[test]
-fn r6_analyze_adds_normalized_h_umap_clusters_metrics_and_plots() {
+fn analyze_adds_normalized_h_umap_clusters_metrics_and_plots() {
     let dir = tempfile::tempdir().unwrap();
     let run = small_run(dir.path());
     let result = run.join("result.h5ad");
@@ -295,7 +295,7 @@ fn check_with_anndata(result: &Path, n: usize, k: usize) {
 }
 
 #[test]
-fn r6_analyze_refuses_bad_input_with_clear_errors() {
+fn analyze_refuses_bad_input_with_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let o = inmf(&["analyze", dir.path().join("nope").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -1,4 +1,4 @@
-//! Issue 2, item 7: every kind of bad input gives a clear error naming the
+//! Every kind of bad input gives a clear error naming the
 //! file or parameter, exit code 2, and leaves no output behind.
 
 use std::path::Path;
@@ -31,7 +31,7 @@ fn assert_refused(args: &[&str], out: &Path, expect: &[&str]) -> String {
 }
 
 #[test]
-fn r2_missing_file() {
+fn missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.h5ad");
     assert_refused(
@@ -42,7 +42,7 @@ fn r2_missing_file() {
 }
 
 #[test]
-fn r2_not_an_hdf5_file() {
+fn not_an_hdf5_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("text.h5ad");
     std::fs::write(&p, "cell,gene,count\n").unwrap();
@@ -54,7 +54,7 @@ fn r2_not_an_hdf5_file() {
 }
 
 #[test]
-fn r2_h5ad_without_x() {
+fn h5ad_without_x() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("nox.h5ad");
     {
@@ -66,8 +66,8 @@ fn r2_h5ad_without_x() {
 }
 
 #[test]
-fn r2_unsupported_x_encoding() {
-    // CSC and dense X are read since issue 3; an unknown encoding is not.
+fn unsupported_x_encoding() {
+    // CSC and dense X are read; an unknown encoding is not.
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("coo.h5ad");
     let counts = two_type_counts(40, 30, 1);
@@ -91,7 +91,7 @@ fn r2_unsupported_x_encoding() {
 }
 
 #[test]
-fn r2_negative_value() {
+fn negative_value() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("neg.h5ad");
     let mut counts = two_type_counts(40, 30, 2);
@@ -105,7 +105,7 @@ fn r2_negative_value() {
 }
 
 #[test]
-fn r2_non_finite_value() {
+fn non_finite_value() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("nan.h5ad");
     let mut counts = two_type_counts(40, 30, 3);
@@ -115,7 +115,7 @@ fn r2_non_finite_value() {
 }
 
 #[test]
-fn r2_datasets_share_no_genes() {
+fn datasets_share_no_genes() {
     let dir = tempfile::tempdir().unwrap();
     let a = valid_h5ad(dir.path(), "a", 60, 40, "geneA");
     let b = valid_h5ad(dir.path(), "b", 60, 40, "geneB");
@@ -127,7 +127,7 @@ fn r2_datasets_share_no_genes() {
 }
 
 #[test]
-fn r2_k_larger_than_selected_genes() {
+fn k_larger_than_selected_genes() {
     let dir = tempfile::tempdir().unwrap();
     let a = valid_h5ad(dir.path(), "a", 200, 30, "g");
     assert_refused(
@@ -138,7 +138,7 @@ fn r2_k_larger_than_selected_genes() {
 }
 
 #[test]
-fn r2_k_larger_than_a_datasets_cells() {
+fn k_larger_than_a_datasets_cells() {
     let dir = tempfile::tempdir().unwrap();
     let a = valid_h5ad(dir.path(), "a", 200, 60, "g");
     let b = valid_h5ad(dir.path(), "b", 8, 60, "g");
@@ -150,7 +150,7 @@ fn r2_k_larger_than_a_datasets_cells() {
 }
 
 #[test]
-fn r2_mini_batch_gives_a_dataset_no_cells() {
+fn mini_batch_gives_a_dataset_no_cells() {
     let dir = tempfile::tempdir().unwrap();
     let a = valid_h5ad(dir.path(), "a", 400, 60, "g");
     let b = valid_h5ad(dir.path(), "b", 12, 60, "g");
@@ -169,7 +169,7 @@ fn r2_mini_batch_gives_a_dataset_no_cells() {
 }
 
 #[test]
-fn r2_bad_parameter_values() {
+fn bad_parameter_values() {
     let dir = tempfile::tempdir().unwrap();
     let a = valid_h5ad(dir.path(), "a", 100, 40, "g");
     assert_refused(
