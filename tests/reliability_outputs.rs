@@ -40,7 +40,7 @@ fn fixture() -> &'static Fixture {
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let run = dir.path().join("run");
-        let o = inmf(&run_args(&data, &run, &["--cache", s(&dir.path().join("cache"))]));
+        let o = inmf_owned(&run_args(&data, &run, &["--cache", s(&dir.path().join("cache"))]));
         assert!(o.status.success(), "{}", stderr(&o));
         Fixture { _dir: dir, data, run }
     })
@@ -50,17 +50,32 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn run_args<'a>(data: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let d1 = Box::leak(data.join("batch1.h5ad").into_boxed_path());
-    let d2 = Box::leak(data.join("batch2.h5ad").into_boxed_path());
-    let mut a = vec!["run", s(d1), s(d2), "--out", s(out), "--batch-size", "300", "-q"];
+/// `inmf run` of the two datasets in `data` (batch1.h5ad, batch2.h5ad) into
+/// `out`: K 5, 2 epochs, mini-batches of 300, quiet, then `extra`.
+fn run_args(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let (d1, d2) = (data.join("batch1.h5ad"), data.join("batch2.h5ad"));
+    let mut a = vec![
+        "run",
+        s(&d1),
+        s(&d2),
+        "--out",
+        s(out),
+        "--batch-size",
+        "300",
+        "-q",
+    ];
     for (flag, default) in [("--k", "5"), ("--epochs", "2")] {
         if !extra.contains(&flag) {
             a.extend([flag, default]);
         }
     }
     a.extend_from_slice(extra);
-    a
+    a.into_iter().map(String::from).collect()
+}
+
+/// Runs `inmf ARGS` given as owned strings.
+fn inmf_owned(args: &[String]) -> Output {
+    inmf(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn code(o: &Output) -> i32 {
@@ -117,7 +132,7 @@ fn an_output_that_is_an_existing_file_or_an_input_is_refused_before_any_work() {
         (&f.data, "contains the input"),
     ] {
         let cache = d.join("cache");
-        let o = inmf(&run_args(&f.data, out, &["--cache", s(&cache)]));
+        let o = inmf_owned(&run_args(&f.data, out, &["--cache", s(&cache)]));
         refused(&o, &[needle, &out.display().to_string()]);
         assert!(!cache.exists(), "work started before the output was checked");
     }
@@ -155,7 +170,7 @@ fn project_never_replaces_a_runs_result() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(bytes(&run.join("result.h5ad")), before);
     // And a run is not written over a projection.
-    let o = inmf(&run_args(&f.data, &run.join("projection"), &[]));
+    let o = inmf_owned(&run_args(&f.data, &run.join("projection"), &[]));
     refused(&o, &["without a model.h5"]);
 }
 
@@ -295,7 +310,7 @@ fn absurd_parameters_are_clear_errors_before_any_work() {
     for (i, (extra, needle)) in cases.iter().enumerate() {
         let out = dir.path().join(i.to_string());
         let t = Instant::now();
-        let o = inmf(&run_args(&f.data, &out, &[extra, &["--no-cache"][..]].concat()));
+        let o = inmf_owned(&run_args(&f.data, &out, &[extra, &["--no-cache"][..]].concat()));
         refused(&o, &[needle]);
         assert!(!out.exists());
         assert!(
@@ -326,7 +341,8 @@ fn a_closed_stdout_or_stderr_never_kills_a_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut a = run_args(&f.data, &out, &["--no-cache"]);
-    a.retain(|x| *x != "-q");
+    a.retain(|x| x != "-q");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let status = with_closed_pipes(&a);
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(out.join("result.h5ad").exists() && out.join("model.h5").exists());
@@ -364,8 +380,8 @@ fn temporaries_of_killed_runs_are_cleaned_by_the_next_run() {
     let live = format!(".result.h5ad.tmp-{}-0", std::process::id());
     std::fs::write(out.join(&live), b"x").unwrap();
     let mut a = run_args(&f.data, &out, &["--no-cache"]);
-    a.retain(|x| *x != "-q");
-    let o = inmf(&a);
+    a.retain(|x| x != "-q");
+    let o = inmf_owned(&a);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("removed 4 temporaries of interrupted runs"),
@@ -391,7 +407,7 @@ fn a_model_and_result_of_different_runs_are_refused_as_a_pair() {
     let run = dir.path().join("run");
     copy_dir(&f.run, &run);
     let other = dir.path().join("other");
-    let o = inmf(&run_args(&f.data, &other, &["--k", "4", "--no-cache"]));
+    let o = inmf_owned(&run_args(&f.data, &other, &["--k", "4", "--no-cache"]));
     assert!(o.status.success(), "{}", stderr(&o));
     // What a kill between the two renames leaves: the new result, the old model.
     std::fs::copy(other.join("result.h5ad"), run.join("result.h5ad")).unwrap();
@@ -495,13 +511,14 @@ fn resume_says_which_parameter_differs_and_names_a_damaged_checkpoint() {
     let out = dir.path().join("out");
     interrupted_run(&f.data, &out);
     let ck = out.join("checkpoint.h5");
+    let (d1, d2) = (f.data.join("batch1.h5ad"), f.data.join("batch2.h5ad"));
     let resume = |extra: &[&str]| {
         let mut a = vec![
             "run",
-            s(Box::leak(f.data.join("batch1.h5ad").into_boxed_path())),
-            s(Box::leak(f.data.join("batch2.h5ad").into_boxed_path())),
+            s(&d1),
+            s(&d2),
             "--out",
-            s(Box::leak(out.clone().into_boxed_path())),
+            s(&out),
             "--batch-size",
             "300",
             "--checkpoint-seconds",
@@ -652,7 +669,7 @@ fn a_full_disk_is_exit_1_with_the_space_needed_and_leaves_nothing() {
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("model.h5"), b"earlier model").unwrap();
     std::fs::write(out.join("result.h5ad"), b"earlier result").unwrap();
-    let o = inmf(&run_args(
+    let o = inmf_owned(&run_args(
         &f.data,
         &out,
         &["--k", "20", "--cache", s(&dir.path().join("cache"))],
