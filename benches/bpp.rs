@@ -1,9 +1,9 @@
-//! Block principal pivoting NNLS (ALGORITHMS.md §2) on the H step of iNMF.
+//! Block principal pivoting NNLS (docs/algorithms.md §2) on the H step of iNMF.
 //!
 //! IDs `bpp/k{K}/cells{n}`: n right-hand sides R = X·(W+V) with
 //! G = (W+V)ᵀ(W+V) + λVᵀV, λ = 5, for 2,000 genes, W i.i.d. Uniform(0, 2)
 //! with unit-norm columns and V built from K random cells (the online iNMF
-//! initialisation, ALGORITHMS.md §3); X holds sparse non-negative cells
+//! initialisation, docs/algorithms.md §3); X holds sparse non-negative cells
 //! (≈10% non-zeros, Exp(1) values), like scaled scRNA-seq counts over
 //! selected genes. Only the solve is timed (into a preallocated output).
 //! Such unstructured cells give dense solutions (few active variables);

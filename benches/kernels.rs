@@ -1,4 +1,4 @@
-//! The online iteration's kernels (ALGORITHMS.md §2–3) at the sizes of one
+//! The online iteration's kernels (docs/algorithms.md §2–3) at the sizes of one
 //! default mini-batch: 5,000 cells × 2,000 genes at ≈10% non-zeros.
 //!
 //! IDs encode sizes: `project/k20/cells5000` (R = X·(W+V)),

@@ -16,7 +16,7 @@ Two steps, each its own process so that peak memory is attributed correctly:
              clustering on pyliger's H (timed), reads inmf's clusters and
              ARI, and prints the comparison table (and/or JSON).
 
-Objective (ALGORITHMS.md §1), on pyliger's scaled matrices X_i (cells × genes):
+Objective (docs/algorithms.md §1), on pyliger's scaled matrices X_i (cells × genes):
     Σ_i ‖X_i − H_i (W + V_i)ᵀ‖²_F + λ Σ_i ‖H_i V_iᵀ‖²_F
 computed without densifying X_i:
     ‖X − H Mᵀ‖² = ‖X‖² − 2 Σ (X M) ∘ H + Σ (HᵀH) ∘ (MᵀM),  M = W + V_i.

@@ -1,5 +1,5 @@
 //! `inmf analyze`: quantile normalization, clustering, UMAP, metrics and
-//! plots of a finished run (ALGORITHMS.md §10).
+//! plots of a finished run (docs/algorithms.md §10).
 
 use std::path::PathBuf;
 

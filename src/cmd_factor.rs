@@ -1,4 +1,4 @@
-//! `inmf factor`: the batch solvers (ALGORITHMS.md §4–7) on the inputs and
+//! `inmf factor`: the batch solvers (docs/algorithms.md §4–7) on the inputs and
 //! preprocessing of `inmf run`, in memory.
 
 use std::path::PathBuf;
@@ -91,7 +91,7 @@ pub enum GeneGraphArg {
 
 /// The long help of `inmf factor` (every method with its objective).
 pub const LONG_ABOUT: &str = "\
-Factorize datasets with a batch solver (ALGORITHMS.md §4–7).
+Factorize datasets with a batch solver (docs/algorithms.md §4–7).
 
 Same inputs and preprocessing as `inmf run` (normalize, selectGenes,
 scaleNotCenter), but batch solvers are in-memory by nature: every

@@ -1,4 +1,4 @@
-//! `inmf simulate`: write a simulated multi-batch atlas (ALGORITHMS.md §11).
+//! `inmf simulate`: write a simulated multi-batch atlas (docs/algorithms.md §11).
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -4,7 +4,7 @@
 //! and produces what a user of an integrated atlas needs: quantile-normalized
 //! factors, a kNN graph, joint clusters, a 2-D map, integration metrics and
 //! plots. It knows nothing of files or of the learner: the driver reads H
-//! and writes results. Section numbers refer to `shared/ALGORITHMS.md`.
+//! and writes results. Section numbers refer to `docs/algorithms.md`.
 //!
 //! | step | module | method |
 //! |---|---|---|

@@ -1,5 +1,5 @@
 //! How well datasets mix in an embedding: alignment (rliger `calcAlignment`,
-//! ALGORITHMS.md §10) and the kBET acceptance rate (Büttner et al., Nature
+//! docs/algorithms.md §10) and the kBET acceptance rate (Büttner et al., Nature
 //! Methods 2019). Both need only the embedding and each cell's dataset.
 
 use rayon::prelude::*;

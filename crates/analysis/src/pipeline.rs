@@ -98,7 +98,7 @@ pub struct AnalysisInput<'a> {
     pub labels: Option<Labels<'a>>,
 }
 
-/// The integration metrics (ALGORITHMS.md §10). `None` where undefined:
+/// The integration metrics (docs/algorithms.md §10). `None` where undefined:
 /// dataset-mixing scores with a single dataset, label-based scores without
 /// labels.
 #[derive(Clone, Debug, PartialEq)]

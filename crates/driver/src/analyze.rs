@@ -1,4 +1,4 @@
-//! `inmf analyze`: from a run's factors to answers (ALGORITHMS.md §10).
+//! `inmf analyze`: from a run's factors to answers (docs/algorithms.md §10).
 //!
 //! Reads `RUN_DIR/result.h5ad` (H = `obsm['X_inmf']`, `obs['dataset']`,
 //! the objective per epoch), runs [`inmf_analysis::analyze`] (quantile

@@ -44,7 +44,7 @@ impl Default for ModelConfig {
     }
 }
 
-/// Preprocessing parameters (`[preprocess]`, ALGORITHMS.md §9).
+/// Preprocessing parameters (`[preprocess]`, docs/algorithms.md §9).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PreprocessConfig {

@@ -1,4 +1,4 @@
-//! `inmf factor`: the batch solvers of ALGORITHMS.md §4–7 on the same
+//! `inmf factor`: the batch solvers of docs/algorithms.md §4–7 on the same
 //! inputs and preprocessing as `inmf run`, writing the same kind of
 //! `result.h5ad` (so `inmf analyze` works on it).
 //!

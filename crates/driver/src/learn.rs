@@ -1,6 +1,6 @@
 //! The online learning loop shared by scenario 1 (`inmf run`) and
 //! scenario 2 (`inmf add`): the reader thread streams each iteration's
-//! mini-batches, this thread steps the model (ALGORITHMS.md §3), tracks the
+//! mini-batches, this thread steps the model (docs/algorithms.md §3), tracks the
 //! objective per epoch and writes checkpoints at epoch boundaries so an
 //! interrupted run resumes to a bit-identical result.
 

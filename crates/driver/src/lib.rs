@@ -1,7 +1,7 @@
 //! # inmf-driver — orchestration of inmf
 //!
 //! Scenario 1 (all datasets at once), the simulator, model and result files,
-//! configuration and progress. Section numbers refer to `shared/ALGORITHMS.md`.
+//! configuration and progress. Section numbers refer to `docs/algorithms.md`.
 #![deny(missing_docs)]
 
 mod add;

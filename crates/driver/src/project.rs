@@ -1,4 +1,4 @@
-//! Scenario 3 (ALGORITHMS.md §3): project query datasets onto a saved
+//! Scenario 3 (docs/algorithms.md §3): project query datasets onto a saved
 //! model's W. H = NNLS with G = WᵀW and R = X·W (V treated as 0, as in the
 //! anchor); the model does not change. Queries are preprocessed with the
 //! model's genes (missing genes read as zeros) and the model's scaling rule.

@@ -1,5 +1,5 @@
 //! Scenario 1: learn W, V_i from all datasets at once with online iNMF
-//! (ALGORITHMS.md §3), then solve H for every cell in a streaming pass and
+//! (docs/algorithms.md §3), then solve H for every cell in a streaming pass and
 //! write `model.h5` and `result.h5ad`.
 //!
 //! Data flow: the reader thread owns every HDF5 handle and sends each

@@ -1,5 +1,5 @@
 //! `inmf simulate`: realistic multi-batch single-cell counts with known
-//! cell types (`shared/ALGORITHMS.md` §11), Splatter-like, with a batch ×
+//! cell types (`docs/algorithms.md` §11), Splatter-like, with a batch ×
 //! cell-type interaction so that integration has real work to do.
 //!
 //! ```no_run

@@ -1,11 +1,11 @@
-//! Batch iNMF by alternating non-negative least squares (ALGORITHMS.md §4.1;
+//! Batch iNMF by alternating non-negative least squares (docs/algorithms.md §4.1;
 //! rliger's `optimizeALS`).
 //!
 //! With X_i cells × genes, W and V_i genes × K, H_i cells × K, minimise
 //!
 //!   F = Σ_i ‖X_i − H_i(W + V_i)ᵀ‖² + λ Σ_i ‖H_iV_iᵀ‖²,  W, V_i, H_i ≥ 0,
 //!
-//! (ALGORITHMS.md §1 transposed) by exact block minimisations, each a batch
+//! (docs/algorithms.md §1 transposed) by exact block minimisations, each a batch
 //! of NNLS problems sharing one Gram matrix, solved by [`nnls_bpp`]-style
 //! block principal pivoting (warm-started from the previous iterate):
 //!
@@ -125,13 +125,13 @@ pub struct InmfFit {
     pub seconds: f64,
 }
 
-/// Batch iNMF by ANLS (module docs; ALGORITHMS.md §4.1).
+/// Batch iNMF by ANLS (module docs; docs/algorithms.md §4.1).
 ///
 /// `datasets`: X_i, cells × genes, non-negative, same genes. `init`: if
 /// `None`, W = [`random_w`] and V_i = [`v_from_cells`] of K distinct random
 /// non-zero cells of dataset i (drawn with [`shuffled_cells`]), all from
 /// `ChaCha8Rng::seed_from_u64(seed)`, W first then V_1, V_2, … in dataset
-/// order (as online iNMF, ALGORITHMS.md §3). If `Some`, W and V_i are used
+/// order (as online iNMF, docs/algorithms.md §3). If `Some`, W and V_i are used
 /// as given; `h` may be empty (then the first H solve starts cold) or hold
 /// one H_i per dataset, used as the warm start of the first H solve (the
 /// H step is exact, so it only changes the work, not the result).

@@ -334,7 +334,7 @@ pub(crate) fn check_eps(eps: f64) -> Result<(), LearnerError> {
     Ok(())
 }
 
-/// Default ε floor for f64 (ALGORITHMS.md, notation).
+/// Default ε floor for f64 (docs/algorithms.md, notation).
 pub const DEFAULT_EPS: f64 = 1e-16;
 
 /// Concatenates datasets (same genes) into one cells × genes matrix, for the

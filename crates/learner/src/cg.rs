@@ -1,4 +1,4 @@
-//! Products with the diffusion kernel K = (I + βL)⁻¹ (ALGORITHMS.md §6)
+//! Products with the diffusion kernel K = (I + βL)⁻¹ (docs/algorithms.md §6)
 //! without forming K: each product K·B is a solve (I + βL)Y = B by
 //! conjugate gradients, one independent CG per column of B run together
 //! (one sparse product per iteration serves every column).

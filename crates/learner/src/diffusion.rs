@@ -1,4 +1,4 @@
-//! Diffusion-kernel NMF (ALGORITHMS.md §6; seed 002): D ≈ X V K with
+//! Diffusion-kernel NMF (docs/algorithms.md §6): D ≈ X V K with
 //! K = (I + βL)⁻¹, L the Laplacian of a graph over the cells, V sparse
 //! "initiators" that the kernel diffuses over the graph.
 //!

@@ -1,5 +1,5 @@
 //! HALS updates of W and V_i from the online sufficient statistics
-//! (ALGORITHMS.md §3 step 3; derivation in seed 001).
+//! (docs/algorithms.md §3 step 3; derivation in the online iNMF supplementary note).
 //!
 //! With A_i = Σ HᵀH/m (K × K) and B_i = Σ XᵀH/m (genes × K), the surrogate
 //!

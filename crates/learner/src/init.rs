@@ -1,4 +1,4 @@
-//! Initial factors of online iNMF (ALGORITHMS.md §3, "Initialisation").
+//! Initial factors of online iNMF (docs/algorithms.md §3, "Initialisation").
 
 use ndarray::Array2;
 use rand::Rng;

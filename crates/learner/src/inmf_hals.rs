@@ -1,5 +1,5 @@
-//! Batch iNMF by hierarchical alternating least squares (ALGORITHMS.md §4.2;
-//! derivation in seed 001).
+//! Batch iNMF by hierarchical alternating least squares (docs/algorithms.md §4.2;
+//! derivation in the online iNMF supplementary note).
 //!
 //! With X_i cells × genes, W and V_i genes × K, H_i cells × K,
 //! A_i = H_iᵀH_i, B_i = X_iᵀH_i, G_i = (W+V_i)ᵀ(W+V_i) + λV_iᵀV_i,

@@ -1,5 +1,5 @@
-//! iNMF with the generalized Kullback–Leibler loss (ALGORITHMS.md §4.5) and
-//! its version coupling two paired datasets by γ D(H_1‖H_2) (§4.6; seed 000
+//! iNMF with the generalized Kullback–Leibler loss (docs/algorithms.md §4.5) and
+//! its version coupling two paired datasets by γ D(H_1‖H_2) (§4.6; Liu,
 //! §3–4).
 //!
 //! With X_i cells × genes, W and V_i genes × K, H_i cells × K,
@@ -36,7 +36,7 @@
 //! which can go negative. Each gradient is split into a positive part
 //! (joins b) and a negative part (joins a), with ρ = max(H_1, ε)/max(H_2, ε)
 //! from the current iterates:
-//! - H_1: ln ρ changes sign, so as ALGORITHMS.md §4.6 says, a += γ[−ln ρ]_+,
+//! - H_1: ln ρ changes sign, so as docs/algorithms.md §4.6 says, a += γ[−ln ρ]_+,
 //!   b += γ[ln ρ]_+.
 //! - H_2: γ(1 − ρ) is the difference of two non-negative terms, split term
 //!   by term as §4.4 splits 2γ(H_1 − H_2): a += γρ, b += γ. (§4.6 writes
@@ -81,7 +81,7 @@ pub enum KlStep {
     /// r = 2a / (b + √(b² + 8λaP)): majorization–minimization, F non-increasing.
     #[default]
     MajorizeMinimize,
-    /// r = a / (b + 2λP): the formula of ALGORITHMS.md §4.5 / seed 000 §3; F may rise when λ > 0.
+    /// r = a / (b + 2λP): the formula of docs/algorithms.md §4.5 (Liu §3); F may rise when λ > 0.
     Linearized,
 }
 

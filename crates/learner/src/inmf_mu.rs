@@ -1,5 +1,5 @@
-//! iNMF by multiplicative updates, Frobenius loss (ALGORITHMS.md §4.3), and
-//! its γ-coupled version for paired datasets (§4.4; seed 000 §1–2).
+//! iNMF by multiplicative updates, Frobenius loss (docs/algorithms.md §4.3), and
+//! its γ-coupled version for paired datasets (§4.4; Liu, *Investigating iNMF for Batch Effect Correction* §1–2).
 //!
 //! With X_i cells × genes, W and V_i genes × K, H_i cells × K (the seed's
 //! H_i transposed), A_i = H_iᵀH_i, B_i = X_iᵀH_i:
@@ -14,7 +14,7 @@
 //!
 //! Each block update is the minimizer of a Lee–Seung auxiliary function of
 //! F, so F is non-increasing after every block (tested). The coupling
-//! follows ALGORITHMS.md §4.4, not the seed: the gradient 2γ(H_1 − H_2) is
+//! follows docs/algorithms.md §4.4, not the seed: the gradient 2γ(H_1 − H_2) is
 //! split into its positive part (γH_1, denominator) and negative part (γH_2,
 //! numerator) — the seed's −γH_2 in the denominator can make it zero or
 //! negative. With D > 2 paired datasets the penalty is γ Σ_{i<j} ‖H_i − H_j‖²

@@ -3,7 +3,7 @@
 //! With X a cells × genes CSR block and M a genes × K dense matrix
 //! (row-major, so a gene's K loadings are contiguous):
 //! - [`project`]: R = X·M (cells × K), i.e. the transpose of Mᵀ Xᵀ = (W+V)ᵀX
-//!   in the gene × cell notation of ALGORITHMS.md §2; it gathers rows of M.
+//!   in the gene × cell notation of docs/algorithms.md §2; it gathers rows of M.
 //! - [`accumulate_xt_h`]: B += s · Xᵀ·H (genes × K) for H cells × K; it
 //!   scatters into rows of B.
 //!

@@ -7,7 +7,7 @@
 //!
 //! Data arrive as [`CsrMatrix`] blocks of cells × genes through the
 //! [`CellSource`] trait; H is stored cells × K. Section numbers in the docs
-//! refer to `shared/ALGORITHMS.md`.
+//! refer to `docs/algorithms.md`.
 #![deny(missing_docs)]
 
 mod anls;

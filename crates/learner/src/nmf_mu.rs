@@ -1,5 +1,5 @@
 //! Plain NMF by Lee–Seung multiplicative updates, Frobenius and KL
-//! (ALGORITHMS.md §5; seed 004).
+//! (docs/algorithms.md §5; Lee & Seung).
 //!
 //! With X cells × genes (the transpose of §5's V, genes × cells), W genes × K
 //! and H cells × K, X ≈ H Wᵀ and one iteration updates H, then W:
@@ -11,7 +11,7 @@
 //!   H_cj ← H_cj (QW)_cj / max(Σ_g W_gj, ε);
 //!   W_gj ← W_gj (QᵀH)_gj / max(Σ_c H_cj, ε) (Q recomputed with the new H).
 //!
-//! Both are non-increasing in F (auxiliary-function proof in seed 004). X is
+//! Both are non-increasing in F (auxiliary-function proof: Lee & Seung). X is
 //! never densified: Frobenius uses ‖X‖² − 2⟨XᵀH, W⟩ + tr(WᵀW·HᵀH); KL
 //! evaluates y only at non-zeros and Σ_all y = Σ_j (Σ_c H_cj)(Σ_g W_gj).
 //!

@@ -1,4 +1,4 @@
-//! The iNMF objective (ALGORITHMS.md §1), evaluated from sparse data
+//! The iNMF objective (docs/algorithms.md §1), evaluated from sparse data
 //! without ever forming the dense product (W+V)H:
 //!
 //! ‖X − (W+V)H‖² = ‖X‖² − 2⟨X, (W+V)H⟩ + tr((W+V)ᵀ(W+V) · HᵀH),

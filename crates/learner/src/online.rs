@@ -1,4 +1,4 @@
-//! Online iNMF state and one iteration (ALGORITHMS.md §3; Gao et al. 2021,
+//! Online iNMF state and one iteration (docs/algorithms.md §3; Gao et al. 2021,
 //! reference behaviour rliger 2.x → RcppPlanc `onlineinmf.hpp`).
 //!
 //! Each iteration t, for every learned dataset i with mini-batch X (m_i cells):

@@ -1,4 +1,4 @@
-//! ‖MW‖-regularized NMF (ALGORITHMS.md §7; seed 003).
+//! ‖MW‖-regularized NMF (docs/algorithms.md §7).
 //!
 //! With X cells × genes, W genes × K, H cells × K (X ≈ HWᵀ; the seed's
 //! X ≈ WH with H transposed) and a given operator M (p × genes) acting on
@@ -7,7 +7,7 @@
 //!
 //!   F = ‖X − HWᵀ‖² + λ‖MW‖²,  W, H ≥ 0,  λ ≥ 0.
 //!
-//! (The seed's objective omits λ; ALGORITHMS.md includes it.) One iteration
+//! (The seed's objective omits λ; docs/algorithms.md includes it.) One iteration
 //! updates H by Lee–Seung's multiplicative step, then W ([`RegularizedSolver`]):
 //! - H ← H ∘ XW / max(H(WᵀW), ε)   (∇_H F = 2(HWᵀW − XW); the seed writes
 //!   WWᵀH for its transpose, which is wrong.)

@@ -1,4 +1,4 @@
-//! What every batch solver reports (ALGORITHMS.md §8): the objective and its
+//! What every batch solver reports (docs/algorithms.md §8): the objective and its
 //! parts after each iteration, the number of iterations, why it stopped and
 //! the wall time.
 //!
@@ -46,7 +46,7 @@ pub struct NmfFit {
     pub seconds: f64,
 }
 
-/// The report every solver gives, whatever its factors (ALGORITHMS.md §8).
+/// The report every solver gives, whatever its factors (docs/algorithms.md §8).
 pub trait FitReport {
     /// F and its parts after each iteration (`objective()[t]` after iteration t + 1).
     fn objective(&self) -> &[ObjectiveParts];

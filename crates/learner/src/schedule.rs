@@ -1,4 +1,4 @@
-//! Which cells each online iteration reads (ALGORITHMS.md §3, "Mini-batches").
+//! Which cells each online iteration reads (docs/algorithms.md §3, "Mini-batches").
 //!
 //! Every iteration takes m_i = round(n_i / Σ_j n_j × batch_size) cells from
 //! every dataset being learned. Each dataset's cells are cut into

@@ -1,5 +1,5 @@
 //! The preprocessed cache: selected genes only, normalized and scaled
-//! (x̂ of ALGORITHMS.md §9), so every epoch reads compact CSR instead of
+//! (x̂ of docs/algorithms.md §9), so every epoch reads compact CSR instead of
 //! decoding all raw genes of the inputs again.
 //!
 //! Layout of one cache entry, the directory `ROOT/<key>/`:

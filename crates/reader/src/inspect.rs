@@ -168,7 +168,7 @@ pub fn inspect(path: &Path, options: &OpenOptions) -> Result<Inspection, ReaderE
              scale factors 1)"
                 .into()
         } else {
-            "raw counts: normalized by library size, genes selected, scaled (ALGORITHMS.md §9)".into()
+            "raw counts: normalized by library size, genes selected, scaled (docs/algorithms.md §9)".into()
         },
     );
     Ok(Inspection { lines })

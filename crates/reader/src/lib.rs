@@ -20,7 +20,7 @@
 //!   run of CSR cells is one read of `indptr`, then one read each of
 //!   `indices` and `data`, validated as it goes (pointers monotone, indices
 //!   in range, values finite and ≥ 0).
-//! - **Preprocessing** (ALGORITHMS.md §9; [`Hdf5Source::preprocess`]), one
+//! - **Preprocessing** (docs/algorithms.md §9; [`Hdf5Source::preprocess`]), one
 //!   streaming pass per dataset: nUMI_c = Σ_g x_gc, x̃ = x / nUMI (all-zero
 //!   cells dropped, [`CellMap`] keeps indices in sync), per gene Σ x̃ and
 //!   Σ x̃²; genes matched by name or id ([`GeneKey`]) across datasets;

@@ -1,4 +1,4 @@
-//! Preprocessing parameters (ALGORITHMS.md §9), linfa style: an unchecked
+//! Preprocessing parameters (docs/algorithms.md §9), linfa style: an unchecked
 //! struct with documented defaults, validated once by
 //! [`PreprocessParams::check`]; the preprocessing accepts only the checked
 //! type.
@@ -27,7 +27,7 @@ pub enum GeneKey {
     Id,
 }
 
-/// rliger's `selectGenes` (ALGORITHMS.md §9), per dataset on x̃ = x / nUMI,
+/// rliger's `selectGenes` (docs/algorithms.md §9), per dataset on x̃ = x / nUMI,
 /// with μ_g, σ²_g (n − 1) over the kept cells and ν = mean_c(1/nUMI_c):
 /// α* = `alpha` / #genes of the dataset,
 /// upper_g = μ_g + z_{1−α*/2} · sqrt(μ_g ν / n);
@@ -62,7 +62,7 @@ impl Default for GeneSelection {
     }
 }
 
-/// Everything the preprocessing passes need (ALGORITHMS.md §9: normalize,
+/// Everything the preprocessing passes need (docs/algorithms.md §9: normalize,
 /// selectGenes, scaleNotCenter).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreprocessParams {

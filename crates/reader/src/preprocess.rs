@@ -1,4 +1,4 @@
-//! Orchestration of ALGORITHMS.md §9 over opened datasets: match genes by
+//! Orchestration of docs/algorithms.md §9 over opened datasets: match genes by
 //! name or id (fail fast, before any pass), one statistics pass per
 //! dataset, selectGenes and its combination (or given genes), a second
 //! pass dropping cells without counts in the selected genes, scaleNotCenter's

@@ -1,4 +1,4 @@
-//! Gene matching across datasets and rliger's `selectGenes` (ALGORITHMS.md
+//! Gene matching across datasets and rliger's `selectGenes` (docs/algorithms.md
 //! §9) on the streamed statistics.
 
 use std::collections::{HashMap, HashSet};

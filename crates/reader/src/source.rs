@@ -1,7 +1,7 @@
 //! [`Hdf5Source`]: the learner's [`CellSource`] over opened, preprocessed
 //! HDF5 inputs. A read of kept cells k0..k1 is one contiguous read of the
 //! file cells spanning them (dropped cells inside are skipped), decoded
-//! straight to x̂ = x / nUMI / s_g over the model genes (ALGORITHMS.md §9).
+//! straight to x̂ = x / nUMI / s_g over the model genes (docs/algorithms.md §9).
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ pub enum CacheLookup {
 }
 
 impl Hdf5Source {
-    /// Preprocesses `datasets` (ALGORITHMS.md §9; one streaming pass per
+    /// Preprocesses `datasets` (docs/algorithms.md §9; one streaming pass per
     /// dataset) and returns the source ready to serve mini-batches. Dataset
     /// names are made unique (`name`, `name-1`, ...).
     pub fn preprocess(datasets: Vec<Dataset>, params: &CheckedPreprocessParams) -> Result<Self, ReaderError> {

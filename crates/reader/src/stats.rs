@@ -1,4 +1,4 @@
-//! The one streaming pass per dataset (ALGORITHMS.md §9, normalize): per
+//! The one streaming pass per dataset (docs/algorithms.md §9, normalize): per
 //! cell nUMI = Σ_g x_gc over all presented genes; cells with nUMI = 0 are
 //! dropped; per gene, over kept cells, Σ x̃ and Σ x̃² with x̃ = x / nUMI;
 //! and Σ 1/nUMI. All sums in f64. Memory: two f64 per gene, one chunk of

@@ -1,4 +1,4 @@
-//! The generative model (ALGORITHMS.md §11): gene-level parameters drawn
+//! The generative model (docs/algorithms.md §11): gene-level parameters drawn
 //! once, then each cell drawn from its own random stream.
 //!
 //! Random streams. One ChaCha8 key is expanded from the seed

@@ -47,7 +47,7 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::
 }
 
 /// Parameters of the Splatter-like multi-batch simulation
-/// (`shared/ALGORITHMS.md` §11). Unchecked: [`check`](Self::check) turns
+/// (`docs/algorithms.md` §11). Unchecked: [`check`](Self::check) turns
 /// them into a runnable [`Simulation`](super::Simulation).
 ///
 /// Model, for cell c of dataset (batch) b and cell type t, gene g:

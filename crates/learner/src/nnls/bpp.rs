@@ -2,7 +2,7 @@
 //! matrix (Kim & Park, "Fast nonnegative matrix factorization: an
 //! active-set-like method and comparisons", SIAM J. Sci. Comput. 33(6),
 //! 2011: the method with its backup rule, and the grouping of right-hand
-//! sides that share a passive set; ALGORITHMS.md §2).
+//! sides that share a passive set; docs/algorithms.md §2).
 //!
 //! For each right-hand side r (a row of `rhs`), with G K × K symmetric PSD:
 //!
@@ -123,7 +123,7 @@ impl BppStats {
 /// Returns H (n × K), row c the solution for row c of `rhs`.
 ///
 /// Equivalent to NNLS min_{h≥0} ‖Ch − d‖ with G = CᵀC, r = Cᵀd (C never
-/// formed); in iNMF, G = (W+V)ᵀ(W+V) + λVᵀV and R = X·(W+V) (ALGORITHMS.md §2).
+/// formed); in iNMF, G = (W+V)ᵀ(W+V) + λVᵀV and R = X·(W+V) (docs/algorithms.md §2).
 /// Errors: non-finite values in `gram` or `rhs`, a non-symmetric or non-PSD
 /// `gram` (negative diagonal, or a block that stays indefinite after the
 /// ridge). Shape mismatches are caller bugs and panic.

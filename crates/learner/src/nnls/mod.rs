@@ -1,4 +1,4 @@
-//! Non-negative least squares in normal-equation form (ALGORITHMS.md §2).
+//! Non-negative least squares in normal-equation form (docs/algorithms.md §2).
 //!
 //! Every H, V and W step of ANLS and every H solve of online iNMF is a set
 //! of independent problems sharing one K × K Gram matrix G:
