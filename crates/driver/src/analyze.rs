@@ -38,9 +38,9 @@ use ndarray::{Array2, ArrayView2};
 
 use crate::anndata::temp::TempFile;
 use crate::error::DriverError;
-use crate::guard::{check_output_dir, OutputSet};
-use crate::output_set::check_pair;
-use crate::run::peak_rss_bytes;
+use crate::output::guard::{check_output_dir, OutputSet};
+use crate::output::set::check_pair;
+use crate::scenarios::run::peak_rss_bytes;
 
 /// What `inmf analyze` is asked to do.
 #[derive(Clone, Debug, PartialEq)]
@@ -196,7 +196,10 @@ fn read_run(path: &Path) -> Result<RunData, DriverError> {
     read_run_pieces(path).map_err(|e| match e {
         DriverError::Hdf5 { path, what, source } => DriverError::DamagedFile {
             path,
-            reason: format!("{what}: {}", crate::model::first_line(&source.to_string())),
+            reason: format!(
+                "{what}: {}",
+                crate::output::model::first_line(&source.to_string())
+            ),
             fix: "Give the output directory of `inmf run`, `add` or `project`; if it is one, the file \
                   was not written completely or was changed since: run that command again"
                 .into(),
@@ -506,7 +509,7 @@ pub fn run_analyze(
     // result.h5ad is updated: a failure leaves no partial plot behind.
     let t = Instant::now();
     std::fs::create_dir_all(&out_dir).map_err(|source| DriverError::io(&out_dir, source))?;
-    crate::run::clean_stale(&out_dir, true);
+    crate::scenarios::run::clean_stale(&out_dir, true);
     let staging = StagingDir::new(&out_dir)?;
     let staged = write_plots(&staging.path, &run, &analysis, labels.as_ref(), req).map_err(|e| match e {
         // Name the plot by its final path, not the temporary one.

@@ -37,9 +37,10 @@ use ndarray::{s, Array2};
 use crate::anndata::UnsValue;
 use crate::config::RunConfig;
 use crate::error::DriverError;
-use crate::prepare::open_and_preprocess;
-use crate::results::{ResultContent, ResultWriter};
-use crate::run::{create_dir, in_pool, peak_rss_bytes, InputSpec};
+use crate::output::guard;
+use crate::output::results::{ResultContent, ResultWriter};
+use crate::scenarios::prepare::open_and_preprocess;
+use crate::scenarios::run::{create_dir, in_pool, peak_rss_bytes, InputSpec};
 
 /// The batch solvers `inmf factor` runs (names as on the command line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -438,7 +439,7 @@ fn stack(blocks: &[Array2<f64>], k: usize) -> Array2<f64> {
 fn factor_in_pool(req: &FactorRequest) -> Result<FactorSummary, DriverError> {
     let t0 = Instant::now();
     let inputs: Vec<std::path::PathBuf> = req.inputs.iter().map(|i| i.path.clone()).collect();
-    crate::guard::check_output_dir(&req.out_dir, &inputs, crate::guard::OutputSet::ResultOnly, &[])?;
+    guard::check_output_dir(&req.out_dir, &inputs, guard::OutputSet::ResultOnly, &[])?;
     let (mut source, _) = open_and_preprocess(&req.inputs, &req.config.preprocess, None, None)?;
     if !req.quiet {
         crate::log::line(source.report().to_string().trim_end());

@@ -22,7 +22,7 @@ use inmf_reader::{open_mtx, MtxDir, MtxOrder, ReaderError};
 
 use crate::anndata::{AnnDataWriter, Axis, DatasetOptions};
 use crate::error::DriverError;
-use crate::guard::check_output_file;
+use crate::output::guard::check_output_file;
 
 /// What to import and how.
 #[derive(Debug, Clone)]
@@ -123,7 +123,7 @@ pub fn import_mtx(req: &ImportRequest) -> Result<ImportSummary, DriverError> {
     let mtx = open_mtx(&req.dir, req.feature_type.as_deref())?;
     let read: Vec<PathBuf> = mtx.files().iter().map(|p| p.to_path_buf()).collect();
     check_output_file(&req.out, &read)?;
-    crate::run::clean_stale(parent(&req.out), true);
+    crate::scenarios::run::clean_stale(parent(&req.out), true);
     let (nnz, sorted) = match write(&mtx, req, MtxOrder::AsStored) {
         Ok(nnz) => (nnz, false),
         Err(DriverError::Reader(ReaderError::MtxUnsorted { .. })) => {

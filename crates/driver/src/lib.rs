@@ -1,32 +1,26 @@
 //! # inmf-driver — orchestration of inmf
 //!
-//! Scenario 1 (all datasets at once), the simulator, model and result files,
-//! configuration and progress. Section numbers refer to `docs/algorithms.md`.
+//! The scenarios of online iNMF (`scenarios/`: `inmf run`, `inmf add`,
+//! `inmf project`, with their input preparation, learning loop and epoch
+//! bound) and the files they write (`output/`: model, results, output sets,
+//! output guard, free space); the batch solvers of `inmf factor`
+//! (`factor.rs`), `inmf analyze`, `inmf import`, the simulator
+//! ([`simulate`]), the AnnData and 10x writers ([`anndata`]), configuration
+//! and progress. Section numbers refer to `docs/algorithms.md`.
 #![deny(missing_docs)]
 
-mod add;
 mod analyze;
 pub mod anndata;
-mod bound;
 mod config;
 mod error;
 mod factor;
-mod guard;
 mod import;
-mod learn;
 pub mod log;
-mod model;
-mod output_set;
-mod prepare;
-mod project;
-mod results;
-mod run;
+mod output;
+mod scenarios;
 pub mod simulate;
-mod space;
 
-pub use add::{add_datasets, AddRequest};
 pub use analyze::{run_analyze, AnalyzeRequest, AnalyzeSummary};
-pub use bound::EpochBound;
 pub use config::{ModelConfig, PreprocessConfig, RunConfig, RuntimeConfig};
 pub use error::DriverError;
 pub use factor::{
@@ -34,7 +28,9 @@ pub use factor::{
     GeneOperatorInput,
 };
 pub use import::{import_mtx, ImportRequest, ImportSummary};
-pub use model::{ModelDataset, SavedModel, MODEL_FORMAT_VERSION};
-pub use prepare::matrix_location;
-pub use project::{project, ProjectRequest, ProjectSummary};
-pub use run::{peak_rss_bytes, run_online, InputSpec, RunRequest, RunSummary};
+pub use output::model::{ModelDataset, SavedModel, MODEL_FORMAT_VERSION};
+pub use scenarios::add::{add_datasets, AddRequest};
+pub use scenarios::bound::EpochBound;
+pub use scenarios::prepare::matrix_location;
+pub use scenarios::project::{project, ProjectRequest, ProjectSummary};
+pub use scenarios::run::{peak_rss_bytes, run_online, InputSpec, RunRequest, RunSummary};

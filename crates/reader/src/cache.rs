@@ -47,6 +47,14 @@
 //! `drop_caches` (2.2 GB/s; the epochs then read the entry from the page
 //! cache the check filled instead of from disk); 50k cells (61 MB): 0.09 s
 //! warm, 0.14 s cold. The epoch loop itself does no hashing.
+//!
+//! Beside it: [`fingerprint`] (content fingerprints of inputs),
+//! [`mapped`] (zero-copy reads of an entry) and [`stale`] (temporaries of
+//! runs that are gone).
+
+pub(crate) mod fingerprint;
+mod mapped;
+pub(crate) mod stale;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -59,12 +67,12 @@ use inmf_learner::{row_norm_sq, CellSource, CsrMatrix, SharedNonZeros};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::dataset::Dataset;
 use crate::error::ReaderError;
-use crate::fingerprint::{fingerprint_datasets, hash_file};
-use crate::mapped::{MappedFiles, MappedRun};
-use crate::params::{CheckedPreprocessParams, Combine};
-use crate::report::PreprocessReport;
+use crate::formats::dataset::Dataset;
+use crate::preprocess::params::{CheckedPreprocessParams, Combine};
+use crate::preprocess::report::PreprocessReport;
+use fingerprint::{fingerprint_datasets, hash_file};
+use mapped::{MappedFiles, MappedRun};
 
 /// Entries whose non-zeros (indices and values) take at most this many
 /// bytes stay mapped whole for the life of the reader (see `mapped.rs`):
@@ -1137,8 +1145,8 @@ mod tests {
 
     use inmf_learner::CellSource;
 
-    use super::{cache_key, stale_entries};
-    use crate::fixtures::*;
+    use super::{cache_key, stale_entries, CACHE_FORMAT_VERSION};
+    use crate::tests::fixtures::*;
     use crate::*;
 
     /// Two datasets with Poisson counts over 30 genes, some all-zero cells.
@@ -1363,7 +1371,7 @@ mod tests {
         let mut meta: super::CacheMeta =
             serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
         for f in &mut meta.files {
-            let (bytes, digest) = crate::fingerprint::hash_file(&entry.join(&f.name)).unwrap();
+            let (bytes, digest) = super::fingerprint::hash_file(&entry.join(&f.name)).unwrap();
             f.bytes = bytes;
             f.xxh3 = format!("{digest:032x}");
         }
@@ -1739,13 +1747,13 @@ mod tests {
         let seen = src.seen.unwrap();
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0], format!(".tmp-{}-{}", meta.key, std::process::id()));
-        assert_eq!(crate::temporary_owner(&seen[0]), Some(std::process::id()));
+        assert_eq!(super::stale::temporary_owner(&seen[0]), Some(std::process::id()));
         // meta.json lists every file with its size and checksum.
         let on_disk: super::CacheMeta =
             serde_json::from_str(&std::fs::read_to_string(entry.join("meta.json")).unwrap()).unwrap();
         assert_eq!(on_disk.files.len(), 2 * super::DATASET_FILES.len());
         for f in &on_disk.files {
-            let (bytes, digest) = crate::fingerprint::hash_file(&entry.join(&f.name)).unwrap();
+            let (bytes, digest) = super::fingerprint::hash_file(&entry.join(&f.name)).unwrap();
             assert_eq!(
                 (bytes, format!("{digest:032x}")),
                 (f.bytes, f.xxh3.clone()),

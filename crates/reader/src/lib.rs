@@ -35,6 +35,12 @@
 //!   [`spawn_reader`] streams a plan's mini-batches through a bounded
 //!   channel.
 //!
+//! The source follows the data path: `formats/` opens the inputs,
+//! `preprocess/` runs the passes above, `cache/` stores their result (keyed
+//! by the inputs' content fingerprints) and removes stale temporaries,
+//! `source.rs` serves x̂ to the learner and `stream.rs` is the reader thread
+//! in front of its channel; `tests/` holds the crate-level tests.
+//!
 //! ```no_run
 //! use inmf_reader::{open, spawn_reader, BlockPool, Hdf5Source, OpenOptions, PreprocessParams};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -58,61 +64,29 @@
 //! ```
 #![deny(missing_docs)]
 
-mod anndata;
-mod arrays;
 mod cache;
-mod cellmap;
-mod csc;
-mod dataset;
-mod dense;
 mod error;
-mod fingerprint;
-mod h5;
-mod inspect;
-mod liger;
-mod loom;
-mod mapped;
-mod mtx;
-mod names;
-mod obs;
-mod params;
+mod formats;
 mod preprocess;
-mod quantile;
-mod report;
-mod select;
 mod source;
-mod spill;
-mod stale;
-mod stats;
 mod stream;
-mod tenx;
 
-#[cfg(test)]
-mod fixtures;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_inputs;
-#[cfg(test)]
-mod tests_malformed;
 
-pub use cache::{
-    stale_entries as stale_cache_entries, EntryProblem, CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES,
-};
-pub use cellmap::CellMap;
-pub use dataset::{open, Dataset, Format, MatrixLocation, OpenOptions};
-pub use error::ReaderError;
-pub use fingerprint::{
+pub use cache::fingerprint::{
     fingerprint, fingerprint_datasets, fingerprints, is_legacy as is_legacy_fingerprint, same_content,
     FINGERPRINT_DIGITS,
 };
-pub use inspect::{inspect, Inspection};
-pub use mtx::{open_mtx, Barcodes, MtxCells, MtxDir, MtxField, MtxOrder};
-pub use obs::{read_obs_kept, ObsColumn, ObsKind, ObsValues};
-pub use params::{CheckedPreprocessParams, Combine, GeneKey, GeneSelection, PreprocessParams};
-pub use report::{DatasetReport, PreprocessReport};
+pub use cache::stale::{describe_removed, remove_stale_temporaries, RemovedTemporary};
+pub use cache::{stale_entries as stale_cache_entries, EntryProblem, DEFAULT_KEEP_MAPPED_BYTES};
+pub use error::ReaderError;
+pub use formats::dataset::{open, Dataset, Format, MatrixLocation, OpenOptions};
+pub use formats::inspect::{inspect, Inspection};
+pub use formats::mtx::{open_mtx, Barcodes, MtxCells, MtxDir, MtxField, MtxOrder};
+pub use formats::obs::{read_obs_kept, ObsColumn, ObsKind, ObsValues};
+pub use preprocess::cellmap::CellMap;
+pub use preprocess::params::{CheckedPreprocessParams, Combine, GeneKey, GeneSelection, PreprocessParams};
+pub use preprocess::report::{DatasetReport, PreprocessReport};
 pub use source::{CacheLookup, Hdf5Source};
-pub use stale::{
-    describe_removed, process_is_alive, remove_stale_temporaries, temporary_owner, RemovedTemporary,
-};
 pub use stream::{spawn_reader, BatchResult, BlockPool, ReadRequest, ReaderHandles};

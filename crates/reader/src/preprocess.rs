@@ -10,15 +10,26 @@
 //! factors are 1, and raw datasets of the same run are normalized and
 //! scaled over those genes as if they had been given. Their statistics
 //! pass only finds empty cells.
+//!
+//! The steps: [`stats`] (the streaming pass), [`select`] (gene matching and
+//! selectGenes, with [`normal_quantile`]), [`params`], [`report`] and
+//! [`cellmap`] (kept cells ↔ file cells).
 
-use crate::cellmap::CellMap;
-use crate::dataset::Dataset;
+pub(crate) mod cellmap;
+pub(crate) mod normal_quantile;
+pub(crate) mod params;
+pub(crate) mod report;
+mod select;
+pub(crate) mod stats;
+
 use crate::error::ReaderError;
-use crate::names::make_unique;
-use crate::params::{CheckedPreprocessParams, Combine, GeneKey};
-use crate::report::{DatasetReport, PreprocessReport};
-use crate::select::{combine, find_genes, match_genes, select_dataset};
-use crate::stats::{cells_without, gene_stats, GeneStats};
+use crate::formats::dataset::Dataset;
+use crate::formats::names::make_unique;
+use cellmap::CellMap;
+use params::{CheckedPreprocessParams, Combine, GeneKey};
+use report::{DatasetReport, PreprocessReport};
+use select::{combine, find_genes, match_genes, select_dataset};
+use stats::{cells_without, gene_stats, GeneStats};
 
 /// One dataset's preprocessing result.
 #[derive(Debug, Clone)]

@@ -12,14 +12,14 @@ use crate::cache::{
     build_entry, cache_key, cache_key_of, index_bytes_for, open_entry, CacheMeta, CacheReader, EntryProblem,
     OpenError, CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES,
 };
-use crate::cellmap::CellMap;
-use crate::dataset::{Dataset, RawBlock};
 use crate::error::ReaderError;
-use crate::names::make_unique;
-use crate::params::CheckedPreprocessParams;
+use crate::formats::dataset::{Dataset, RawBlock};
+use crate::formats::names::make_unique;
+use crate::preprocess::cellmap::CellMap;
+use crate::preprocess::params::CheckedPreprocessParams;
+use crate::preprocess::report::PreprocessReport;
+use crate::preprocess::stats::numi;
 use crate::preprocess::{preprocess, Prepared};
-use crate::report::PreprocessReport;
-use crate::stats::numi;
 
 const NONE: u32 = u32::MAX;
 

@@ -5,6 +5,10 @@
 // Plans are vectors of runs; a one-run vector is what we mean.
 #![allow(clippy::single_range_in_vec_init)]
 
+pub(crate) mod fixtures;
+mod inputs;
+mod malformed;
+
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -12,10 +16,10 @@ use inmf_learner::{CellSource, Cols, CsrMatrix, InMemorySource};
 use proptest::prelude::*;
 use tempfile::TempDir;
 
-use crate::fixtures::Rng;
-use crate::fixtures::*;
-use crate::quantile::normal_upper_quantile;
+use crate::preprocess::normal_quantile::normal_upper_quantile;
 use crate::*;
+use fixtures::Rng;
+use fixtures::*;
 
 // ---------------------------------------------------------------- helpers
 

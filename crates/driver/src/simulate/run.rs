@@ -108,9 +108,9 @@ impl Simulation {
         out_dir: &Path,
         progress: &mut dyn FnMut(&Progress<'_>),
     ) -> Result<SimulationSummary, DriverError> {
-        crate::guard::check_output_dir(out_dir, &[], crate::guard::OutputSet::Other, &[])?;
+        crate::output::guard::check_output_dir(out_dir, &[], crate::output::guard::OutputSet::Other, &[])?;
         std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
-        crate::run::clean_stale(out_dir, true);
+        crate::scenarios::run::clean_stale(out_dir, true);
         let model = Model::new(&self.params, &self.props);
         let cells = self.params.cells_per_dataset();
         let mut datasets = Vec::with_capacity(cells.len());

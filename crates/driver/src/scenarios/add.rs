@@ -20,16 +20,16 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::RunConfig;
 use crate::error::DriverError;
-use crate::guard::{check_output_dir, OutputSet};
-use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
-use crate::model::SavedModel;
-use crate::output_set::check_pair;
-use crate::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs};
-use crate::run::{
+use crate::output::guard::{check_output_dir, OutputSet};
+use crate::output::model::SavedModel;
+use crate::output::set::check_pair;
+use crate::output::space::{ensure_space, model_set_bytes};
+use crate::scenarios::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
+use crate::scenarios::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs};
+use crate::scenarios::run::{
     clean_stale, create_dir, in_pool, model_datasets, write_phase_outputs, InputSpec, PhaseOutputs,
     RunSummary,
 };
-use crate::space::{ensure_space, model_set_bytes};
 use inmf_reader::{same_content, BlockPool};
 
 /// Everything `inmf add` needs.

@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, Member, NumKind};
+use crate::formats::h5::{self, Ctx, Member, NumKind};
 
 /// What kind of values an obs column holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use inmf_reader::{spawn_reader, BlockPool, Hdf5Source};
 use ndarray::Array2;
 
 use crate::error::DriverError;
-use crate::learn::thread_err;
+use crate::scenarios::learn::thread_err;
 
 /// Rates measured on this machine and the bound they give per epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]

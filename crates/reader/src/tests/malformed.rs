@@ -11,7 +11,7 @@ use inmf_learner::CellSource;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestCaseError, TestRunner};
 
-use crate::fixtures::*;
+use super::fixtures::*;
 use crate::*;
 
 /// The layouts damaged.

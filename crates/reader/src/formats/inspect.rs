@@ -4,10 +4,10 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::dataset::{open, OpenOptions};
 use crate::error::ReaderError;
-use crate::mtx::{open_mtx, MtxField};
-use crate::obs::ObsKind;
+use crate::formats::dataset::{open, OpenOptions};
+use crate::formats::mtx::{open_mtx, MtxField};
+use crate::formats::obs::ObsKind;
 
 /// The report of [`inspect`]: labelled lines, printed by `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,10 +8,10 @@
 
 use std::path::Path;
 
-use crate::dataset::{Format, Layout, MatrixLocation, NameSource, Storage};
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, Member};
-use crate::obs::ObsLayout;
+use crate::formats::dataset::{Format, Layout, MatrixLocation, NameSource, Storage};
+use crate::formats::h5::{self, Ctx, Member};
+use crate::formats::obs::ObsLayout;
 
 /// Locates the chosen matrix and its names.
 pub(crate) fn layout(file: &hdf5::File, path: &Path, loc: &MatrixLocation) -> Result<Layout, ReaderError> {

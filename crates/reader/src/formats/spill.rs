@@ -24,8 +24,8 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::dataset::RawBlock;
 use crate::error::ReaderError;
+use crate::formats::dataset::RawBlock;
 
 /// Target entries per bucket (12 bytes each when assembled). Tiny in
 /// tests, so small fixtures take every path (many buckets and segments).

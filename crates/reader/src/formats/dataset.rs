@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use inmf_learner::CsrMatrix;
 
-use crate::arrays::{Outer, SparseArrays};
-use crate::csc::CscStore;
-use crate::dense::DenseStore;
 use crate::error::ReaderError;
-use crate::h5::{self, Member};
-use crate::names::make_unique;
-use crate::obs::{self, ObsColumn, ObsLayout, ObsStore, ObsValues};
-use crate::{anndata, liger, loom, tenx};
+use crate::formats::arrays::{Outer, SparseArrays};
+use crate::formats::csc::CscStore;
+use crate::formats::dense::DenseStore;
+use crate::formats::h5::{self, Member};
+use crate::formats::names::make_unique;
+use crate::formats::obs::{self, ObsColumn, ObsLayout, ObsStore, ObsValues};
+use crate::formats::{anndata, liger, loom, tenx};
 
 /// Which matrix of an AnnData file to read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

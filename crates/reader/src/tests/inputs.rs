@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use inmf_learner::{CellSource, CsrMatrix};
 use tempfile::TempDir;
 
-use crate::fixtures::*;
+use super::fixtures::*;
 use crate::*;
 
 fn tmp() -> TempDir {

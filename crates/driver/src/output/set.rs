@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hdf5::types::VarLenUnicode;
 
 use crate::error::DriverError;
-use crate::model::read_output_set;
+use crate::output::model::read_output_set;
 
 /// A fresh output-set id: 32 hex digits from the process id, the time and
 /// a per-process counter (xxh3-128).

@@ -20,11 +20,11 @@
 
 use std::path::Path;
 
-use crate::dataset::{Format, Layout, OpenOptions, Storage};
 use crate::error::ReaderError;
-use crate::h5::{self, Member};
-use crate::obs::ObsLayout;
-use crate::tenx;
+use crate::formats::dataset::{Format, Layout, OpenOptions, Storage};
+use crate::formats::h5::{self, Member};
+use crate::formats::obs::ObsLayout;
+use crate::formats::tenx;
 
 /// Whether `file` has rliger's scaled data.
 pub(crate) fn is_liger(file: &hdf5::File) -> bool {

@@ -4,15 +4,15 @@
 //! Reading gene columns per run of cells would read the whole matrix for
 //! every mini-batch. Instead, on the first read the matrix is converted
 //! once, in one streaming pass, to a temporary CSR copy
-//! ([`crate::spill`]): gene columns are read in blocks of
+//! ([`crate::formats::spill`]): gene columns are read in blocks of
 //! [`READ_ENTRIES`] stored values (validated: column pointers, cell
 //! indices, values), each entry is bucketed by cell block into an
 //! anonymous temporary file, then each cell block is assembled in order
 //! and appended to the CSR copy, which then serves runs of cells with
 //! three positioned reads. Memory stays bounded: the read block
 //! (≈ 8 bytes × [`READ_ENTRIES`] plus the stored types), the bucket buffers
-//! ([`crate::spill::BUFFER_BYTES`]) and one assembled cell block
-//! (≈ 12 bytes × [`crate::spill::BUCKET_ENTRIES`]): about 50 MB whatever
+//! ([`crate::formats::spill::BUFFER_BYTES`]) and one assembled cell block
+//! (≈ 12 bytes × [`crate::formats::spill::BUCKET_ENTRIES`]): about 50 MB whatever
 //! the matrix size. The copy costs 12 bytes per stored value (+ 8 per
 //! cell) of temporary disk while the dataset is open, in the temporary
 //! directory of [`crate::OpenOptions::temp_dir`].
@@ -21,11 +21,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::arrays::SparseArrays;
-use crate::dataset::RawBlock;
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx};
-use crate::spill::{Buckets, SpilledCsr};
+use crate::formats::arrays::SparseArrays;
+use crate::formats::dataset::RawBlock;
+use crate::formats::h5::{self, Ctx};
+use crate::formats::spill::{Buckets, SpilledCsr};
 
 /// Stored values read per block during the conversion (tiny in tests, so
 /// blocks end inside gene columns).

@@ -14,13 +14,13 @@ use inmf_reader::BlockPool;
 
 use crate::config::RunConfig;
 use crate::error::DriverError;
-use crate::guard::{check_output_dir, OutputSet};
-use crate::model::SavedModel;
-use crate::output_set::check_pair;
-use crate::prepare::open_and_preprocess;
-use crate::results::{solve_and_write, ResultContent, ResultWriter};
-use crate::run::{clean_stale, create_dir, in_pool, peak_rss_bytes, InputSpec};
-use crate::space::{ensure_space, projection_bytes};
+use crate::output::guard::{check_output_dir, OutputSet};
+use crate::output::model::SavedModel;
+use crate::output::results::{solve_and_write, ResultContent, ResultWriter};
+use crate::output::set::check_pair;
+use crate::output::space::{ensure_space, projection_bytes};
+use crate::scenarios::prepare::open_and_preprocess;
+use crate::scenarios::run::{clean_stale, create_dir, in_pool, peak_rss_bytes, InputSpec};
 
 /// Everything `inmf project` needs.
 #[derive(Debug, Clone)]

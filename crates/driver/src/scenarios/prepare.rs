@@ -10,7 +10,7 @@ use inmf_reader::{
 
 use crate::config::{PreprocessConfig, RuntimeConfig};
 use crate::error::DriverError;
-use crate::run::InputSpec;
+use crate::scenarios::run::InputSpec;
 
 /// Parses `X`, `raw` or `layer:NAME`.
 pub fn matrix_location(s: &str) -> Result<MatrixLocation, DriverError> {

@@ -7,9 +7,9 @@
 use std::ops::Range;
 use std::path::Path;
 
-use crate::dataset::RawBlock;
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, NumKind};
+use crate::formats::dataset::RawBlock;
+use crate::formats::h5::{self, Ctx, NumKind};
 
 /// Elements decoded per sub-block (16 MB as f32; tiny in tests, so runs
 /// are split into several sub-blocks).

@@ -9,7 +9,7 @@ use crate::error::DriverError;
 /// Bytes available to this user on the file system that holds `path` (or
 /// its nearest existing ancestor); `None` where that cannot be asked.
 pub(crate) fn available_bytes(path: &Path) -> Option<u64> {
-    let mut p: PathBuf = crate::guard::resolve(path);
+    let mut p: PathBuf = crate::output::guard::resolve(path);
     while !p.exists() {
         if !p.pop() {
             return None;

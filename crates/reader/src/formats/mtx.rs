@@ -10,7 +10,7 @@
 //! it stops with [`ReaderError::MtxUnsorted`] at the first entry out of
 //! order. [`MtxOrder::SortByCell`] first buckets every entry by cell block
 //! into an anonymous temporary file (the external sort of
-//! [`crate::spill`]) and then assembles the blocks. Both validate every
+//! [`crate::formats::spill`]) and then assembles the blocks. Both validate every
 //! entry: indices within the header's sizes, values finite and ≥ 0, and as
 //! many entries as the header announces.
 
@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use inmf_learner::CsrMatrix;
 
-use crate::dataset::RawBlock;
 use crate::error::ReaderError;
-use crate::names::make_unique;
-use crate::spill::Buckets;
+use crate::formats::dataset::RawBlock;
+use crate::formats::names::make_unique;
+use crate::formats::spill::Buckets;
 
 const NONE: u32 = u32::MAX;
 
@@ -619,7 +619,7 @@ enum State {
         pending: Option<(usize, u32, f32)>,
         done: bool,
     },
-    Sorted(crate::spill::BucketReader),
+    Sorted(crate::formats::spill::BucketReader),
 }
 
 /// Cells of an [`MtxDir`] in order, as CSR blocks.

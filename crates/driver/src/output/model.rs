@@ -147,7 +147,7 @@ impl SavedModel {
     /// Writes the model to a temporary sibling of `path`; the caller commits
     /// it (renames it to `path`) when every other output is complete too.
     /// `output_set` ties the model to the result file written with it
-    /// (attribute `output_set`; see [`crate::output_set`]).
+    /// (attribute `output_set`; see [`crate::output::set`]).
     pub(crate) fn save_to_temp(
         &self,
         path: &Path,

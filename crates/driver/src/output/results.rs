@@ -16,7 +16,7 @@ use inmf_learner::{CellSource, CsrMatrix, LearnerError, ObjectiveParts, OnlinePa
 use inmf_reader::{read_obs_kept, spawn_reader, BlockPool, Hdf5Source, ObsKind, ObsValues};
 use ndarray::{Array2, ArrayView2};
 
-use crate::learn::{progress_bar, thread_err};
+use crate::scenarios::learn::{progress_bar, thread_err};
 
 use crate::anndata::{AnnDataWriter, Axis, DatasetOptions, DenseAppender, UnsValue};
 use crate::error::DriverError;

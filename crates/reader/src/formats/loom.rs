@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
-use crate::dataset::{Format, Layout, MatrixLocation, NameSource, Storage};
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, Member};
-use crate::obs::ObsLayout;
+use crate::formats::dataset::{Format, Layout, MatrixLocation, NameSource, Storage};
+use crate::formats::h5::{self, Ctx, Member};
+use crate::formats::obs::ObsLayout;
 
 /// Gene-name attributes, in order of preference.
 const GENE_ATTRS: [&str; 3] = ["Gene", "var_names", "gene_names"];

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::dataset::Dataset;
 use crate::error::ReaderError;
+use crate::formats::dataset::Dataset;
 
 /// Bytes read per call while hashing a file.
 const READ_BUFFER: usize = 8 << 20;

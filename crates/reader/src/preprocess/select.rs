@@ -3,9 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::params::{Combine, GeneSelection};
-use crate::quantile::normal_upper_quantile;
-use crate::stats::GeneStats;
+use crate::preprocess::normal_quantile::normal_upper_quantile;
+use crate::preprocess::params::{Combine, GeneSelection};
+use crate::preprocess::stats::GeneStats;
 
 /// Genes present in every dataset, in the first dataset's order.
 #[derive(Debug, Clone)]

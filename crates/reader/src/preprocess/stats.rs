@@ -14,9 +14,9 @@
 //! known, i.e. hold the matrix. The preprocessed cache, when built, could
 //! fold this test into its own pass over the data.
 
-use crate::cellmap::CellMap;
-use crate::dataset::{Dataset, RawBlock};
 use crate::error::ReaderError;
+use crate::formats::dataset::{Dataset, RawBlock};
+use crate::preprocess::cellmap::CellMap;
 
 /// Per-gene sufficient statistics of one dataset's normalized counts.
 #[derive(Debug, Clone)]

@@ -10,10 +10,10 @@
 
 use std::path::Path;
 
-use crate::dataset::{Format, Layout, MatrixLocation, NameSource, OpenOptions, Storage};
 use crate::error::ReaderError;
-use crate::h5::{self, Member};
-use crate::obs::ObsLayout;
+use crate::formats::dataset::{Format, Layout, MatrixLocation, NameSource, OpenOptions, Storage};
+use crate::formats::h5::{self, Member};
+use crate::formats::obs::ObsLayout;
 
 /// Cell Ranger ≥ 3 layout.
 pub(crate) fn layout_v3(

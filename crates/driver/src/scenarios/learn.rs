@@ -11,7 +11,7 @@ use inmf_learner::{MiniBatchPlan, OnlineInmf, OnlineParams};
 use inmf_reader::{spawn_reader, BlockPool, Hdf5Source};
 
 use crate::error::DriverError;
-use crate::model::SavedModel;
+use crate::output::model::SavedModel;
 
 /// Where and how often to write checkpoints.
 #[derive(Debug, Clone)]
@@ -181,7 +181,7 @@ fn write_checkpoint(c: &CheckpointSpec, state: &Learning) -> Result<(), DriverEr
 }
 
 /// `"a", "b"` for the log.
-fn dataset_names(datasets: &[crate::model::ModelDataset]) -> String {
+fn dataset_names(datasets: &[crate::output::model::ModelDataset]) -> String {
     datasets
         .iter()
         .map(|d| format!("{:?}", d.name))

@@ -6,9 +6,9 @@
 use std::ops::Range;
 use std::path::Path;
 
-use crate::dataset::RawBlock;
 use crate::error::ReaderError;
-use crate::h5::{self, Ctx, Member, NumKind};
+use crate::formats::dataset::RawBlock;
+use crate::formats::h5::{self, Ctx, Member, NumKind};
 
 /// What the outer dimension (one `indptr` entry per element) holds: cells
 /// (CSR cells × genes; 10x CSC genes × cells is the same layout) or genes

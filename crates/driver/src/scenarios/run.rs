@@ -15,18 +15,18 @@ use inmf_learner::{initial_model, plan_all, CellSource, FitError, ObjectiveParts
 use inmf_reader::{BlockPool, Hdf5Source, ReaderError};
 use ndarray::Array2;
 
-use crate::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
-use crate::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs};
+use crate::scenarios::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
+use crate::scenarios::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs};
 
 use crate::anndata::UnsValue;
-use crate::bound::{measure_epoch_bound, EpochBound};
 use crate::config::RunConfig;
 use crate::error::DriverError;
-use crate::guard::{check_output_dir, OutputSet};
-use crate::model::{ModelDataset, SavedModel};
-use crate::output_set::new_id;
-use crate::results::{solve_and_write, ResultContent, ResultWriter};
-use crate::space::{ensure_space, model_set_bytes};
+use crate::output::guard::{check_output_dir, OutputSet};
+use crate::output::model::{ModelDataset, SavedModel};
+use crate::output::results::{solve_and_write, ResultContent, ResultWriter};
+use crate::output::set::new_id;
+use crate::output::space::{ensure_space, model_set_bytes};
+use crate::scenarios::bound::{measure_epoch_bound, EpochBound};
 
 /// One input dataset: `NAME=PATH` or `PATH` (name = file stem).
 #[derive(Debug, Clone, PartialEq)]
@@ -533,7 +533,7 @@ pub(crate) fn write_phase_outputs(
         ..checkpoint.template
     };
     // Both files are complete under temporary names before either is
-    // renamed; the shared output-set id ties them (crate::output_set).
+    // renamed; the shared output-set id ties them (crate::output::set).
     let model_tmp = saved.save_to_temp(&model_path, Some(&set_id))?;
     writer.finish(pass.objective, pass.zero_cells)?;
     model_tmp.commit()?;
