@@ -23,11 +23,11 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use crate::kernels::{
+use crate::kernels::double::{
     check_accumulate_shapes, check_project_shapes, project_rows_generic, scatter_rows_generic, PartialPool,
     B_CHUNKS, CELL_BLOCK,
 };
-use crate::simd::{avx2_dispatch, dispatch_const};
+use crate::kernels::simd::{avx2_dispatch, dispatch_const};
 use crate::sparse::CsrMatrix;
 
 /// Calls `$f::<KP>` for the padded widths up to 64 and `$f::<0>`
@@ -225,8 +225,8 @@ static PARTIALS: PartialPool<f32> = PartialPool::new();
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::{accumulate_xt_h, project};
-    use crate::kernels_f16::project_f16;
+    use crate::kernels::double::{accumulate_xt_h, project};
+    use crate::kernels::half::project_f16;
     use crate::testutil::narrow_copy;
 
     #[test]
@@ -239,7 +239,7 @@ mod tests {
             (20, true),
             (70, true),
         ] {
-            crate::simd::force_baseline(baseline);
+            crate::kernels::simd::force_baseline(baseline);
             let (x, m, h) = problem(2 * CELL_BLOCK + 9, 300, k);
             let narrow = narrow_copy(&x, 37);
             assert!(narrow.row(0).0.is_narrow());
@@ -272,7 +272,7 @@ mod tests {
             same(&scatter(&narrow, false), &scatter(&x, false), "B f64");
             same(&scatter(&narrow, true), &scatter(&x, true), "B f32");
         }
-        crate::simd::force_baseline(false);
+        crate::kernels::simd::force_baseline(false);
     }
 
     /// max |a − b| / max |b|.

@@ -9,7 +9,7 @@
 
 use ndarray::{Array2, ArrayView2, Zip};
 
-use crate::kernels::{gram_of_rows, project};
+use crate::kernels::double::{gram_of_rows, project};
 use crate::sparse::CsrMatrix;
 
 /// The parts of an objective; [`ObjectiveParts::total`] is F.
@@ -46,7 +46,7 @@ impl std::ops::AddAssign for ObjectiveParts {
 }
 
 /// tr(A·B) for square matrices of the same size = Σ_jk A_jk B_kj.
-pub(crate) fn trace_of_product(a: ArrayView2<f64>, b: ArrayView2<f64>) -> f64 {
+pub fn trace_of_product(a: ArrayView2<f64>, b: ArrayView2<f64>) -> f64 {
     let mut s = 0.0;
     Zip::from(a).and(b.t()).for_each(|&x, &y| s += x * y);
     s
@@ -59,7 +59,7 @@ pub(crate) fn trace_of_product(a: ArrayView2<f64>, b: ArrayView2<f64>) -> f64 {
 /// - `wv_gram` = (W+V)ᵀ(W+V), `v_gram` = VᵀV (K × K), `lambda` = λ.
 ///
 /// residual = ‖X‖² − 2 Σ_c r_c·h_c + tr(wv_gram · HᵀH); penalty = λ tr(v_gram · HᵀH).
-pub fn block_objective(
+pub(crate) fn block_objective(
     x_norm_sq: f64,
     r: ArrayView2<f64>,
     h: ArrayView2<f64>,

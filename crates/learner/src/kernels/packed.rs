@@ -5,12 +5,12 @@
 
 use ndarray::ArrayView2;
 
-use crate::kernels::project_block;
-use crate::kernels_f16::HalfRows;
-use crate::kernels_f32::{pack_rows, padded, project_block_f32};
+use crate::kernels::double::project_block;
+use crate::kernels::half::HalfRows;
+use crate::kernels::single::{pack_rows, padded, project_block_f32};
 use crate::sparse::CsrMatrix;
 
-/// Precision of the sparse products (see `kernels_f32` for single precision).
+/// Precision of the sparse products (see `kernels::single` for single precision).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Precision {
     /// Binary16 factor rows (scaled per column), f32 sums, f64 results

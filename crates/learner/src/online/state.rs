@@ -32,15 +32,15 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::error::LearnerError;
-use crate::hals::sweep_w_then_v;
-use crate::kernels::{accumulate_xt_h, add_gram_of_rows, gram_of_rows, CELL_BLOCK};
-use crate::kernels_f16::HalfRows;
-use crate::kernels_f32::{padded, scatter_partials_f32, ScatteredPartials};
+use crate::kernels::double::{accumulate_xt_h, add_gram_of_rows, gram_of_rows, CELL_BLOCK};
+use crate::kernels::half::HalfRows;
+use crate::kernels::packed::{PackedFactor, Precision};
+use crate::kernels::single::{padded, scatter_partials_f32, ScatteredPartials};
 use crate::nnls::{NnlsWorkspace, PreparedGram, Start};
-use crate::objective::{objective_from_sums, ObjectiveParts};
-use crate::packed::{PackedFactor, Precision};
-use crate::schedule::IterationInfo;
-use crate::source::MiniBatch;
+use crate::online::hals::sweep_w_then_v;
+use crate::online::objective::{objective_from_sums, ObjectiveParts};
+use crate::online::schedule::IterationInfo;
+use crate::online::source::MiniBatch;
 use crate::sparse::CsrMatrix;
 
 /// W+V_i packed for R, (W+V_i)ᵀ(W+V_i) and V_iᵀV_i: the parts of an
@@ -51,14 +51,14 @@ type SystemParts = (PackedFactor, Array2<f64>, Array2<f64>);
 const A_DIAG_FLOOR: f64 = 1e-15;
 
 /// Precision of the two sparse products an iteration runs, R = X·(W+V_i)
-/// and XᵀH: half (binary16 rows of W+V_i for R, `kernels_f16`; f32 rows of
-/// H for XᵀH, `kernels_f32`; f32 sums, f64 results). R only steers each
+/// and XᵀH: half (binary16 rows of W+V_i for R, `kernels::half`; f32 rows of
+/// H for XᵀH, `kernels::single`; f32 sums, f64 results). R only steers each
 /// mini-batch's H; the run's objective moves by < 1e-5 relative against
 /// the f64 kernels (tested; 2e-7 against f32 on a 50k-cell run).
 const STEP_PRODUCTS: Precision = Precision::Half;
 
 /// Precision of R = X·(W+V_i) in the H solves whose H is a result (the
-/// final pass, projection): single (f32 rows and sums, `kernels_f32`).
+/// final pass, projection): single (f32 rows and sums, `kernels::single`).
 const RESULT_PRODUCTS: Precision = Precision::Single;
 
 /// Cells per work unit of an H solve: a unit computes its cells' rows of
@@ -66,76 +66,6 @@ const RESULT_PRODUCTS: Precision = Precision::Single;
 /// while its rows of X and R are in cache. Fixed, so results do not
 /// depend on the number of threads.
 const SOLVE_ROWS: usize = 256;
-
-/// Parameters of online iNMF, with the anchor's defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OnlineParams {
-    /// K, number of factors. Default 20.
-    pub k: usize,
-    /// λ, weight of the dataset-specific penalty λ‖V_iH_i‖². Default 5.
-    pub lambda: f64,
-    /// Cells per iteration over all learned datasets. Default 5000.
-    pub batch_size: usize,
-    /// Passes over the first dataset. Default 5.
-    pub epochs: usize,
-    /// Cells per shuffled block (reads stay contiguous inside a block). Default 1000.
-    pub shuffle_block: usize,
-    /// HALS sweeps per iteration. Default 1.
-    pub hals_sweeps: usize,
-    /// Seed of every random choice. Default 1.
-    pub seed: u64,
-}
-
-impl Default for OnlineParams {
-    fn default() -> Self {
-        Self {
-            k: 20,
-            lambda: 5.0,
-            batch_size: 5000,
-            epochs: 5,
-            shuffle_block: 1000,
-            hals_sweeps: 1,
-            seed: 1,
-        }
-    }
-}
-
-impl OnlineParams {
-    /// Checks every parameter's range (data-dependent rules are checked at fit time).
-    pub fn check(&self) -> Result<(), LearnerError> {
-        let bad = |s: String| Err(LearnerError::InvalidParameter(s));
-        if self.k == 0 {
-            return bad("K (number of factors) must be at least 1".into());
-        }
-        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            return bad(format!("lambda must be finite and ≥ 0, got {}", self.lambda));
-        }
-        if self.lambda > MAX_LAMBDA {
-            return bad(format!(
-                "lambda = {} is above {MAX_LAMBDA:e}: far beyond the point where every V_i is 0 \
-                 (the usual range is 1 to 50), and (1 + λ)·HᵀH could overflow; choose a smaller lambda",
-                self.lambda
-            ));
-        }
-        if self.batch_size == 0 {
-            return bad("the mini-batch size must be at least 1 cell".into());
-        }
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1".into());
-        }
-        if self.shuffle_block == 0 {
-            return bad("the shuffle block must be at least 1 cell".into());
-        }
-        if self.hals_sweeps == 0 {
-            return bad("HALS sweeps per iteration must be at least 1".into());
-        }
-        Ok(())
-    }
-}
-
-/// The largest λ accepted: past it V_i is 0 to machine precision, and
-/// (1 + λ) times a Gram entry could leave the f64 range.
-pub const MAX_LAMBDA: f64 = 1e12;
 
 /// One dataset's factor and sufficient statistics.
 #[derive(Debug, Clone, PartialEq)]
@@ -238,7 +168,7 @@ impl OnlineInmf {
     /// (W+V)ᵀ(W+V) and VᵀV, added in block order (the bits of
     /// [`gram_of_rows`] and `pack_rows` on the whole W+V); in half
     /// precision the f32 rows are then scaled and rounded to binary16
-    /// (`kernels_f16`); then each G is prepared.
+    /// (`kernels::half`); then each G is prepared.
     fn h_systems(&self, vs: &[ArrayView2<f64>], precision: Precision) -> Result<Vec<HSystem>, LearnerError> {
         let (genes, k) = self.w.dim();
         let parts: Vec<SystemParts> = match precision {
@@ -517,7 +447,7 @@ impl OnlineInmf {
     }
 
     /// One Gauss–Seidel HALS sweep: W from all datasets, then each learned
-    /// V_i ([`crate::update_w`], [`crate::update_v`]; fused per gene block).
+    /// V_i (the column updates of `online::hals`, fused per gene block).
     pub fn hals_sweep(&mut self) {
         let (mut vs, mut a, mut b, mut learned) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for d in &mut self.datasets {
@@ -548,7 +478,9 @@ impl OnlineInmf {
     pub fn surrogate(&self) -> f64 {
         self.datasets
             .iter()
-            .map(|d| crate::hals::surrogate(self.w.view(), d.v.view(), d.a.view(), d.b.view(), self.lambda))
+            .map(|d| {
+                crate::online::hals::surrogate(self.w.view(), d.v.view(), d.a.view(), d.b.view(), self.lambda)
+            })
             .sum()
     }
 }
@@ -631,7 +563,7 @@ fn update_b(states: &mut [&mut DatasetState], new_epoch: bool, scales: &[(f64, f
 
 /// (X_jᵀH_j)_g·, the gene rows of each mini-batch's XᵀH, in the products'
 /// precision: f32 partial sums per fixed chunk of cells added in f64
-/// (`kernels_f32`), or the f64 product.
+/// (`kernels::single`), or the f64 product.
 enum GeneSums {
     Single(ScatteredPartials),
     Double(Vec<Array2<f64>>),
@@ -721,7 +653,7 @@ struct UnitSums {
 /// are cut into units of [`SOLVE_ROWS`], and each unit computes its rows
 /// of R = X·(W+V), solves their H (BPP) and its share of
 /// Σ_c r_c·h_c and HᵀH; a block's sums add its units in order. The
-/// objective is (§1, `objective.rs`) residual = ‖X‖² − 2Σ_c r_c·h_c +
+/// objective is (§1, `online::objective`) residual = ‖X‖² − 2Σ_c r_c·h_c +
 /// tr((W+V)ᵀ(W+V)·HᵀH), penalty = λ tr(VᵀV·HᵀH).
 fn solve_blocks(blocks: &[(&HSystem, &CsrMatrix)]) -> Result<Vec<SolvedBlock>, LearnerError> {
     let mut hs: Vec<Array2<f64>> = blocks
@@ -890,8 +822,8 @@ mod tests {
             let v_gram = crate::gram_of_rows(v);
             let gram = &wv_gram + &(&v_gram * model.lambda);
             let r = crate::project_f32(x, wv.view());
-            let h_ref = crate::nnls_bpp(gram.view(), r.view()).unwrap();
-            let obj_ref = crate::block_objective(
+            let h_ref = crate::nnls::nnls_bpp(gram.view(), r.view()).unwrap();
+            let obj_ref = crate::online::objective::block_objective(
                 x.frobenius_sq(),
                 r.view(),
                 h_ref.view(),

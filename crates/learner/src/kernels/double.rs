@@ -9,18 +9,18 @@
 //!
 //! Both are parallel over fixed blocks of cells and reduce in a fixed order,
 //! so their results do not depend on the number of threads. Online learning
-//! runs their single-precision versions (`kernels_f32`), which share the
+//! runs their single-precision versions (`kernels::single`), which share the
 //! row kernels below through [`Lane`].
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use crate::simd::{avx2_dispatch, dispatch_const};
+use crate::kernels::simd::{avx2_dispatch, dispatch_const};
 use crate::sparse::{with_cols, CsrMatrix};
 
 /// Cells per parallel work unit of [`project`]. Fixed (not derived from
 /// the thread count) so results are the same on any machine.
-pub(crate) const CELL_BLOCK: usize = 512;
+pub const CELL_BLOCK: usize = 512;
 
 /// Number of cell chunks whose partial B sums [`accumulate_xt_h`] adds in
 /// order: fixed, so the reduction order never depends on the thread count,
@@ -47,7 +47,7 @@ pub fn project(x: &CsrMatrix, m: ArrayView2<f64>) -> Array2<f64> {
 }
 
 /// The element type of a product's dense factor and sums: f64 (the exact
-/// kernels here) or f32 (`kernels_f32`).
+/// kernels here) or f32 (`kernels::single`).
 pub(crate) trait Lane:
     Copy + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign + Into<f64>
 {

@@ -2,7 +2,7 @@
 //! parts after each iteration, the number of iterations, why it stopped and
 //! the wall time.
 //!
-//! iNMF solvers return [`InmfFit`](crate::InmfFit) (shared with ANLS);
+//! iNMF solvers return [`InmfFit`];
 //! single-factorization solvers (plain NMF, ‖MW‖-regularized NMF) return
 //! [`NmfFit`]; diffusion NMF returns [`DiffusionFit`](crate::DiffusionFit).
 //! All implement [`FitReport`], so callers can report any of them the same
@@ -16,9 +16,44 @@
 
 use ndarray::Array2;
 
-use crate::anls::{InmfFit, StopReason};
-use crate::error::LearnerError;
-use crate::objective::ObjectiveParts;
+use inmf_learner::{LearnerError, ObjectiveParts};
+
+/// iNMF factors: W (genes × K), V_i (genes × K) and H_i (cells × K) per dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InmfFactors {
+    /// Shared gene loadings W, genes × K.
+    pub w: Array2<f64>,
+    /// Dataset-specific gene loadings V_i, genes × K, in dataset order.
+    pub v: Vec<Array2<f64>>,
+    /// Cell loadings H_i, cells × K, in dataset order.
+    pub h: Vec<Array2<f64>>,
+}
+
+/// Why an iterative solver stopped (shared by the batch solvers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The relative decrease of the objective fell below the tolerance.
+    Converged,
+    /// The iteration (or epoch) budget ran out first.
+    MaxIterations,
+}
+
+/// Result of an iNMF solver ([`inmf_anls`](crate::inmf_anls),
+/// [`inmf_hals`](crate::inmf_hals), [`inmf_mu`](crate::inmf_mu),
+/// [`inmf_kl`](crate::inmf_kl)).
+#[derive(Debug, Clone)]
+pub struct InmfFit {
+    /// The final factors.
+    pub factors: InmfFactors,
+    /// F and its parts after each iteration (`objective[t]` after iteration t + 1).
+    pub objective: Vec<ObjectiveParts>,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Why the loop stopped.
+    pub stop: StopReason,
+    /// Wall time of the whole call, in seconds.
+    pub seconds: f64,
+}
 
 /// One non-negative factorization X ≈ H Wᵀ (X cells × genes): W genes × K,
 /// H cells × K (the transpose of the gene × cell notation V ≈ WH of §5).

@@ -43,18 +43,17 @@ use std::time::Instant;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, Zip};
 
-use crate::anls::StopReason;
-use crate::batch::{
+use inmf_learner::{
+    accumulate_xt_h, gram_of_rows, project_into, trace_of_product, CsrMatrix, LearnerError, ObjectiveParts,
+};
+
+use crate::cg::{CgParams, CgWorkspace, DiffusionKernel};
+use crate::graph::SparseF64;
+use crate::inputs::{
     check_eps, check_k, check_loop, check_nonneg, check_positive, nmf_start, validate_matrix, DEFAULT_EPS,
 };
-use crate::cg::{CgParams, CgWorkspace, DiffusionKernel};
-use crate::error::LearnerError;
-use crate::graph::SparseF64;
-use crate::kernels::{accumulate_xt_h, gram_of_rows, project_into};
 use crate::nmf_mu::mu_step;
-use crate::objective::{trace_of_product, ObjectiveParts};
-use crate::report::{FitReport, NmfFactors, Trace};
-use crate::sparse::CsrMatrix;
+use crate::report::{FitReport, NmfFactors, StopReason, Trace};
 
 /// Parameters of [`diffusion_nmf`]; [`Default`] gives the documented
 /// defaults, [`DiffusionParams::check`] the ranges.
@@ -153,7 +152,7 @@ impl FitReport for DiffusionFit {
 ///
 /// `graph`: the symmetric non-negative adjacency of the cells (cells ×
 /// cells, e.g. [`SparseF64::adjacency`] of an edge list). `init`: `None`
-/// draws W = [`random_w`](crate::random_w) then U ~ Uniform(0.01, 1) from
+/// draws W = [`random_w`](inmf_learner::random_w) then U ~ Uniform(0.01, 1) from
 /// `ChaCha8Rng::seed_from_u64(seed)`; `Some` gives W and, in `h`, the
 /// initiators U.
 ///
@@ -499,7 +498,7 @@ mod tests {
             let (w, h, u) = (&fit.factors.w, &fit.factors.h, &fit.initiators);
             // U's block is convex for fixed W: its KKT conditions hold at the end.
             let upos = kmat.dot(&h.dot(&w.t().dot(w))) + alpha / 2.0;
-            let uneg = kmat.dot(&crate::kernels::project(&x, w.view()));
+            let uneg = kmat.dot(&inmf_learner::project(&x, w.view()));
             let ku = kkt_violation(u.view(), upos.view(), uneg.view());
             assert!(ku < 1e-3, "α {alpha}: KKT U {ku:e}");
             if alpha == 0.0 {

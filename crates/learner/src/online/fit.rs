@@ -7,10 +7,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::LearnerError;
-use crate::init::{random_w, shuffled_cells, v_from_cells};
+use crate::online::init::{random_w, shuffled_cells, v_from_cells};
+use crate::online::schedule::{IterationInfo, MiniBatchPlan};
+use crate::online::source::{CellSource, MiniBatch};
 use crate::online::{OnlineInmf, OnlineParams, StepReport};
-use crate::schedule::{IterationInfo, MiniBatchPlan};
-use crate::source::{CellSource, MiniBatch};
 use crate::sparse::CsrMatrix;
 
 /// A failure of a fit: the data source's own error, or the numerics'.

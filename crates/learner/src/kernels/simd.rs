@@ -32,7 +32,7 @@ pub(crate) fn avx2() -> bool {
 static HALF_MODE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Whether the AVX2 + F16C build of the half-precision product
-/// (`kernels_f16`) runs: [`avx2`] and the CPU converts binary16 (F16C).
+/// (`kernels::half`) runs: [`avx2`] and the CPU converts binary16 (F16C).
 #[inline]
 pub(crate) fn f16c() -> bool {
     use std::sync::atomic::Ordering::Relaxed;
@@ -112,7 +112,7 @@ macro_rules! avx2_dispatch {
         #[allow(unsafe_code)]
         $vis fn $name $(< $(const $c: $ct),* >)? ( $($arg: $ty),* ) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
-            if $crate::simd::avx2() {
+            if $crate::kernels::simd::avx2() {
                 // SAFETY: the CPU supports AVX2 (checked just above).
                 return unsafe { $avx $(::< $($c),* >)? ( $($arg),* ) };
             }
@@ -140,7 +140,7 @@ mod tests {
 
     use super::*;
     use crate::testutil::random_sparse;
-    use crate::{fit, InMemorySource, MiniBatchPlan, OnlineParams};
+    use crate::{initial_model, run_plan, InMemorySource, MiniBatchPlan, OnlineParams};
 
     /// A short online run (sparse products, BPP, HALS) gives the same bits
     /// with the baseline and the AVX2 builds of the hot loops.
@@ -160,10 +160,10 @@ mod tests {
         let run = |baseline: bool| {
             force_baseline(baseline);
             let mut src = InMemorySource::new(data.clone());
-            let mut model = fit::initial_model(&mut src, &params).unwrap();
+            let mut model = initial_model(&mut src, &params).unwrap();
             let sizes: Vec<(usize, usize)> = (0..2).map(|d| (d, 900)).collect();
             let plan = MiniBatchPlan::new(&sizes, 300, 100, 2, 3).unwrap();
-            fit::run_plan(&mut model, &mut src, &plan, 1, |_, _| {}).unwrap();
+            run_plan(&mut model, &mut src, &plan, 1, |_, _| {}).unwrap();
             let (h, _) = model.solve_h(1, src.dataset(1)).unwrap();
             (model.w, h)
         };

@@ -8,15 +8,14 @@
 //! - [`project_values`]: Q·M (cells × K);
 //! - [`accumulate_values_t`]: B += Qᵀ·H (genes × K).
 //!
-//! Work is split into the same fixed cell blocks as `kernels.rs` and
+//! Work is split into the same fixed cell blocks as the learner's kernels and
 //! partial results are combined in block order, so results do not depend
 //! on the number of threads.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use crate::kernels::CELL_BLOCK;
-use crate::sparse::CsrMatrix;
+use inmf_learner::{CsrMatrix, CELL_BLOCK};
 
 /// Splits `values` (one per non-zero of `x`) at the fixed cell blocks.
 fn blocks_mut<'a>(x: &CsrMatrix, values: &'a mut [f64]) -> Vec<(usize, &'a mut [f64])> {

@@ -15,9 +15,10 @@
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-use crate::batch::check_positive;
-use crate::error::LearnerError;
+use inmf_learner::LearnerError;
+
 use crate::graph::SparseF64;
+use crate::inputs::check_positive;
 
 /// Parameters of the CG solves; [`Default`] gives the documented defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]

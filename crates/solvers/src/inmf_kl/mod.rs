@@ -61,16 +61,13 @@ use std::time::Instant;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, Zip};
 
-use crate::anls::{InmfFactors, InmfFit};
-use crate::batch::{
+use inmf_learner::{gram_of_rows, trace_of_product, CsrMatrix, LearnerError, ObjectiveParts};
+
+use crate::inputs::{
     check_eps, check_k, check_loop, check_nonneg, check_positive, inmf_start, validate_datasets,
     validate_paired, DEFAULT_EPS,
 };
-use crate::error::LearnerError;
-use crate::kernels::gram_of_rows;
-use crate::objective::{trace_of_product, ObjectiveParts};
-use crate::report::Trace;
-use crate::sparse::CsrMatrix;
+use crate::report::{InmfFactors, InmfFit, Trace};
 use crate::sparse_values::{
     accumulate_values_t, column_sums, data_sum, kl_divergence, kl_ratio, kl_ratio_only, project_values,
 };
@@ -425,7 +422,7 @@ pub(crate) fn h_divergence(h1: &Array2<f64>, h2: &Array2<f64>, eps: f64) -> f64 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anls::StopReason;
+    use crate::report::StopReason;
     use crate::testutil::*;
     use proptest::prelude::*;
     use rand::SeedableRng;

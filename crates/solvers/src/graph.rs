@@ -2,7 +2,7 @@
 //! diffusion NMF (§6) and gene operators M for ‖MW‖-regularized NMF (§7).
 //!
 //! [`SparseF64`] is a general rows × cols CSR matrix with f64 values (the
-//! data matrix [`CsrMatrix`](crate::CsrMatrix) stays f32); builders make
+//! data matrix [`CsrMatrix`](inmf_learner::CsrMatrix) stays f32); builders make
 //! the matrices the solvers need from an edge list (i, j, w):
 //! - [`SparseF64::adjacency`]: symmetric A with A_ij = A_ji = Σ w over the
 //!   edges {i, j} (self-loops ignored: they cancel in the Laplacian);
@@ -13,7 +13,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
-use crate::error::LearnerError;
+use inmf_learner::LearnerError;
 
 /// Rows per parallel work unit of the products (fixed: results do not
 /// depend on the thread count; rows are independent anyway).

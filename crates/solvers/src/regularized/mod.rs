@@ -48,14 +48,12 @@ use std::time::Instant;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
 
-use crate::batch::{check_eps, check_k, check_loop, check_nonneg, nmf_start, validate_matrix, DEFAULT_EPS};
-use crate::error::LearnerError;
+use inmf_learner::{accumulate_xt_h, gram_of_rows, project_into, CsrMatrix, LearnerError, ObjectiveParts};
+
 use crate::graph::{power_norm, SparseF64};
-use crate::kernels::{accumulate_xt_h, gram_of_rows, project_into};
+use crate::inputs::{check_eps, check_k, check_loop, check_nonneg, nmf_start, validate_matrix, DEFAULT_EPS};
 use crate::nmf_mu::{frobenius_residual, mu_step};
-use crate::objective::ObjectiveParts;
 use crate::report::{NmfFactors, NmfFit, Trace};
-use crate::sparse::CsrMatrix;
 
 /// The operator M of the penalty λ‖MW‖² (p × genes).
 #[derive(Debug, Clone, PartialEq)]
@@ -271,7 +269,7 @@ pub(crate) fn spectral_norm(a: ArrayView2<f64>, iters: usize) -> f64 {
 
 /// ‖MW‖-regularized NMF of X (cells × genes) (module docs).
 ///
-/// `init`: `None` draws W = [`random_w`](crate::random_w) then
+/// `init`: `None` draws W = [`random_w`](inmf_learner::random_w) then
 /// H ~ Uniform(0.01, 1) from `ChaCha8Rng::seed_from_u64(seed)`; `Some` uses
 /// the given factors.
 ///
@@ -644,7 +642,7 @@ mod tests {
                 let kh = kkt_violation(
                     h.view(),
                     h.dot(&w.t().dot(w)).view(),
-                    crate::kernels::project(&x, w.view()).view(),
+                    inmf_learner::project(&x, w.view()).view(),
                 );
                 assert!(
                     kw < 1e-3 && kh < 1e-3,

@@ -6,7 +6,7 @@
 //!   F = Σ_i ‖X_i − H_i(W + V_i)ᵀ‖² + λ Σ_i ‖H_iV_iᵀ‖²,  W, V_i, H_i ≥ 0,
 //!
 //! (ALGORITHMS.md §1 transposed) by exact block minimisations, each a batch
-//! of NNLS problems sharing one Gram matrix, solved by [`nnls_bpp`]-style
+//! of NNLS problems sharing one Gram matrix, solved by [`nnls_bpp_warm_into`]'s
 //! block principal pivoting (warm-started from the previous iterate):
 //!
 //! 1. each H_i, one row per cell: G = (W+V_i)ᵀ(W+V_i) + λV_iᵀV_i,
@@ -20,7 +20,7 @@
 //! or after `max_iter` iterations. Unlike online iNMF, the W step weighs
 //! datasets by their number of cells.
 //!
-//! [`nnls_bpp`]: crate::nnls::nnls_bpp
+//! [`nnls_bpp_warm_into`]: inmf_learner::nnls_bpp_warm_into
 
 use std::time::Instant;
 
@@ -28,12 +28,12 @@ use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::LearnerError;
-use crate::init::{random_w, shuffled_cells, v_from_cells};
-use crate::kernels::{accumulate_xt_h, gram_of_rows, project};
-use crate::nnls::{nnls_bpp_into, nnls_bpp_warm_into};
-use crate::objective::{dataset_objective, ObjectiveParts};
-use crate::sparse::CsrMatrix;
+use inmf_learner::{
+    accumulate_xt_h, dataset_objective, gram_of_rows, nnls_bpp_into, nnls_bpp_warm_into, project, random_w,
+    shuffled_cells, v_from_cells, CsrMatrix, LearnerError, ObjectiveParts,
+};
+
+use crate::report::{InmfFactors, InmfFit, StopReason};
 
 /// Parameters of batch iNMF by ANLS. Every field is public; [`Default`]
 /// gives the documented defaults and [`InmfAnlsParams::check`] validates
@@ -90,41 +90,6 @@ impl InmfAnlsParams {
     }
 }
 
-/// iNMF factors: W (genes × K), V_i (genes × K) and H_i (cells × K) per dataset.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InmfFactors {
-    /// Shared gene loadings W, genes × K.
-    pub w: Array2<f64>,
-    /// Dataset-specific gene loadings V_i, genes × K, in dataset order.
-    pub v: Vec<Array2<f64>>,
-    /// Cell loadings H_i, cells × K, in dataset order.
-    pub h: Vec<Array2<f64>>,
-}
-
-/// Why an iterative solver stopped (shared by the batch and online solvers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// The relative decrease of the objective fell below the tolerance.
-    Converged,
-    /// The iteration (or epoch) budget ran out first.
-    MaxIterations,
-}
-
-/// Result of [`inmf_anls`].
-#[derive(Debug, Clone)]
-pub struct InmfFit {
-    /// The final factors.
-    pub factors: InmfFactors,
-    /// F and its parts after each iteration (`objective[t]` after iteration t + 1).
-    pub objective: Vec<ObjectiveParts>,
-    /// Iterations run.
-    pub iterations: usize,
-    /// Why the loop stopped.
-    pub stop: StopReason,
-    /// Wall time of the whole call, in seconds.
-    pub seconds: f64,
-}
-
 /// Batch iNMF by ANLS (module docs; ALGORITHMS.md §4.1).
 ///
 /// `datasets`: X_i, cells × genes, non-negative, same genes. `init`: if
@@ -148,13 +113,13 @@ pub fn inmf_anls(
 ) -> Result<InmfFit, LearnerError> {
     let start = Instant::now();
     params.check()?;
-    let genes = crate::batch::validate_datasets(datasets, params.k)?;
+    let genes = crate::inputs::validate_datasets(datasets, params.k)?;
     let k = params.k;
     let lambda = params.lambda;
 
     let (mut w, mut v, mut h, h_warm) = match init {
         Some(f) => {
-            crate::batch::check_inmf_init(&f, datasets, genes, k, false)?;
+            crate::inputs::check_inmf_init(&f, datasets, genes, k, false)?;
             let warm = !f.h.is_empty();
             let h: Vec<Array2<f64>> = if warm {
                 f.h.into_iter().map(standard_layout).collect()
@@ -287,8 +252,10 @@ fn default_init(
 
 #[cfg(test)]
 mod tests {
+    use inmf_learner::kkt_residual;
+
     use super::*;
-    use crate::nnls::kkt_residual;
+
     use rand::Rng;
     use rand_distr::{Distribution, StandardNormal};
 

@@ -19,11 +19,9 @@ use ndarray::{Array2, ArrayView2};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::anls::InmfFactors;
-use crate::error::LearnerError;
-use crate::init::{random_w, shuffled_cells, v_from_cells};
-use crate::report::NmfFactors;
-use crate::sparse::CsrMatrix;
+use inmf_learner::{random_w, shuffled_cells, v_from_cells, CsrMatrix, LearnerError};
+
+use crate::report::{InmfFactors, NmfFactors};
 
 /// Range of the default initial H entries.
 const H_INIT: std::ops::Range<f64> = 0.01..1.0;

@@ -29,12 +29,12 @@ use std::time::Instant;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, Zip};
 
-use crate::batch::{check_eps, check_k, check_loop, nmf_start, validate_matrix, DEFAULT_EPS};
-use crate::error::LearnerError;
-use crate::kernels::{accumulate_xt_h, gram_of_rows, project_into};
-use crate::objective::{trace_of_product, ObjectiveParts};
+use inmf_learner::{
+    accumulate_xt_h, gram_of_rows, project_into, trace_of_product, CsrMatrix, LearnerError, ObjectiveParts,
+};
+
+use crate::inputs::{check_eps, check_k, check_loop, nmf_start, validate_matrix, DEFAULT_EPS};
 use crate::report::{NmfFactors, NmfFit, Trace};
-use crate::sparse::CsrMatrix;
 use crate::sparse_values::{
     accumulate_values_t, column_sums, data_sum, kl_divergence, kl_ratio, kl_ratio_only, project_values,
 };
@@ -101,7 +101,7 @@ impl NmfMuParams {
 
 /// Plain NMF of X (cells × genes) by multiplicative updates (module docs).
 ///
-/// `init`: `None` draws W = [`random_w`](crate::random_w) then
+/// `init`: `None` draws W = [`random_w`](inmf_learner::random_w) then
 /// H ~ Uniform(0.01, 1) from `ChaCha8Rng::seed_from_u64(seed)`; `Some` uses
 /// the given (non-negative, correctly shaped) factors.
 ///
@@ -293,8 +293,7 @@ impl KlWork {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anls::StopReason;
-    use crate::report::FitReport;
+    use crate::report::{FitReport, StopReason};
     use crate::testutil::*;
     use proptest::prelude::*;
     use rand::SeedableRng;
@@ -478,7 +477,7 @@ mod tests {
                 Loss::Frobenius => {
                     let mut xth = Array2::zeros(w.dim());
                     accumulate_xt_h(&x, h.view(), 1.0, xth.view_mut());
-                    let xw = crate::kernels::project(&x, w.view());
+                    let xw = inmf_learner::project(&x, w.view());
                     (w.dot(&gram_of_rows(h.view())), xth, h.dot(&w.t().dot(w)), xw)
                 }
                 Loss::KullbackLeibler => {

@@ -14,15 +14,16 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::objective::trace_of_product;
-use crate::simd::avx2_dispatch;
+use crate::kernels::simd::avx2_dispatch;
+use crate::online::objective::trace_of_product;
 
 /// The clamp floor of the anchor: entries stay ≥ 1e-16, never exactly 0.
-pub const HALS_FLOOR: f64 = 1e-16;
+pub(crate) const HALS_FLOOR: f64 = 1e-16;
 
 /// One dataset's statistics as the W update reads them.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy)]
-pub struct DatasetStats<'a> {
+pub(crate) struct DatasetStats<'a> {
     /// V_i (genes × K).
     pub v: ArrayView2<'a, f64>,
     /// A_i (K × K).
@@ -44,7 +45,8 @@ const GENE_BLOCK: usize = 128;
 /// Only sums over datasets enter: with Ā = Σ_i A_i the numerator is
 /// Σ_i B_i·j − (Σ_i V_iA_i + W·Ā)_·j, so the sweep keeps one running fit
 /// per row (c = 1, Ā multiplying W).
-pub fn update_w(W: &mut Array2<f64>, stats: &[DatasetStats<'_>]) {
+#[cfg(test)]
+pub(crate) fn update_w(W: &mut Array2<f64>, stats: &[DatasetStats<'_>]) {
     let k = W.ncols();
     let mut a_sum = Array2::<f64>::zeros((k, k));
     for s in stats {
@@ -58,7 +60,8 @@ pub fn update_w(W: &mut Array2<f64>, stats: &[DatasetStats<'_>]) {
 /// One sweep over the columns j of V_i:
 /// V_·j ← max(ε, V_·j + (B_·j − (W + (1+λ)V)A_·j) / ((1+λ)A_jj)).
 /// A column with A_jj = 0 is left unchanged.
-pub fn update_v(
+#[cfg(test)]
+pub(crate) fn update_v(
     W: ArrayView2<f64>,
     V: &mut Array2<f64>,
     A: ArrayView2<f64>,
@@ -70,6 +73,7 @@ pub fn update_v(
 
 /// For V_i the fits W·A + c·V·A are one product (W + c·V)·A: half the
 /// flops of the stacked form. True when the one other factor's matrix is S.
+#[cfg(test)]
 fn merges(terms: &[(ArrayView2<f64>, ArrayView2<f64>)], S: ArrayView2<f64>) -> bool {
     terms.len() == 1 && terms[0].1 == S
 }
@@ -82,6 +86,7 @@ fn merges(terms: &[(ArrayView2<f64>, ArrayView2<f64>)], S: ArrayView2<f64>) -> b
 /// Per block of rows the starting fits are one dense product
 /// Q = [O_1 … O_T F]·[A_1; …; A_T; c·S] (the bulk of the flops, at GEMM
 /// speed); only the Gauss–Seidel column loop runs per group of rows.
+#[cfg(test)]
 fn sweep(
     F: &mut Array2<f64>,
     terms: &[(ArrayView2<f64>, ArrayView2<f64>)],
@@ -408,7 +413,7 @@ impl Group {
 
 /// The surrogate S_i = tr((W+V)ᵀ(W+V)A) − 2tr((W+V)ᵀB) + λ tr(VᵀVA) of one
 /// dataset (the expected cost without its constant ‖X‖² part).
-pub fn surrogate(
+pub(crate) fn surrogate(
     W: ArrayView2<f64>,
     V: ArrayView2<f64>,
     A: ArrayView2<f64>,

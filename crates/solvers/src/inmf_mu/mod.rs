@@ -32,17 +32,16 @@ use std::time::Instant;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, Zip};
 
-use crate::anls::{InmfFactors, InmfFit};
-use crate::batch::{
+use inmf_learner::{
+    accumulate_xt_h, gram_of_rows, project_into, trace_of_product, CsrMatrix, LearnerError, ObjectiveParts,
+};
+
+use crate::inputs::{
     check_eps, check_k, check_loop, check_nonneg, check_positive, inmf_start, validate_datasets,
     validate_paired, DEFAULT_EPS,
 };
-use crate::error::LearnerError;
-use crate::kernels::{accumulate_xt_h, gram_of_rows, project_into};
 use crate::nmf_mu::mu_step;
-use crate::objective::{trace_of_product, ObjectiveParts};
-use crate::report::Trace;
-use crate::sparse::CsrMatrix;
+use crate::report::{InmfFactors, InmfFit, Trace};
 
 /// Coupling of the cell loadings of paired datasets (Frobenius, §4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -119,7 +118,7 @@ impl InmfMuParams {
 /// iNMF (optionally γ-coupled) by multiplicative updates (module docs).
 ///
 /// `init`: `None` draws positive random factors from
-/// `ChaCha8Rng::seed_from_u64(seed)`: W = [`random_w`](crate::random_w), each
+/// `ChaCha8Rng::seed_from_u64(seed)`: W = [`random_w`](inmf_learner::random_w), each
 /// V_i likewise, then each H_i ~ Uniform(0.01, 1) (a multiplicative update
 /// never moves an exact zero, so V_i cannot start from sparse cells as in
 /// ANLS); `Some` must hold W, one V_i and one H_i per dataset.
@@ -279,10 +278,10 @@ pub(crate) fn pairwise_sq_distance(h: &[Array2<f64>]) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use inmf_learner::{dataset_objective, project};
+
     use super::*;
-    use crate::anls::StopReason;
-    use crate::kernels::project;
-    use crate::objective::dataset_objective;
+    use crate::report::StopReason;
     use crate::testutil::*;
     use proptest::prelude::*;
     use rand::SeedableRng;

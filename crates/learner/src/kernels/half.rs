@@ -1,6 +1,6 @@
 //! R = X·M with M's rows stored in half precision (IEEE binary16), the
 //! product online learning runs on every mini-batch (the final H pass and
-//! the projection keep `kernels_f32`).
+//! the projection keep `kernels::single`).
 //!
 //! Why: R = X·(W+V_i) gathers one factor row per non-zero of X, and at
 //! K 20 an f32 row is 80–96 bytes, two cache lines, with the factor
@@ -22,7 +22,7 @@
 //! n = 312), always by at most 2⁻¹¹·Σ_g |x_cg|·M_gj plus the f32 sums'
 //! rounding (tested). Online learning uses R only to solve each mini-batch's
 //! H; the objective of a run moves by less than the 1e-4 relative the
-//! performance issue allows (tested in `online`).
+//! performance issue allows (tested in `online::state`).
 //!
 //! Both builds — F16C (`_mm256_cvtph_ps`) and portable — convert exactly
 //! and perform the same multiplications and additions in the same order,
@@ -31,8 +31,8 @@
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::kernels::{check_project_shapes, CELL_BLOCK};
-use crate::kernels_f32::{pack_rows, padded};
+use crate::kernels::double::{check_project_shapes, CELL_BLOCK};
+use crate::kernels::single::{pack_rows, padded};
 use crate::sparse::{with_cols, CsrMatrix};
 
 /// 2¹¹²: turns binary16 bits shifted into an f32's place into their value.
@@ -158,7 +158,7 @@ impl HalfRows {
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        if crate::simd::f16c() {
+        if crate::kernels::simd::f16c() {
             let groups = self.lanes / 8;
             let done = match groups {
                 1 => f16c_rows::<1>(self, x, first, out),
@@ -241,7 +241,7 @@ fn scale_exponent(max: f32) -> i32 {
 /// f32 (exact: s_j is a power of two and the result at most 2¹⁵).
 fn round_rows(src: &[f32], lanes: usize, scales: &[f32], dst: &mut [u16], stride: usize) {
     #[cfg(target_arch = "x86_64")]
-    if crate::simd::f16c() {
+    if crate::kernels::simd::f16c() {
         // SAFETY: the CPU has AVX2 and F16C.
         #[allow(unsafe_code)]
         unsafe {
@@ -291,7 +291,7 @@ fn f16c_rows<const G: usize>(m: &HalfRows, x: &CsrMatrix, first: usize, out: &mu
     if m.lanes != 8 * G {
         return false;
     }
-    // SAFETY: `crate::simd::f16c()` said the CPU has AVX2 and F16C.
+    // SAFETY: `crate::kernels::simd::f16c()` said the CPU has AVX2 and F16C.
     unsafe { f16c_rows_impl::<G>(m, x, first, out) };
     true
 }
@@ -379,8 +379,8 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
-    use crate::kernels::project;
-    use crate::simd::force_baseline;
+    use crate::kernels::double::project;
+    use crate::kernels::simd::force_baseline;
     use crate::testutil::random_sparse;
 
     /// The binary16 value of `h` from its fields (the slow, obvious way).
@@ -438,7 +438,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_f16c_rounding_gives_the_portable_bits() {
-        if !crate::simd::f16c() {
+        if !crate::kernels::simd::f16c() {
             eprintln!("the_f16c_rounding_gives_the_portable_bits: this CPU has no F16C, nothing to compare");
             return;
         }

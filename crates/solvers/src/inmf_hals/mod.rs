@@ -30,13 +30,11 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::anls::{InmfFactors, InmfFit};
-use crate::batch::{check_k, check_loop, check_nonneg, inmf_start, validate_datasets};
-use crate::error::LearnerError;
+use inmf_learner::{project_into, CsrMatrix, LearnerError, CELL_BLOCK};
+
 use crate::inmf_mu::{InmfMuParams, MuState};
-use crate::kernels::{project_into, CELL_BLOCK};
-use crate::report::Trace;
-use crate::sparse::CsrMatrix;
+use crate::inputs::{check_k, check_loop, check_nonneg, inmf_start, validate_datasets};
+use crate::report::{InmfFactors, InmfFit, Trace};
 
 /// Parameters of [`inmf_hals`]; [`Default`] gives the documented defaults,
 /// [`InmfHalsParams::check`] the ranges.
@@ -188,10 +186,11 @@ fn update_w(f: &mut InmfFactors, st: &MuState<'_>) {
 
 #[cfg(test)]
 mod tests {
+    use inmf_learner::{accumulate_xt_h, dataset_objective, gram_of_rows, project};
+
     use super::*;
-    use crate::anls::{inmf_anls, InmfAnlsParams, StopReason};
-    use crate::kernels::{accumulate_xt_h, gram_of_rows, project};
-    use crate::objective::dataset_objective;
+    use crate::inmf_anls::{inmf_anls, InmfAnlsParams};
+    use crate::report::StopReason;
     use crate::testutil::*;
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
