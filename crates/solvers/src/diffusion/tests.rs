@@ -1,4 +1,6 @@
 use super::*;
+use crate::cg::CgParams;
+use crate::inputs::DEFAULT_EPS;
 use crate::testutil::*;
 use ndarray_linalg::Inverse;
 use proptest::prelude::*;

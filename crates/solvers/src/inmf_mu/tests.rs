@@ -1,6 +1,7 @@
 use inmf_learner::{dataset_objective, project};
 
 use super::*;
+use crate::inputs::DEFAULT_EPS;
 use crate::report::StopReason;
 use crate::testutil::*;
 use proptest::prelude::*;

@@ -33,71 +33,15 @@ use inmf_learner::{
     accumulate_xt_h, gram_of_rows, project_into, trace_of_product, CsrMatrix, LearnerError, ObjectiveParts,
 };
 
-use crate::inputs::{check_eps, check_k, check_loop, nmf_start, validate_matrix, DEFAULT_EPS};
+use crate::inputs::{nmf_start, validate_matrix};
 use crate::report::{NmfFactors, NmfFit, Trace};
 use crate::sparse_values::{
     accumulate_values_t, column_sums, data_sum, kl_divergence, kl_ratio, kl_ratio_only, project_values,
 };
 
-/// The divergence a multiplicative solver minimizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Loss {
-    /// Squared Frobenius norm ‖X − Y‖².
-    #[default]
-    Frobenius,
-    /// Generalized Kullback–Leibler divergence D(X‖Y) = Σ x ln(x/y) − x + y.
-    KullbackLeibler,
-}
+mod params;
 
-/// Parameters of [`nmf_mu`]; [`Default`] gives the documented defaults
-/// (scikit-learn's `max_iter` and `tol`), [`NmfMuParams::check`] the ranges.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NmfMuParams {
-    /// K, the number of factors (≥ 1, ≤ genes, ≤ cells). Default 20.
-    pub k: usize,
-    /// Frobenius or KL. Default Frobenius.
-    pub loss: Loss,
-    /// Maximum number of iterations (H then W once each), ≥ 1. Default 200.
-    pub max_iter: usize,
-    /// Stop when |F_{t−1} − F_t|/F_{t−1} < tol; finite, ≥ 0. Default 1e-4.
-    pub tol: f64,
-    /// Seed of the default initialisation. Default 1.
-    pub seed: u64,
-    /// ε, floor of every denominator and (KL) of HWᵀ at the non-zeros of X,
-    /// in (0, 1). Default 1e-16.
-    pub eps: f64,
-}
-
-impl Default for NmfMuParams {
-    fn default() -> Self {
-        Self {
-            k: 20,
-            loss: Loss::Frobenius,
-            max_iter: 200,
-            tol: 1e-4,
-            seed: 1,
-            eps: DEFAULT_EPS,
-        }
-    }
-}
-
-impl NmfMuParams {
-    /// The defaults with K = `k` and the given loss.
-    pub fn new(k: usize, loss: Loss) -> Self {
-        Self {
-            k,
-            loss,
-            ..Self::default()
-        }
-    }
-
-    /// Checks every parameter's range.
-    pub fn check(&self) -> Result<(), LearnerError> {
-        check_k(self.k)?;
-        check_loop(self.max_iter, self.tol)?;
-        check_eps(self.eps)
-    }
-}
+pub use params::{Loss, NmfMuParams};
 
 /// Plain NMF of X (cells × genes) by multiplicative updates (module docs).
 ///

@@ -1,4 +1,5 @@
 use super::*;
+use crate::inputs::DEFAULT_EPS;
 use crate::report::{FitReport, StopReason};
 use crate::testutil::*;
 use proptest::prelude::*;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::inputs::DEFAULT_EPS;
 use crate::testutil::*;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
