@@ -1,4 +1,4 @@
-//! Peer-check helper for `scripts/compare-sklearn`: runs `inmf_learner::nmf_mu`
+//! Peer-check helper for `scripts/compare-sklearn`: runs `inmf_solvers::nmf_mu`
 //! from a given start for a fixed number of iterations and prints the factors.
 //!
 //! Usage: `nmf_mu_peer fro|kl ITERS EPS X.txt W0.txt H0.txt OUT_W.txt OUT_H.txt`
@@ -9,7 +9,8 @@
 use std::error::Error;
 use std::fs;
 
-use inmf_learner::{nmf_mu, CsrMatrix, Loss, NmfFactors, NmfMuParams};
+use inmf_learner::CsrMatrix;
+use inmf_solvers::{nmf_mu, Loss, NmfFactors, NmfMuParams};
 use ndarray::Array2;
 
 fn read(path: &str) -> Result<Array2<f64>, Box<dyn Error>> {

@@ -231,7 +231,8 @@ fn reads_10x_inputs_like_h5ad() {
 
 #[test]
 fn demo_sized_online_objective_is_within_5_percent_of_batch_anls() {
-    use inmf_learner::{inmf_anls, CellSource, InmfAnlsParams};
+    use inmf_learner::CellSource;
+    use inmf_solvers::{inmf_anls, InmfAnlsParams};
     let dir = tempfile::tempdir().unwrap();
     let inputs = simulate(
         &dir.path().join("data"),

@@ -25,13 +25,14 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
 
-use inmf_learner::{
-    concat_rows, diffusion_nmf, inmf_anls, inmf_hals, inmf_kl, inmf_mu, nmf_mu, regularized_nmf, CellSource,
-    CgParams, Coupling, CsrMatrix, DiffusionParams, FitReport, InmfAnlsParams, InmfHalsParams, InmfKlParams,
-    InmfMuParams, KlCoupling, KlStep, Loss, NmfMuParams, ObjectiveParts, RegularizedParams, RegularizedScale,
-    RegularizedSolver, Regularizer, SparseF64, StopReason,
-};
+use inmf_learner::{CellSource, CsrMatrix, ObjectiveParts};
 use inmf_reader::Hdf5Source;
+use inmf_solvers::{
+    concat_rows, diffusion_nmf, inmf_anls, inmf_hals, inmf_kl, inmf_mu, nmf_mu, regularized_nmf, CgParams,
+    Coupling, DiffusionParams, FitReport, InmfAnlsParams, InmfHalsParams, InmfKlParams, InmfMuParams,
+    KlCoupling, KlStep, Loss, NmfMuParams, RegularizedParams, RegularizedScale, RegularizedSolver,
+    Regularizer, SparseF64, StopReason,
+};
 use ndarray::{s, Array2};
 
 use crate::anndata::UnsValue;
@@ -476,7 +477,7 @@ fn factor_in_pool(req: &FactorRequest) -> Result<FactorSummary, DriverError> {
     let iterations_to_1e4 = outcome
         .objective
         .windows(2)
-        .position(|p| inmf_learner::relative_change(p[0].total(), p[1].total()) < 1e-4)
+        .position(|p| inmf_solvers::relative_change(p[0].total(), p[1].total()) < 1e-4)
         .map(|t| t + 2);
     Ok(FactorSummary {
         method: req.method,
@@ -691,7 +692,7 @@ fn lambda_iter_tol(lambda: f64, max_iter: usize, tol: f64) -> [(String, String);
     ]
 }
 
-fn inmf_outcome(fit: &inmf_learner::InmfFit, k: usize) -> Outcome {
+fn inmf_outcome(fit: &inmf_solvers::InmfFit, k: usize) -> Outcome {
     let h = stack(&fit.factors.h, k);
     Outcome::from_report(fit, fit.factors.w.clone(), fit.factors.v.clone(), h)
 }

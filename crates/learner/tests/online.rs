@@ -1,9 +1,8 @@
-//! Online iNMF end to end on in-memory data: equivalence with batch ANLS,
-//! monotone HALS, determinism across seeds and thread counts.
+//! Online iNMF end to end on in-memory data: monotone HALS, determinism
+//! across seeds and thread counts, the objective over epochs.
 
 use inmf_learner::{
-    dataset_objective, initial_model, inmf_anls, plan_all, run_plan, CsrMatrix, InMemorySource,
-    InmfAnlsParams, InmfFactors, ObjectiveParts, OnlineInmf, OnlineParams,
+    initial_model, plan_all, run_plan, CsrMatrix, InMemorySource, ObjectiveParts, OnlineInmf, OnlineParams,
 };
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -64,54 +63,6 @@ fn fit(data: &[CsrMatrix], params: &OnlineParams) -> OnlineInmf {
     let plan = plan_all(&src, params).unwrap();
     run_plan(&mut model, &mut src, &plan, params.hals_sweeps, |_, _| {}).unwrap();
     model
-}
-
-#[test]
-fn online_with_full_batches_matches_batch_anls_within_one_percent() {
-    let data = planted(11, &[300, 200], 60, 4);
-    let total: usize = data.iter().map(|d| d.n_rows()).sum();
-    let params = OnlineParams {
-        k: 4,
-        lambda: 5.0,
-        batch_size: total,
-        epochs: 300,
-        ..Default::default()
-    };
-    let online = fit(&data, &params);
-    let f_online = final_objective(&online, &data).total();
-
-    let anls = inmf_anls(
-        &data,
-        &InmfAnlsParams {
-            k: 4,
-            lambda: 5.0,
-            max_iter: 500,
-            tol: 1e-9,
-            seed: 1,
-        },
-        None,
-    )
-    .unwrap();
-    let f_anls = anls.objective.last().unwrap().total();
-    let rel = (f_online - f_anls) / f_anls;
-    eprintln!(
-        "online {f_online:.6e} vs batch ANLS {f_anls:.6e} ({} iterations): {:+.4}%",
-        anls.iterations,
-        100.0 * rel
-    );
-    assert!(
-        rel < 0.01,
-        "online {f_online} vs ANLS {f_anls}: {:.3}% worse",
-        100.0 * rel
-    );
-    // And the reference really is a reference: its objective is consistent with its factors.
-    let InmfFactors { w, v, h } = &anls.factors;
-    let recomputed: f64 = data
-        .iter()
-        .enumerate()
-        .map(|(i, x)| dataset_objective(x, w.view(), v[i].view(), h[i].view(), 5.0).total())
-        .sum();
-    assert!((recomputed - f_anls).abs() <= 1e-9 * f_anls);
 }
 
 #[test]

@@ -52,13 +52,15 @@
 //! computed the same way whichever rows share it), so results are
 //! bit-identical for any number of threads.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+#[cfg(test)]
+use ndarray::Array2;
+use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::cholesky::{dot, factor_in_place, solve_many_in_place};
 use super::complement::{self, FullInverse};
 use crate::error::LearnerError;
-use crate::simd::avx2_dispatch;
+use crate::kernels::simd::avx2_dispatch;
 
 /// Right-hand sides per parallel work unit (fixed, not derived from the
 /// thread count; results do not depend on it either).
@@ -118,24 +120,26 @@ impl BppStats {
     }
 }
 
+/// [`nnls_bpp_into`] into a fresh H (n × K).
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn nnls_bpp(gram: ArrayView2<f64>, rhs: ArrayView2<f64>) -> Result<Array2<f64>, LearnerError> {
+    let mut h = Array2::zeros(rhs.raw_dim());
+    nnls_bpp_into(gram, rhs, h.view_mut())?;
+    Ok(h)
+}
+
 /// Solves, for every row r of `rhs` (n × K), min_{h ≥ 0} ½hᵀGh − rᵀh with
 /// G = `gram` (K × K, symmetric PSD), by block principal pivoting from h = 0.
-/// Returns H (n × K), row c the solution for row c of `rhs`.
+/// Writes H (n × K), row c the solution for row c of `rhs`, into `out`
+/// (standard layout; its contents on entry are ignored) and returns the
+/// solver's counters.
 ///
 /// Equivalent to NNLS min_{h≥0} ‖Ch − d‖ with G = CᵀC, r = Cᵀd (C never
 /// formed); in iNMF, G = (W+V)ᵀ(W+V) + λVᵀV and R = X·(W+V) (docs/algorithms.md §2).
 /// Errors: non-finite values in `gram` or `rhs`, a non-symmetric or non-PSD
 /// `gram` (negative diagonal, or a block that stays indefinite after the
 /// ridge). Shape mismatches are caller bugs and panic.
-#[track_caller]
-pub fn nnls_bpp(gram: ArrayView2<f64>, rhs: ArrayView2<f64>) -> Result<Array2<f64>, LearnerError> {
-    let mut h = Array2::zeros(rhs.raw_dim());
-    nnls_bpp_into(gram, rhs, h.view_mut())?;
-    Ok(h)
-}
-
-/// [`nnls_bpp`] into a caller's buffer `out` (n × K, standard layout; its
-/// contents on entry are ignored). Returns the solver's counters.
 #[track_caller]
 pub fn nnls_bpp_into(
     gram: ArrayView2<f64>,
@@ -245,7 +249,7 @@ pub(crate) fn run(
 
 /// A Gram matrix G checked, symmetrized and (when well conditioned)
 /// inverted once, for solving many blocks of right-hand sides
-/// min_{h ≥ 0} ½hᵀGh − rᵀh with the same rules as [`nnls_bpp`]: the
+/// min_{h ≥ 0} ½hᵀGh − rᵀh with the same rules as [`nnls_bpp_into`]: the
 /// online learner solves each mini-batch's rows in small blocks, next to
 /// the products that make them, instead of in one call.
 pub(crate) struct PreparedGram {

@@ -32,7 +32,7 @@ use super::bpp::{
 };
 use super::cholesky::{factor_in_place, solve_many_in_place};
 use crate::error::LearnerError;
-use crate::simd::avx2_dispatch;
+use crate::kernels::simd::avx2_dispatch;
 
 /// Largest 1-norm condition number of G for which the complement solver is
 /// used (rounding in h ≈ 1e-16·κ·max|z|, well inside the feasibility band

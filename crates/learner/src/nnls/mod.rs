@@ -6,7 +6,7 @@
 //!   for each row r of R (n × K):  min_{h ≥ 0} ½ hᵀGh − rᵀh,
 //!
 //! which is NNLS min_{h≥0} ‖Ch − d‖ with G = CᵀC and r = Cᵀd, C never
-//! formed. [`nnls_bpp`] solves them by block principal pivoting (`bpp.rs`);
+//! formed. [`nnls_bpp_into`] solves them by block principal pivoting (`bpp.rs`);
 //! [`kkt_residual`] measures how well a candidate satisfies the optimality
 //! conditions, for tests anywhere in the crate.
 
@@ -18,7 +18,9 @@ mod tests;
 
 use ndarray::ArrayView2;
 
-pub use bpp::{nnls_bpp, nnls_bpp_into, nnls_bpp_warm_into, BppStats};
+#[cfg(test)]
+pub(crate) use bpp::nnls_bpp;
+pub use bpp::{nnls_bpp_into, nnls_bpp_warm_into, BppStats};
 pub(crate) use bpp::{NnlsWorkspace, PreparedGram, Start};
 
 /// Largest relative violation of the KKT conditions of
@@ -34,7 +36,7 @@ pub(crate) use bpp::{NnlsWorkspace, PreparedGram, Start};
 ///
 /// with a term whose denominator is 0 counted as 0 (then its numerator is 0
 /// too). Returns +∞ if anything is non-finite. An exact solution gives 0;
-/// [`nnls_bpp`] reaches rounding level (≈ 1e-16 on the
+/// [`nnls_bpp_into`] reaches rounding level (≈ 1e-16 on the
 /// test problems, κ(G) up to 1e8).
 #[track_caller]
 pub fn kkt_residual(gram: ArrayView2<f64>, rhs: ArrayView2<f64>, h: ArrayView2<f64>) -> f64 {
