@@ -97,6 +97,15 @@ pub enum DriverError {
     /// A bug or an environment failure inside inmf (not the user's input).
     #[error("internal error: {0}")]
     Internal(String),
+    /// A learner error about one dataset, with the legend of dataset
+    /// indices to names.
+    #[error("{error} (datasets: {names})")]
+    DatasetNamed {
+        /// "0 = name, 1 = name, …".
+        names: String,
+        /// The learner's error.
+        error: inmf_learner::LearnerError,
+    },
     /// An input could not be read or is invalid.
     #[error(transparent)]
     Reader(#[from] inmf_reader::ReaderError),
@@ -154,10 +163,30 @@ impl DriverError {
         }
     }
 
+    /// A learner error that concerns one dataset
+    /// ([`inmf_learner::LearnerError::InDataset`]) with the names of the
+    /// request's datasets added (`names[i]` is dataset i's); other errors
+    /// as they are.
+    pub(crate) fn with_dataset_names(self, names: &[String]) -> Self {
+        match self {
+            DriverError::Learner(e @ inmf_learner::LearnerError::InDataset { .. }) if names.len() > 1 => {
+                let list: Vec<String> = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| format!("{i} = {n}"))
+                    .collect();
+                DriverError::DatasetNamed {
+                    names: list.join(", "),
+                    error: e,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// True when the user can fix the failure by changing inputs or
     /// parameters (the binary exits with code 2 for these).
     pub fn is_input_error(&self) -> bool {
-        use inmf_learner::LearnerError as L;
         match self {
             DriverError::InvalidParameter(_)
             | DriverError::ParameterFile { .. }
@@ -165,11 +194,19 @@ impl DriverError {
             | DriverError::UnsafeOutput { .. }
             | DriverError::DamagedFile { .. } => true,
             DriverError::Reader(e) => e.is_input_error(),
-            DriverError::Learner(e) => matches!(
-                e,
-                L::InvalidParameter(_) | L::InvalidData(_) | L::InvalidSparse(_)
-            ),
+            DriverError::DatasetNamed { error, .. } => learner_input_error(error),
+            DriverError::Learner(e) => learner_input_error(e),
             _ => false,
         }
     }
+}
+
+/// A learner error the user can fix (parameters or data), below any
+/// per-dataset marks.
+fn learner_input_error(e: &inmf_learner::LearnerError) -> bool {
+    use inmf_learner::LearnerError as L;
+    matches!(
+        e.root(),
+        L::InvalidParameter(_) | L::InvalidData(_) | L::InvalidSparse(_)
+    )
 }

@@ -462,7 +462,7 @@ fn factor_in_pool(req: &FactorRequest) -> Result<FactorSummary, DriverError> {
     }
 
     let t1 = Instant::now();
-    let outcome = solve(req, &source, &data).map_err(|e| name_datasets(e, &names))?;
+    let outcome = solve(req, &source, &data).map_err(|e| e.with_dataset_names(&names))?;
     let t_solve = t1.elapsed().as_secs_f64();
 
     let t2 = Instant::now();
@@ -494,28 +494,6 @@ fn factor_in_pool(req: &FactorRequest) -> Result<FactorSummary, DriverError> {
         output,
         peak_rss_bytes: peak_rss_bytes(),
     })
-}
-
-/// Learner errors speak of datasets by index; add which input each is.
-fn name_datasets(err: DriverError, names: &[String]) -> DriverError {
-    use inmf_learner::LearnerError as L;
-    let legend = || {
-        let list: Vec<String> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("{i} = {n}"))
-            .collect();
-        format!(" (datasets: {})", list.join(", "))
-    };
-    match err {
-        DriverError::Learner(L::InvalidData(m)) if m.contains("dataset ") => {
-            DriverError::Learner(L::InvalidData(m + &legend()))
-        }
-        DriverError::Learner(L::InvalidParameter(m)) if m.contains("dataset ") => {
-            DriverError::Learner(L::InvalidParameter(m + &legend()))
-        }
-        other => other,
-    }
 }
 
 fn solve(req: &FactorRequest, source: &Hdf5Source, data: &[CsrMatrix]) -> Result<Outcome, DriverError> {

@@ -17,4 +17,32 @@ pub enum LearnerError {
     /// A linear-algebra kernel failed (e.g. a Gram block that is not positive definite).
     #[error("numerical failure: {0}")]
     Numerical(String),
+    /// `error` concerns one dataset: `dataset` is its index in the request,
+    /// which callers can map to the dataset's name. The message is the
+    /// inner error's (it already says "dataset N").
+    #[error("{error}")]
+    InDataset {
+        /// Index of the dataset in the request.
+        dataset: usize,
+        /// What is wrong with it.
+        error: Box<LearnerError>,
+    },
+}
+
+impl LearnerError {
+    /// This error, marked as concerning dataset `dataset`.
+    pub fn in_dataset(self, dataset: usize) -> Self {
+        LearnerError::InDataset {
+            dataset,
+            error: Box::new(self),
+        }
+    }
+
+    /// The error itself, below any [`LearnerError::InDataset`] marks.
+    pub fn root(&self) -> &LearnerError {
+        match self {
+            LearnerError::InDataset { error, .. } => error.root(),
+            other => other,
+        }
+    }
 }

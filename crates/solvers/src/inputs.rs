@@ -62,9 +62,10 @@ pub(crate) fn validate_datasets(datasets: &[CsrMatrix], k: usize) -> Result<usiz
             return Err(LearnerError::InvalidData(format!(
                 "dataset {i} has {} genes but dataset 0 has {genes}",
                 x.n_cols()
-            )));
+            ))
+            .in_dataset(i));
         }
-        validate_matrix(x, k, &format!("dataset {i}"))?;
+        validate_matrix(x, k, &format!("dataset {i}")).map_err(|e| e.in_dataset(i))?;
     }
     Ok(genes)
 }
@@ -98,7 +99,8 @@ pub(crate) fn validate_paired(
                 "{method} needs paired datasets (the same cells, in the same order), but dataset 0 has \
                  {n0} cells and dataset {i} has {}; use the uncoupled method for unpaired data",
                 x.n_rows()
-            )));
+            ))
+            .in_dataset(i));
         }
     }
     Ok(())

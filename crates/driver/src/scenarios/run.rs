@@ -220,28 +220,6 @@ fn source_err(e: FitError<ReaderError>) -> DriverError {
     }
 }
 
-/// Learner errors speak of datasets by index; add which input each index is.
-fn with_names(err: DriverError, names: &[String]) -> DriverError {
-    use inmf_learner::LearnerError as L;
-    let legend = || {
-        let list: Vec<String> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| format!("{i} = {n}"))
-            .collect();
-        format!(" (datasets: {})", list.join(", "))
-    };
-    match err {
-        DriverError::Learner(L::InvalidParameter(m)) if m.contains("dataset ") => {
-            DriverError::Learner(L::InvalidParameter(m + &legend()))
-        }
-        DriverError::Learner(L::InvalidData(m)) if m.contains("dataset ") => {
-            DriverError::Learner(L::InvalidData(m + &legend()))
-        }
-        other => other,
-    }
-}
-
 fn check_request(req: &RunRequest) -> Result<OnlineParams, DriverError> {
     let m = &req.config.model;
     let params = OnlineParams {
@@ -397,7 +375,7 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     } else {
         let model = initial_model(&mut source, params)
             .map_err(source_err)
-            .map_err(|e| with_names(e, &names))?;
+            .map_err(|e| e.with_dataset_names(&names))?;
         Learning {
             model,
             iterations: 0,
@@ -405,7 +383,7 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
             epoch_seconds: Vec::new(),
         }
     };
-    let plan = plan_all(&source, params).map_err(|e| with_names(e.into(), &names))?;
+    let plan = plan_all(&source, params).map_err(|e| DriverError::from(e).with_dataset_names(&names))?;
     let t_cache = Instant::now();
     let cache_line = finish_cache(&mut source, cache, &req.config.runtime)?;
     if !req.quiet {

@@ -82,6 +82,7 @@ pub fn sample_v<S: CellSource, R: rand::Rng>(
             "dataset {dataset} has only {} cells with non-zero values in the model genes, fewer than K = {k}",
             chosen.n_rows()
         ))
+        .in_dataset(dataset)
         .into());
     }
     Ok(v_from_cells(&chosen)?)

@@ -85,13 +85,15 @@ impl MiniBatchPlan {
                      gives it 0 cells per iteration; increase the mini-batch size to at least {} \
                      or leave this dataset out",
                     (total as f64 / n.max(1) as f64 * 0.5).ceil() as usize
-                )));
+                ))
+                .in_dataset(id));
             }
             if m > n {
                 return Err(LearnerError::InvalidParameter(format!(
                     "dataset {id} has {n} cells but a mini-batch of {batch_size} cells would take \
                      {m} of them per iteration; decrease the mini-batch size to at most {total}"
-                )));
+                ))
+                .in_dataset(id));
             }
             sizes.push(m);
         }

@@ -383,26 +383,28 @@ impl OnlineInmf {
                 )));
             };
             if state.frozen {
-                return Err(LearnerError::InvalidData(format!(
-                    "mini-batch for frozen dataset {i}"
-                )));
+                return Err(
+                    LearnerError::InvalidData(format!("mini-batch for frozen dataset {i}")).in_dataset(i),
+                );
             }
             if std::mem::replace(&mut seen[i], true) {
                 return Err(LearnerError::InvalidData(format!(
                     "two mini-batches for dataset {i} in one iteration"
-                )));
+                ))
+                .in_dataset(i));
             }
             if mb.x.n_cols() != self.n_genes() {
                 return Err(LearnerError::InvalidData(format!(
                     "mini-batch of dataset {i} has {} genes, the model {}",
                     mb.x.n_cols(),
                     self.n_genes()
-                )));
+                ))
+                .in_dataset(i));
             }
             if mb.n_cells() == 0 {
-                return Err(LearnerError::InvalidData(format!(
-                    "empty mini-batch for dataset {i}"
-                )));
+                return Err(
+                    LearnerError::InvalidData(format!("empty mini-batch for dataset {i}")).in_dataset(i),
+                );
             }
         }
         // Step 1 for every dataset at once (each depends only on W and its

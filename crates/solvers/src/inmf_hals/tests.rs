@@ -116,7 +116,7 @@ fn rejects_bad_data_and_init() {
         CsrMatrix::from_dense(2, 20, &[[-1.0f32; 20], [1.0; 20]].concat()),
     ];
     assert!(
-        matches!(inmf_hals(&neg, &InmfHalsParams::new(2), None), Err(LearnerError::InvalidData(m)) if m.contains("dataset 1, cell 0"))
+        matches!(inmf_hals(&neg, &InmfHalsParams::new(2), None).as_ref().map_err(LearnerError::root), Err(LearnerError::InvalidData(m)) if m.contains("dataset 1, cell 0"))
     );
     let bad_v = InmfFactors {
         w: Array2::ones((20, 2)),
@@ -124,7 +124,7 @@ fn rejects_bad_data_and_init() {
         h: vec![],
     };
     assert!(
-        matches!(inmf_hals(&d, &InmfHalsParams::new(2), Some(bad_v)), Err(LearnerError::InvalidData(m)) if m.contains("V_1"))
+        matches!(inmf_hals(&d, &InmfHalsParams::new(2), Some(bad_v)).as_ref().map_err(LearnerError::root), Err(LearnerError::InvalidData(m)) if m.contains("V_1"))
     );
     let ok = InmfFactors {
         w: Array2::ones((20, 2)),
