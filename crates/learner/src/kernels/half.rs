@@ -380,7 +380,7 @@ mod tests {
 
     use super::*;
     use crate::kernels::double::project;
-    use crate::kernels::simd::force_baseline;
+    use crate::kernels::simd::Builds;
     use crate::testutil::random_sparse;
 
     /// The binary16 value of `h` from its fields (the slow, obvious way).
@@ -458,12 +458,14 @@ mod tests {
             .enumerate()
             .map(|(i, &y)| (y / scales[i % lanes]).min(30000.0))
             .collect();
+        let builds = Builds::take();
+        builds.baseline(false);
         let mut fast = vec![0u16; 300 * stride];
         round_rows(&src, lanes, &scales, &mut fast, stride);
         let mut slow = vec![0u16; 300 * stride];
-        force_baseline(true);
+        builds.baseline(true);
         round_rows(&src, lanes, &scales, &mut slow, stride);
-        force_baseline(false);
+        drop(builds);
         assert_eq!(fast, slow);
     }
 
@@ -511,10 +513,12 @@ mod tests {
         for k in [5, 20, 33] {
             let x = random_sparse(700, 60, 0.25, &mut rng);
             let m = wide_factor(60, k, &mut rng);
+            let builds = Builds::take();
+            builds.baseline(false);
             let fast = project_f16(&x, m.view());
-            force_baseline(true);
+            builds.baseline(true);
             let slow = project_f16(&x, m.view());
-            force_baseline(false);
+            drop(builds);
             let bits = |a: &Array2<f64>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&fast), bits(&slow), "k {k}");
         }

@@ -66,21 +66,44 @@ fn detect() -> bool {
     }
 }
 
-/// Tests: run the baseline builds (`true`) or the detected ones (`false`).
-/// Safe to flip while other tests run: both builds give the same bits.
+/// Serializes the tests that choose the builds ([`Builds`]).
 #[cfg(test)]
-pub(crate) fn force_baseline(on: bool) {
-    use std::sync::atomic::Ordering::Relaxed;
-    MODE.store(
-        if on {
-            2
-        } else if detect() {
-            1
-        } else {
-            2
-        },
-        Relaxed,
-    );
+static BUILDS_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Tests: the right to choose between the baseline and the detected builds,
+/// held by one test at a time (a process-wide lock), so a test comparing
+/// the two cannot have the choice flipped under it by another; the detected
+/// builds are restored on drop. Tests that do not choose may run meanwhile:
+/// both builds give the same bits.
+#[cfg(test)]
+pub(crate) struct Builds {
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+#[cfg(test)]
+impl Builds {
+    /// Waits for the right to choose.
+    pub(crate) fn take() -> Self {
+        Self {
+            _lock: BUILDS_LOCK.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    /// Runs the baseline builds (`true`) or the detected ones (`false`)
+    /// from now on; returns whether the AVX2 builds now run.
+    pub(crate) fn baseline(&self, on: bool) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let avx = !on && detect();
+        MODE.store(if avx { 1 } else { 2 }, Relaxed);
+        avx2()
+    }
+}
+
+#[cfg(test)]
+impl Drop for Builds {
+    fn drop(&mut self) {
+        self.baseline(false);
+    }
 }
 
 /// Calls `$f::<N>` for the first listed constant N equal to `$v` (the
@@ -157,8 +180,10 @@ mod tests {
             hals_sweeps: 1,
             seed: 3,
         };
+        let builds = Builds::take();
         let run = |baseline: bool| {
-            force_baseline(baseline);
+            let avx = builds.baseline(baseline);
+            assert_eq!(avx, !baseline && detect(), "the chosen builds run");
             let mut src = InMemorySource::new(data.clone());
             let mut model = initial_model(&mut src, &params).unwrap();
             let sizes: Vec<(usize, usize)> = (0..2).map(|d| (d, 900)).collect();
@@ -169,7 +194,7 @@ mod tests {
         };
         let (w0, h0) = run(true);
         let (w1, h1) = run(false);
-        force_baseline(false);
+        drop(builds);
         assert!(
             w0.iter().zip(&w1).all(|(a, b)| a.to_bits() == b.to_bits()),
             "W differs"

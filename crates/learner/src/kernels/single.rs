@@ -231,6 +231,7 @@ mod tests {
 
     #[test]
     fn every_product_gives_the_same_bits_with_16_bit_column_indices() {
+        let builds = crate::kernels::simd::Builds::take();
         for (k, baseline) in [
             (3, false),
             (20, false),
@@ -239,7 +240,7 @@ mod tests {
             (20, true),
             (70, true),
         ] {
-            crate::kernels::simd::force_baseline(baseline);
+            builds.baseline(baseline);
             let (x, m, h) = problem(2 * CELL_BLOCK + 9, 300, k);
             let narrow = narrow_copy(&x, 37);
             assert!(narrow.row(0).0.is_narrow());
@@ -272,7 +273,6 @@ mod tests {
             same(&scatter(&narrow, false), &scatter(&x, false), "B f64");
             same(&scatter(&narrow, true), &scatter(&x, true), "B f32");
         }
-        crate::kernels::simd::force_baseline(false);
     }
 
     /// max |a − b| / max |b|.
