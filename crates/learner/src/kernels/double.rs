@@ -15,6 +15,7 @@
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
+use crate::kernels::pool::BufferPool;
 use crate::kernels::simd::{avx2_dispatch, dispatch_const};
 use crate::sparse::{with_cols, CsrMatrix};
 
@@ -296,51 +297,8 @@ pub fn accumulate_xt_h(x: &CsrMatrix, h: ArrayView2<f64>, scale: f64, mut b: Arr
     PARTIALS.give_back(partials);
 }
 
-/// Partial-sum buffers kept between calls of the B products, so that a
-/// mini-batch does not allocate (and fault in) fresh pages for them.
-pub(crate) struct PartialPool<T>(std::sync::Mutex<Vec<Vec<T>>>);
-
-impl<T: Lane> PartialPool<T> {
-    /// An empty pool.
-    pub(crate) const fn new() -> Self {
-        Self(std::sync::Mutex::new(Vec::new()))
-    }
-
-    /// `count` zeroed buffers of length `len`, from the pool when it has them.
-    pub(crate) fn take(&self, count: usize, len: usize) -> Vec<Vec<T>> {
-        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        (0..count)
-            .map(|_| {
-                let mut v = pool.pop().unwrap_or_default();
-                v.clear();
-                v.resize(len, T::default());
-                v
-            })
-            .collect()
-    }
-
-    /// `count` buffers from the pool when it has them, of any length and
-    /// contents (the caller sizes and zeroes them where it fills them).
-    pub(crate) fn take_any(&self, count: usize) -> Vec<Vec<T>> {
-        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        (0..count).map(|_| pool.pop().unwrap_or_default()).collect()
-    }
-
-    /// Returns buffers to the pool (it keeps at most the larger of a few
-    /// small calls' worth and this call's).
-    pub(crate) fn give_back(&self, bufs: Vec<Vec<T>>) {
-        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let keep = (4 * B_CHUNKS).max(bufs.len());
-        for b in bufs {
-            if pool.len() < keep {
-                pool.push(b);
-            }
-        }
-    }
-}
-
 /// The partial sums of [`accumulate_xt_h`].
-static PARTIALS: PartialPool<f64> = PartialPool::new();
+static PARTIALS: BufferPool<f64> = BufferPool::new();
 
 /// HᵀH (K × K) for H stored rows × K: Σ_c h_c h_cᵀ over fixed blocks
 /// of rows (a register-tiled kernel, `add_gram_of_rows`) formed in

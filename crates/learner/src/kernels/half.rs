@@ -32,6 +32,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::kernels::double::{check_project_shapes, CELL_BLOCK};
+use crate::kernels::pool::BufferPool;
 use crate::kernels::single::{pack_rows, padded};
 use crate::sparse::{with_cols, CsrMatrix};
 
@@ -99,6 +100,15 @@ pub(crate) struct HalfRows {
     inv_scales: Vec<f64>,
 }
 
+/// The buffers of [`HalfRows`], returned when one is dropped.
+static HALF_ROWS: BufferPool<u16> = BufferPool::new();
+
+impl Drop for HalfRows {
+    fn drop(&mut self) {
+        HALF_ROWS.give_back_one(std::mem::take(&mut self.buf));
+    }
+}
+
 impl HalfRows {
     /// Packs `m` (genes × K): see the module docs.
     pub(crate) fn new(m: ArrayView2<f64>) -> Self {
@@ -127,7 +137,7 @@ impl HalfRows {
             *s = 2f32.powi(e);
         }
         let inv_scales = exponents.iter().map(|&e| 2f64.powi(-e)).collect();
-        let mut buf = vec![0u16; genes * stride + LINE / 2];
+        let mut buf = HALF_ROWS.take_one(genes * stride + LINE / 2);
         let start = buf.as_ptr().align_offset(LINE).min(LINE / 2);
         if k > 0 {
             buf[start..start + genes * stride]

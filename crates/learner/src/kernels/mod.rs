@@ -1,12 +1,14 @@
 //! The sparse × dense products and the other hot loops' building blocks:
 //! the f64 products every solver is built on (`double`), their single-
 //! (`single`) and half-precision (`half`) versions that online learning
-//! runs, a factor packed once for many row blocks (`packed`), and the
+//! runs, a factor packed once for many row blocks (`packed`), buffers
+//! kept between calls (`pool`), and the
 //! run-time choice between baseline and AVX2 builds (`simd`).
 
 pub(crate) mod double;
 pub(crate) mod half;
 pub(crate) mod packed;
+pub(crate) mod pool;
 pub(crate) mod simd;
 pub(crate) mod single;
 

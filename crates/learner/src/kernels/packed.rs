@@ -7,6 +7,7 @@ use ndarray::ArrayView2;
 
 use crate::kernels::double::project_block;
 use crate::kernels::half::HalfRows;
+use crate::kernels::pool::BufferPool;
 use crate::kernels::single::{pack_rows, padded, project_block_f32};
 use crate::sparse::CsrMatrix;
 
@@ -23,6 +24,11 @@ pub(crate) enum Precision {
     #[cfg_attr(not(test), allow(dead_code))]
     Double,
 }
+
+/// Buffers of f32 factor rows (genes × [`padded`]`(k)`): the rows of a
+/// [`PackedFactor`] in single precision, returned when it is dropped, and
+/// the f32 rows binary16 rows are made from.
+pub(crate) static FACTOR_ROWS: BufferPool<f32> = BufferPool::new();
 
 /// M packed for [`PackedFactor::project_rows`].
 pub(crate) struct PackedFactor {
@@ -84,6 +90,14 @@ impl PackedFactor {
             Values::Half(rows) => rows.project_rows(x, first, out),
             Values::Single { kp, rows } => project_block_f32(x, rows, self.k, *kp, first, out),
             Values::Double(ms) => project_block(x, ms, self.k, first, out),
+        }
+    }
+}
+
+impl Drop for PackedFactor {
+    fn drop(&mut self) {
+        if let Values::Single { rows, .. } = &mut self.values {
+            FACTOR_ROWS.give_back_one(std::mem::take(rows));
         }
     }
 }

@@ -24,9 +24,10 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::kernels::double::{
-    check_accumulate_shapes, check_project_shapes, project_rows_generic, scatter_rows_generic, PartialPool,
-    B_CHUNKS, CELL_BLOCK,
+    check_accumulate_shapes, check_project_shapes, project_rows_generic, scatter_rows_generic, B_CHUNKS,
+    CELL_BLOCK,
 };
+use crate::kernels::pool::BufferPool;
 use crate::kernels::simd::{avx2_dispatch, dispatch_const};
 use crate::sparse::CsrMatrix;
 
@@ -46,12 +47,17 @@ pub(crate) fn padded(k: usize) -> usize {
 /// `m` (rows × K, f64) as f32 rows of `kp` values, zero-padded.
 pub(crate) fn pack_rows(m: ArrayView2<f64>, kp: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; m.nrows() * kp];
+    pack_rows_into(m, kp, &mut out);
+    out
+}
+
+/// [`pack_rows`] into `out` (zeroed, m.nrows() × kp).
+fn pack_rows_into(m: ArrayView2<f64>, kp: usize, out: &mut [f32]) {
     for (dst, src) in out.chunks_exact_mut(kp).zip(m.rows()) {
         for (d, &s) in dst.iter_mut().zip(src.iter()) {
             *d = s as f32;
         }
     }
-    out
 }
 
 avx2_dispatch! {
@@ -154,6 +160,8 @@ pub(crate) struct ScatteredPartials {
     kp: usize,
     /// Block j's [`B_CHUNKS`] partials at `j * B_CHUNKS..`, genes × kp each.
     partials: Vec<Vec<f32>>,
+    /// Each block's H rounded to f32 (cells × kp).
+    packed_h: Vec<Vec<f32>>,
 }
 
 impl ScatteredPartials {
@@ -172,6 +180,7 @@ impl ScatteredPartials {
 impl Drop for ScatteredPartials {
     fn drop(&mut self) {
         PARTIALS.give_back(std::mem::take(&mut self.partials));
+        PACKED_H.give_back(std::mem::take(&mut self.packed_h));
     }
 }
 
@@ -185,7 +194,7 @@ pub(crate) fn scatter_partials_f32(blocks: &[(&CsrMatrix, ArrayView2<f64>)]) -> 
     let k = blocks.first().map_or(0, |(_, h)| h.ncols());
     let genes = blocks.first().map_or(0, |(x, _)| x.n_cols());
     let kp = padded(k);
-    let packed: Vec<Vec<f32>> = blocks
+    let packed_h: Vec<Vec<f32>> = blocks
         .iter()
         .map(|(x, h)| {
             assert_eq!(
@@ -200,7 +209,9 @@ pub(crate) fn scatter_partials_f32(blocks: &[(&CsrMatrix, ArrayView2<f64>)]) -> 
                 (genes, k),
                 "every block has the same genes and K"
             );
-            pack_rows(*h, kp)
+            let mut rows = PACKED_H.take_one(h.nrows() * kp);
+            pack_rows_into(*h, kp, &mut rows);
+            rows
         })
         .collect();
     let mut partials = PARTIALS.take_any(blocks.len() * B_CHUNKS);
@@ -213,14 +224,22 @@ pub(crate) fn scatter_partials_f32(blocks: &[(&CsrMatrix, ArrayView2<f64>)]) -> 
         let per = n.div_ceil(B_CHUNKS).max(1);
         let range = (c * per).min(n)..((c + 1) * per).min(n);
         if k > 0 {
-            dispatch_kp!(kp, scatter_rows(x, &packed[j], kp, range, acc));
+            dispatch_kp!(kp, scatter_rows(x, &packed_h[j], kp, range, acc));
         }
     });
-    ScatteredPartials { k, kp, partials }
+    ScatteredPartials {
+        k,
+        kp,
+        partials,
+        packed_h,
+    }
 }
 
-/// The f32 partial sums of [`accumulate_xt_h_f32`].
-static PARTIALS: PartialPool<f32> = PartialPool::new();
+/// The f32 partial sums of [`scatter_partials_f32`].
+static PARTIALS: BufferPool<f32> = BufferPool::new();
+
+/// The f32 copies of H of [`scatter_partials_f32`].
+static PACKED_H: BufferPool<f32> = BufferPool::new();
 
 #[cfg(test)]
 mod tests {

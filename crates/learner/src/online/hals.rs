@@ -10,8 +10,10 @@
 //! exact projected minimiser; one Gauss–Seidel sweep never increases S.
 #![allow(non_snake_case)]
 
+use std::cell::RefCell;
+
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
 use crate::kernels::simd::avx2_dispatch;
@@ -250,24 +252,44 @@ struct Sweep<'a> {
 fn sweep_block(rows: &mut [f64], others: &[&[f64]], g0: usize, k: usize, side: &Sweep<'_>) {
     let n = rows.len() / k;
     let width = side.stacked.nrows();
-    let mut left = Array2::<f64>::zeros((n, width));
-    for (i, mut lrow) in left.rows_mut().into_iter().enumerate() {
-        let lrow = lrow.as_slice_mut().expect("standard layout");
-        let f = &rows[i * k..(i + 1) * k];
-        if side.merged {
-            for ((l, &o), &fv) in lrow.iter_mut().zip(&others[0][i * k..(i + 1) * k]).zip(f) {
-                *l = o + side.c * fv;
+    BLOCK_SCRATCH.with_borrow_mut(|BlockScratch { left, q, group }| {
+        left.clear();
+        left.resize(n * width, 0.0);
+        for (i, lrow) in left.chunks_exact_mut(width.max(1)).enumerate() {
+            let f = &rows[i * k..(i + 1) * k];
+            if side.merged {
+                for ((l, &o), &fv) in lrow.iter_mut().zip(&others[0][i * k..(i + 1) * k]).zip(f) {
+                    *l = o + side.c * fv;
+                }
+                continue;
             }
-            continue;
+            for (t, o) in others.iter().enumerate() {
+                lrow[t * k..(t + 1) * k].copy_from_slice(&o[i * k..(i + 1) * k]);
+            }
+            lrow[others.len() * k..].copy_from_slice(f);
         }
-        for (t, o) in others.iter().enumerate() {
-            lrow[t * k..(t + 1) * k].copy_from_slice(&o[i * k..(i + 1) * k]);
-        }
-        lrow[others.len() * k..].copy_from_slice(f);
-    }
-    let mut q = Array2::<f64>::zeros((n, k));
-    general_mat_mul(1.0, &left, &side.stacked, 0.0, &mut q);
-    column_loop(rows, q.as_slice().expect("standard layout"), g0, k, side);
+        q.clear();
+        q.resize(n * k, 0.0);
+        let left = ArrayView2::from_shape((n, width), &left[..]).expect("n × width");
+        let mut fits = ArrayViewMut2::from_shape((n, k), &mut q[..]).expect("n × k");
+        general_mat_mul(1.0, &left, &side.stacked, 0.0, &mut fits);
+        column_loop(rows, q, g0, k, side, group);
+    });
+}
+
+/// Buffers of [`sweep_block`], one set per worker thread for the life of
+/// the thread, so that a sweep allocates nothing per block.
+#[derive(Default)]
+struct BlockScratch {
+    /// The left factor [O_1 … O_T F] of the starting fits (n × width).
+    left: Vec<f64>,
+    /// The starting fits (n × k).
+    q: Vec<f64>,
+    group: Group,
+}
+
+thread_local! {
+    static BLOCK_SCRATCH: RefCell<BlockScratch> = RefCell::default();
 }
 
 /// Rows whose column loops run together, one row per vector lane (four
@@ -292,9 +314,10 @@ avx2_dispatch! {
         g0: usize,
         k: usize,
         side: &Sweep<'_>,
+        group: &mut Group,
     ) {
         let n = rows.len() / k.max(1);
-        let mut group = Group::new(k, side.b.len());
+        group.resize(k, side.b.len());
         let mut first = 0;
         while first < n {
             let len = (n - first).min(LANES);
@@ -307,7 +330,10 @@ avx2_dispatch! {
 }
 
 /// One group of [`LANES`] rows of [`column_loop`], column-major: entry
-/// (j, l) of each matrix at `j * LANES + l`.
+/// (j, l) of each matrix at `j * LANES + l`. Every entry a sweep reads is
+/// written first (`load`, then each column's step before later columns
+/// read it), so a group can be reused.
+#[derive(Default)]
 struct Group {
     /// The rows' factor entries.
     f: Vec<f64>,
@@ -321,13 +347,12 @@ struct Group {
 }
 
 impl Group {
-    fn new(k: usize, targets: usize) -> Self {
-        Self {
-            f: vec![0.0; k * LANES],
-            q0: vec![0.0; k * LANES],
-            b: vec![0.0; targets * k * LANES],
-            steps: vec![0.0; k * LANES],
-        }
+    /// Sizes the group for K columns and `targets` targets.
+    fn resize(&mut self, k: usize, targets: usize) {
+        self.f.resize(k * LANES, 0.0);
+        self.q0.resize(k * LANES, 0.0);
+        self.b.resize(targets * k * LANES, 0.0);
+        self.steps.resize(k * LANES, 0.0);
     }
 
     /// Rows `first..first + len` (len ≥ 1; missing lanes repeat the last row).
@@ -584,7 +609,7 @@ mod tests {
                 f0.iter().copied().collect::<Vec<_>>(),
             );
             let mut q_want = q0.clone();
-            column_loop(&mut got, &q0, 0, k, &side);
+            column_loop(&mut got, &q0, 0, k, &side, &mut Group::default());
             running_fit_loop(&mut want, &mut q_want, 0, k, &side);
             assert_eq!(got, want, "n {n} k {k} targets {t}");
             assert_ne!(got, f0.iter().copied().collect::<Vec<_>>(), "the rows moved");

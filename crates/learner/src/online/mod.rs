@@ -9,13 +9,17 @@ mod init;
 mod objective;
 mod params;
 mod schedule;
+mod solve;
 mod source;
 mod state;
+mod statistics;
+mod system;
 
 pub use fit::{initial_model, plan_all, run_plan, sample_v, FitError};
 pub use init::{random_w, shuffled_cells, v_from_cells};
 pub use objective::{dataset_objective, trace_of_product, ObjectiveParts};
 pub use params::OnlineParams;
 pub use schedule::{IterationInfo, IterationPlan, MiniBatchPlan};
+pub use solve::HSolver;
 pub use source::{CellSource, InMemorySource, MiniBatch};
-pub use state::{DatasetState, HSolver, OnlineInmf, StepReport};
+pub use state::{DatasetState, OnlineInmf, StepReport};

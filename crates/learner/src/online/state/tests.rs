@@ -2,6 +2,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::kernels::double::{gram_of_rows, CELL_BLOCK};
+use crate::kernels::packed::PackedFactor;
+use crate::nnls::PreparedGram;
+use crate::online::solve::SOLVE_ROWS;
+use crate::online::statistics::A_DIAG_FLOOR;
 use crate::testutil::{max_rel_diff, planted_w, random_sparse};
 
 /// The f64 kernels: the slow, exact reference for the f32 products.
