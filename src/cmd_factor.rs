@@ -7,9 +7,8 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use inmf_driver::{
     run_factor, CellGraphInput, FactorMethod, FactorOptions, FactorRequest, FactorSummary, GeneGraphOperator,
-    GeneOperatorInput, InputSpec, RunConfig,
+    GeneOperatorInput, InputSpec, KlStep, RegularizedScale, RegularizedSolver, RunConfig,
 };
-use inmf_solvers::{KlStep, RegularizedScale, RegularizedSolver};
 
 /// The solver (X_i cells × genes, W and V_i genes × K, H_i cells × K).
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -316,7 +315,7 @@ fn summary_json(s: &FactorSummary) -> serde_json::Value {
         "k": s.k,
         "params": s.params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
         "iterations": s.iterations,
-        "stop": match s.stop { inmf_solvers::StopReason::Converged => "converged", inmf_solvers::StopReason::MaxIterations => "max_iterations" },
+        "stop": match s.stop { inmf_driver::StopReason::Converged => "converged", inmf_driver::StopReason::MaxIterations => "max_iterations" },
         "iterations_to_rel_change_1e-4": s.iterations_to_1e4,
         "final_objective": {"total": o.total(), "residual": o.residual, "penalty": o.penalty, "coupling": o.coupling},
         "objective_per_iteration": s.objective.iter().map(|p| p.total()).collect::<Vec<_>>(),

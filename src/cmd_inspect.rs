@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use inmf_reader::{inspect, OpenOptions};
+use inmf_driver::{inspect, OpenOptions};
 
 /// Options of `inmf inspect`.
 #[derive(Args, Debug)]

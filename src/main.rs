@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use inmf_driver::{AddRequest, DriverError, InputSpec, ProjectRequest, RunConfig, RunRequest};
+use inmf_driver::{AddRequest, InputSpec, ProjectRequest, RunConfig, RunRequest};
 
 mod cmd_analyze;
 mod cmd_factor;
@@ -390,28 +390,13 @@ fn median(v: &[f64]) -> Option<f64> {
     }
 }
 
-/// Exit code 2 for anything the user can fix in the input or parameters.
-fn exit_code(err: &anyhow::Error) -> u8 {
-    let bad_input = err.chain().any(|e| {
-        e.downcast_ref::<DriverError>()
-            .is_some_and(DriverError::is_input_error)
-            || e.downcast_ref::<inmf_reader::ReaderError>()
-                .is_some_and(inmf_reader::ReaderError::is_input_error)
-    });
-    if bad_input {
-        2
-    } else {
-        1
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             inmf_driver::log::line(&format!("error: {err:#}"));
-            ExitCode::from(exit_code(&err))
+            ExitCode::from(inmf_driver::exit_code(err.as_ref()))
         }
     }
 }

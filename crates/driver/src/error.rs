@@ -210,3 +210,23 @@ fn learner_input_error(e: &inmf_learner::LearnerError) -> bool {
         L::InvalidParameter(_) | L::InvalidData(_) | L::InvalidSparse(_)
     )
 }
+
+/// The process exit code for a failure whose cause chain is `err`: 2 when
+/// the user can fix it in the inputs or parameters (a [`DriverError`] or
+/// a reader error that says so anywhere in the chain), 1 otherwise (the
+/// environment: disk, memory, I/O, a numerical failure).
+pub fn exit_code(err: &(dyn std::error::Error + 'static)) -> u8 {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        let input = e
+            .downcast_ref::<DriverError>()
+            .is_some_and(DriverError::is_input_error)
+            || e.downcast_ref::<inmf_reader::ReaderError>()
+                .is_some_and(inmf_reader::ReaderError::is_input_error);
+        if input {
+            return 2;
+        }
+        cause = e.source();
+    }
+    1
+}

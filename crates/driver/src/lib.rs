@@ -22,12 +22,16 @@ pub mod simulate;
 
 pub use analyze::{run_analyze, AnalyzeRequest, AnalyzeSummary};
 pub use config::{ModelConfig, PreprocessConfig, RunConfig, RuntimeConfig};
-pub use error::DriverError;
+pub use error::{exit_code, DriverError};
 pub use factor::{
     run_factor, CellGraphInput, FactorMethod, FactorOptions, FactorRequest, FactorSummary, GeneGraphOperator,
     GeneOperatorInput,
 };
 pub use import::{import_mtx, ImportRequest, ImportSummary};
+/// What `inmf inspect` reads and prints.
+pub use inmf_reader::{inspect, Inspection, OpenOptions};
+/// The batch solvers' options, as `inmf factor` takes them.
+pub use inmf_solvers::{KlStep, RegularizedScale, RegularizedSolver, StopReason};
 pub use output::model::{ModelDataset, SavedModel, MODEL_FORMAT_VERSION};
 pub use scenarios::add::{add_datasets, AddRequest};
 pub use scenarios::bound::EpochBound;
