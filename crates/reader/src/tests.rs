@@ -529,7 +529,7 @@ fn preprocessing_matches_dense_reference() {
         let rep = src.report().clone();
         assert_eq!(rep.genes_shared, 11);
         assert_eq!(rep.genes_selected, model.len());
-        // Cells without counts in the model genes are dropped too (issue 3).
+        // Cells without counts in the model genes are dropped too.
         let empty = |xt: &[Vec<f64>], cols: &[usize]| {
             xt.iter()
                 .filter(|r| chosen.iter().all(|&i| r[cols[i]] == 0.0))

@@ -1,4 +1,4 @@
-//! Issue 3 (items 1–3, 5): every input format gives the same mini-batches
+//! Every input format gives the same mini-batches
 //! for the same cells; CSC, dense, legacy, loom, LIGER and Matrix Market
 //! specifics; obs columns; gene matching by id; cells without counts in
 //! the model genes; bad inputs with clear errors and untouched files.
@@ -1335,14 +1335,15 @@ fn tenx_with_only_antibodies_is_refused() {
 // ------------------------------------------------- manual measurements
 
 /// Files written by anndata itself agree across CSR, CSC and dense, obs
-/// columns included. Run by hand: `INMF_R3_ANNDATA=DIR cargo test -p
+/// columns included. Run by hand: `INMF_ANNDATA_DIR=DIR cargo test -p
 /// inmf-reader real_anndata -- --ignored --nocapture`, where DIR holds
 /// csr.h5ad, csc.h5ad and dense.h5ad written by `anndata.write_h5ad` from
-/// one matrix (see the issue 3 note for the script).
+/// one matrix (`anndata.AnnData(X).write_h5ad(path)` with X a
+/// `scipy.sparse.csr_matrix`, its `.tocsc()` and its `.toarray()`).
 #[test]
-#[ignore = "needs files written by anndata (INMF_R3_ANNDATA)"]
+#[ignore = "needs files written by anndata (INMF_ANNDATA_DIR)"]
 fn real_anndata_files_agree() {
-    let Ok(dir) = std::env::var("INMF_R3_ANNDATA") else {
+    let Ok(dir) = std::env::var("INMF_ANNDATA_DIR") else {
         return;
     };
     let dir = PathBuf::from(dir);
