@@ -11,12 +11,14 @@
 //!   copy and unsorted Matrix Market files.
 //! - [`mtx`]: Matrix Market directories, streamed cell by cell for
 //!   `inmf import`.
-//! - [`h5`] (typed and string reads over the `hdf5` crate), [`names`]
+//! - [`h5`] (typed and string reads over the `hdf5` crate; [`chunks`],
+//!   direct parallel reads of deflate chunks), [`names`]
 //!   (unique gene names), [`obs`] (categorical and string cell columns)
 //!   and [`inspect`] (`inmf inspect`).
 
 mod anndata;
 mod arrays;
+mod chunks;
 mod csc;
 pub(crate) mod dataset;
 mod dense;

@@ -7,6 +7,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::error::ReaderError;
+use crate::formats::chunks::RawChunks;
 use crate::formats::dataset::RawBlock;
 use crate::formats::h5::{self, Ctx, Member, NumKind};
 
@@ -36,6 +37,10 @@ pub(crate) struct SparseArrays {
     pub(crate) n_inner: usize,
     pub(crate) nnz: usize,
     pub(crate) outer: Outer,
+    /// Direct chunk readers of `indices` and `data`, when their storage
+    /// allows them (`formats::chunks`).
+    pub(crate) indices_chunks: Option<RawChunks>,
+    pub(crate) data_chunks: Option<RawChunks>,
 }
 
 impl SparseArrays {
@@ -125,7 +130,11 @@ impl SparseArrays {
                 },
             });
         }
+        let indices_chunks = h5::raw_chunks(&indices, indices_kind, path);
+        let data_chunks = h5::raw_chunks(&data, data_kind, path);
         Ok(Self {
+            indices_chunks,
+            data_chunks,
             group: format!("/{g}"),
             indptr,
             indices,
@@ -189,8 +198,14 @@ impl SparseArrays {
         let row_of = |indptr: &[usize], pos: usize| start + indptr.partition_point(|&p| p <= pos) - 1;
 
         let indices_obj = || format!("{}/indices", self.group);
-        match h5::read_indices(&self.indices, self.indices_kind, s..e, self.n_inner)
-            .ctx(path, &indices_obj())?
+        match h5::read_indices(
+            &self.indices,
+            self.indices_chunks.as_ref(),
+            self.indices_kind,
+            s..e,
+            self.n_inner,
+        )
+        .ctx(path, &indices_obj())?
         {
             Ok(v) => out.indices = v,
             Err(b) => {
@@ -204,7 +219,9 @@ impl SparseArrays {
             }
         }
         let data_obj = || format!("{}/data", self.group);
-        match h5::read_values(&self.data, self.data_kind, s..e).ctx(path, &data_obj())? {
+        match h5::read_values(&self.data, self.data_chunks.as_ref(), self.data_kind, s..e)
+            .ctx(path, &data_obj())?
+        {
             Ok(v) => out.data = v,
             Err(b) => {
                 return Err(ReaderError::InvalidValue {

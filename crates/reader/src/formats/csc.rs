@@ -96,22 +96,31 @@ impl CscStore {
         let mut s = 0usize;
         while s < a.nnz {
             let e = (s + READ_ENTRIES).min(a.nnz);
-            let cells =
-                match h5::read_indices(&a.indices, a.indices_kind, s..e, n_cells).ctx(path, &idx_obj)? {
-                    Ok(v) => v,
-                    Err(b) => {
-                        let gene = ptr.partition_point(|&p| p <= (s + b.pos) as i128) - 1;
-                        return Err(ReaderError::Corrupt {
-                            path: path.to_owned(),
-                            object: idx_obj,
-                            detail: format!(
-                                "gene column {gene} refers to cell {}, but the matrix has {n_cells} cells",
-                                b.value
-                            ),
-                        });
-                    }
-                };
-            let values = match h5::read_values(&a.data, a.data_kind, s..e).ctx(path, &dat_obj)? {
+            let cells = match h5::read_indices(
+                &a.indices,
+                a.indices_chunks.as_ref(),
+                a.indices_kind,
+                s..e,
+                n_cells,
+            )
+            .ctx(path, &idx_obj)?
+            {
+                Ok(v) => v,
+                Err(b) => {
+                    let gene = ptr.partition_point(|&p| p <= (s + b.pos) as i128) - 1;
+                    return Err(ReaderError::Corrupt {
+                        path: path.to_owned(),
+                        object: idx_obj,
+                        detail: format!(
+                            "gene column {gene} refers to cell {}, but the matrix has {n_cells} cells",
+                            b.value
+                        ),
+                    });
+                }
+            };
+            let values = match h5::read_values(&a.data, a.data_chunks.as_ref(), a.data_kind, s..e)
+                .ctx(path, &dat_obj)?
+            {
                 Ok(v) => v,
                 Err(b) => {
                     return Err(ReaderError::InvalidValue {

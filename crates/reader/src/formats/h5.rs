@@ -12,6 +12,8 @@ use hdf5::types::VarLenUnicode;
 use hdf5::types::{FixedAscii, FixedUnicode, FloatSize, IntSize, TypeDescriptor, VarLenAscii};
 use hdf5::{Container, H5Type};
 
+use crate::formats::chunks::RawChunks;
+
 use crate::error::ReaderError;
 
 /// The 8-byte signature that starts an HDF5 superblock.
@@ -248,6 +250,19 @@ impl Num for f64 {
     }
 }
 
+/// Reads elements `sel` of a 1-d dataset in its stored type: through its
+/// direct chunk reader when it has one, else through the library.
+fn read_vec_via<T: H5Type + bytemuck::Pod>(
+    c: &Container,
+    chunks: Option<&RawChunks>,
+    sel: Range<usize>,
+) -> hdf5::Result<Vec<T>> {
+    match chunks {
+        Some(r) => Ok(r.read::<T>(sel)?),
+        None => read_vec(c, sel),
+    }
+}
+
 /// Reads elements `sel` of a 1-d dataset in its stored type.
 fn read_vec<T: H5Type>(c: &Container, sel: Range<usize>) -> hdf5::Result<Vec<T>> {
     let a = c.as_reader().read_slice_1d::<T, _>(sel)?;
@@ -304,6 +319,12 @@ macro_rules! with_kind {
     };
 }
 
+/// The direct chunk reader of the 1-d array `ds` of `kind` elements in the
+/// file at `path`, when its storage allows one (`formats::chunks`).
+pub(crate) fn raw_chunks(ds: &hdf5::Dataset, kind: NumKind, path: &Path) -> Option<RawChunks> {
+    with_kind!(kind, T => RawChunks::open::<T>(ds, path))
+}
+
 /// A stored element that failed validation: its position in the slice read
 /// and its value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -322,12 +343,13 @@ fn valid(v: f64) -> bool {
 /// (before and after narrowing to `f32`).
 pub(crate) fn read_values(
     c: &Container,
+    chunks: Option<&RawChunks>,
     kind: NumKind,
     sel: Range<usize>,
 ) -> hdf5::Result<Result<Vec<f32>, BadElement<f64>>> {
     if kind == NumKind::F32 {
         // Validate in place: no copy when the file already stores f32.
-        let v = read_vec::<f32>(c, sel)?;
+        let v = read_vec_via::<f32>(c, chunks, sel)?;
         return Ok(match v.iter().position(|&x| !valid(f64::from(x))) {
             Some(pos) => Err(BadElement {
                 pos,
@@ -336,12 +358,13 @@ pub(crate) fn read_values(
             None => Ok(v),
         });
     }
-    with_kind!(kind, T => Ok(checked_f32(read_vec::<T>(c, sel)?)))
+    with_kind!(kind, T => Ok(checked_f32(read_vec_via::<T>(c, chunks, sel)?)))
 }
 
 /// Reads column indices `sel` as `u32`, checking each is in `0..n_cols`.
 pub(crate) fn read_indices(
     c: &Container,
+    chunks: Option<&RawChunks>,
     kind: NumKind,
     sel: Range<usize>,
     n_cols: usize,
@@ -358,7 +381,7 @@ pub(crate) fn read_indices(
         }
         Ok(out)
     }
-    with_kind!(kind, T => Ok(check(read_vec::<T>(c, sel)?, n_cols)))
+    with_kind!(kind, T => Ok(check(read_vec_via::<T>(c, chunks, sel)?, n_cols)))
 }
 
 /// Reads integer elements `sel` as `i128` (exact for every integer type);
