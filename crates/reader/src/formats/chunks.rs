@@ -294,7 +294,7 @@ mod tests {
     fn every_supported_storage_reads_the_library_s_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let v = values(10_007);
-        let idx: Vec<i32> = (0..10_007).map(|i| (i * 37 % 30_000) as i32).collect();
+        let idx: Vec<i32> = (0..10_007).map(|i| i * 37 % 30_000).collect();
         let ptr: Vec<i64> = (0..3_001).map(|i| i * 1_000_003).collect();
         let small: Vec<u8> = (0..999).map(|i| (i % 251) as u8).collect();
         for (chunk, filters) in [
