@@ -1,0 +1,221 @@
+//! `inmf run` and `inmf add` with their defaults on small real datasets of
+//! the shared data folder (`../shared/data` beside the repository): the
+//! mini-batch is chosen from the data and named in the log, and an explicit
+//! one that does not fit is still refused.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+/// The shared real dataset `name` (a folder of `<batch>.h5ad` files), or
+/// `None` after a loud NOT TESTED line when it is not there.
+fn shared_dataset(name: &str, test: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(name);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    eprintln!(
+        "\n*** NOT TESTED: {test}, because the real dataset {} is not there (the shared data \
+         folder ../shared/data beside the repository holds it) ***\n",
+        dir.display()
+    );
+    None
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn batch_size_in_result(out: &Path) -> i64 {
+    hdf5::File::open(out.join("result.h5ad"))
+        .unwrap()
+        .dataset("uns/inmf/params/batch_size")
+        .unwrap()
+        .read_scalar()
+        .unwrap()
+}
+
+fn h_of(out: &Path) -> Vec<f64> {
+    hdf5::File::open(out.join("result.h5ad"))
+        .unwrap()
+        .dataset("obsm/X_inmf")
+        .unwrap()
+        .read_raw()
+        .unwrap()
+}
+
+/// kang_ifnb_liger_tiny: 300 + 300 cells, so the reference's 5000 cannot
+/// be used; ⌈600 / 10⌉ = 60 is chosen.
+#[test]
+fn run_with_no_options_chooses_the_mini_batch_from_the_data() {
+    let Some(data) = shared_dataset("kang_ifnb_liger_tiny", "`inmf run` with no options on real data") else {
+        return;
+    };
+    let (ctrl, stim) = (data.join("ctrl.h5ad"), data.join("stim.h5ad"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = inmf(&["run", s(&ctrl), s(&stim), "--out", s(&out)]);
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains(
+            "mini-batch: 60 cells per iteration (ctrl 30, stim 30), 50 iterations in 5 epochs; \
+             chosen from the data: ⌈cells / 10⌉ for about 10 iterations per epoch"
+        ),
+        "{log}"
+    );
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary.contains("50 iterations of 60 cells (mini-batch chosen from the data), 5 epochs"),
+        "{summary}"
+    );
+    assert_eq!(batch_size_in_result(&out), 60);
+    let model: u64 = hdf5::File::open(out.join("model.h5"))
+        .unwrap()
+        .attr("batch_size")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert_eq!(model, 60);
+
+    // The same size given explicitly is the same run, bit for bit.
+    let given = dir.path().join("given");
+    let o = inmf(&[
+        "run",
+        s(&ctrl),
+        s(&stim),
+        "--out",
+        s(&given),
+        "--batch-size",
+        "60",
+    ]);
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains(
+            "mini-batch: 60 cells per iteration (ctrl 30, stim 30), 50 iterations in 5 epochs; as given"
+        ),
+        "{log}"
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("50 iterations of 60 cells (mini-batch as given)"));
+    assert_eq!(h_of(&out), h_of(&given));
+}
+
+#[test]
+fn an_explicit_mini_batch_larger_than_the_data_is_still_refused() {
+    let Some(data) = shared_dataset("kang_ifnb_liger_tiny", "an explicit --batch-size on real data") else {
+        return;
+    };
+    let (ctrl, stim) = (data.join("ctrl.h5ad"), data.join("stim.h5ad"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[model]\nbatch_size = 5000\n").unwrap();
+    for how in [["--batch-size", "5000"], ["--config", s(&cfg)]] {
+        let out = dir.path().join("out");
+        let o = inmf(&["run", s(&ctrl), s(&stim), "--out", s(&out), how[0], how[1]]);
+        assert_eq!(o.status.code(), Some(2), "{how:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("a mini-batch of 5000 cells")
+                && err.contains("decrease the mini-batch size to at most 600")
+                && err.contains("0 = ctrl, 1 = stim"),
+            "{err}"
+        );
+        assert!(!out.exists(), "nothing is written on bad input");
+    }
+}
+
+/// Scenario 2 with a 300-cell new dataset: ⌈300 / 10⌉ = 30 is chosen from
+/// the new cells; an explicit 5000 is refused as before.
+#[test]
+fn add_with_no_options_chooses_the_mini_batch_from_the_new_data() {
+    let Some(data) = shared_dataset("kang_ifnb_liger_tiny", "`inmf add` with no options on real data") else {
+        return;
+    };
+    let (ctrl, stim) = (data.join("ctrl.h5ad"), data.join("stim.h5ad"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let o = inmf(&["run", s(&ctrl), "--out", s(&run), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(batch_size_in_result(&run), 30);
+
+    let added = dir.path().join("added");
+    let o = inmf(&["add", s(&run), s(&stim), "--out", s(&added)]);
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(
+        log.contains(
+            "mini-batch: 30 cells per iteration (stim 30), 50 iterations in 5 epochs; chosen from the data"
+        ),
+        "{log}"
+    );
+    assert_eq!(batch_size_in_result(&added), 30);
+
+    let refused = dir.path().join("refused");
+    let o = inmf(&[
+        "add",
+        s(&run),
+        s(&stim),
+        "--out",
+        s(&refused),
+        "--batch-size",
+        "5000",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("decrease the mini-batch size to at most 300"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!refused.exists());
+}
+
+/// `inmf analyze --json` prints the metrics stored in `uns['inmf']['metrics']`,
+/// the clusters and the number of label types (here rliger's own 8
+/// clusters of this data, `obs['leiden_cluster']`).
+#[test]
+fn analyze_json_reports_the_stored_metrics_and_the_label_types() {
+    let Some(data) = shared_dataset("kang_ifnb_liger_tiny", "`inmf analyze --json` on real data") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let (ctrl, stim) = (data.join("ctrl.h5ad"), data.join("stim.h5ad"));
+    let o = inmf(&["run", s(&ctrl), s(&stim), "--out", s(&run), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = inmf(&["analyze", s(&run), "--labels", "leiden_cluster", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "--json prints no progress: {}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(json["cells"], 600);
+    assert_eq!(json["labels"]["column"], "leiden_cluster");
+    assert_eq!(json["labels"]["types"], 8);
+    let f = hdf5::File::open(run.join("result.h5ad")).unwrap();
+    let clusters = f
+        .dataset("obs/cluster/categories")
+        .unwrap()
+        .shape()
+        .iter()
+        .product::<usize>();
+    assert_eq!(json["clusters"], clusters);
+    let metrics = json["metrics"].as_object().unwrap();
+    for key in [
+        "ari",
+        "nmi",
+        "purity",
+        "alignment",
+        "kbet_acceptance",
+        "silhouette",
+    ] {
+        let stored: f64 = f
+            .dataset(&format!("uns/inmf/metrics/{key}"))
+            .unwrap()
+            .read_scalar()
+            .unwrap();
+        assert_eq!(metrics[key].as_f64(), Some(stored), "{key}");
+    }
+    assert!(json["seconds"]["UMAP"].as_f64().unwrap() > 0.0);
+    assert!(json["peak_rss_mb"].as_f64().unwrap() > 1.0);
+}
