@@ -219,3 +219,108 @@ fn analyze_json_reports_the_stored_metrics_and_the_label_types() {
     assert!(json["seconds"]["UMAP"].as_f64().unwrap() > 0.0);
     assert!(json["peak_rss_mb"].as_f64().unwrap() > 1.0);
 }
+
+/// `scripts/real-data` on a folder it has never seen: a labelled 2-batch
+/// dataset is measured for every setting (and a setting that does not fit
+/// is reported as failed, with exit code 1), while a single-batch dataset,
+/// one without labels and an empty folder are skipped with their reasons.
+#[test]
+fn the_real_data_report_runs_on_any_folder_of_labelled_batches() {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("\n*** NOT TESTED: scripts/real-data, because python3 is not on PATH ***\n");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = inmf(&[
+        "simulate",
+        "--quiet",
+        "--out",
+        s(&data.join("sim")),
+        "--datasets",
+        "2",
+        "--cells",
+        "300",
+        "--genes",
+        "300",
+        "--cell-types",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::create_dir_all(data.join("single")).unwrap();
+    std::fs::copy(data.join("sim/batch1.h5ad"), data.join("single/only.h5ad")).unwrap();
+    let nolabels = data.join("nolabels");
+    std::fs::create_dir_all(&nolabels).unwrap();
+    valid_h5ad(&nolabels, "a", 100, 50, "g");
+    valid_h5ad(&nolabels, "b", 100, 50, "g");
+    std::fs::create_dir_all(data.join("empty")).unwrap();
+
+    let json = dir.path().join("report.json");
+    let o = std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/real-data"))
+        .args([
+            "--data",
+            s(&data),
+            "--seeds",
+            "1",
+            "--batch-size",
+            "auto,all,5000",
+            "--k",
+            "5",
+            "--inmf",
+            env!("CARGO_BIN_EXE_inmf"),
+            "--json",
+            s(&json),
+        ])
+        .output()
+        .expect("scripts/real-data runs");
+    let (out, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a failed setting exits 1:\n{out}\n{err}"
+    );
+    assert!(
+        out.contains("| sim | 600 | 2 | cell_type (3) | 5 | auto: 60 |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| sim | 600 | 2 | cell_type (3) | 5 | all: 600 |"),
+        "{out}"
+    );
+    for (needle, place) in [
+        ("*** SKIPPED single: a single batch (only.h5ad)", &err),
+        ("*** SKIPPED nolabels: no label column", &err),
+        ("*** SKIPPED empty: no <batch>.h5ad files", &err),
+        ("*** FAILED sim (5000, seed 1): inmf run exited with 2", &err),
+        ("decrease the mini-batch size to at most 600", &out),
+    ] {
+        assert!(place.contains(needle), "{needle:?} missing:\n{out}\n{err}");
+    }
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    let auto = &results[0];
+    assert_eq!(auto["setting"], "auto");
+    assert_eq!(auto["runs"][0]["batch_size"], 60);
+    assert_eq!(auto["runs"][0]["batch_size_chosen"], true);
+    assert_eq!(auto["runs"][0]["iterations"], 50);
+    for key in ["ari", "nmi", "purity", "kbet_acceptance"] {
+        let v = auto["mean"][key].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    assert!(auto["mean"]["alignment"].as_f64().unwrap().is_finite());
+    assert!(auto["mean"]["peak_rss_mb"].as_f64().unwrap() > 1.0);
+    assert_eq!(results[1]["runs"][0]["iterations"], 5);
+    assert!(results[2]["mean"].is_null());
+    let skipped: Vec<&str> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["dataset"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["empty", "nolabels", "single"]);
+}
