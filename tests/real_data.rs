@@ -284,11 +284,11 @@ fn the_real_data_report_runs_on_any_folder_of_labelled_batches() {
         "a failed setting exits 1:\n{out}\n{err}"
     );
     assert!(
-        out.contains("| sim | 600 | 2 | cell_type (3) | 5 | auto: 60 |"),
+        out.contains("| sim | 600 | 2 | cell_type (3) | 5 | auto: 60 (50 it.) |"),
         "{out}"
     );
     assert!(
-        out.contains("| sim | 600 | 2 | cell_type (3) | 5 | all: 600 |"),
+        out.contains("| sim | 600 | 2 | cell_type (3) | 5 | all: 600 (5 it.) |"),
         "{out}"
     );
     for (needle, place) in [
