@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use crate::run::{h_of, simulate};
 
 /// The shared real dataset `name` (a folder of `<batch>.h5ad` files), or
 /// `None` after a loud NOT TESTED line when it is not there.
@@ -24,6 +25,17 @@ fn shared_dataset(name: &str, test: &str) -> Option<PathBuf> {
     None
 }
 
+/// The two batch files of kang_ifnb_liger_tiny (300 + 300 cells) and a
+/// temporary folder, or `None` after a NOT TESTED line.
+fn tiny_kang(test: &str) -> Option<(PathBuf, PathBuf, tempfile::TempDir)> {
+    let data = shared_dataset("kang_ifnb_liger_tiny", test)?;
+    Some((
+        data.join("ctrl.h5ad"),
+        data.join("stim.h5ad"),
+        tempfile::tempdir().unwrap(),
+    ))
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -37,24 +49,13 @@ fn batch_size_in_result(out: &Path) -> i64 {
         .unwrap()
 }
 
-fn h_of(out: &Path) -> Vec<f64> {
-    hdf5::File::open(out.join("result.h5ad"))
-        .unwrap()
-        .dataset("obsm/X_inmf")
-        .unwrap()
-        .read_raw()
-        .unwrap()
-}
-
 /// kang_ifnb_liger_tiny: 300 + 300 cells, so the reference's 5000 cannot
 /// be used; ⌈600 / 10⌉ = 60 is chosen.
 #[test]
 fn run_with_no_options_chooses_the_mini_batch_from_the_data() {
-    let Some(data) = shared_dataset("kang_ifnb_liger_tiny", "`inmf run` with no options on real data") else {
+    let Some((ctrl, stim, dir)) = tiny_kang("`inmf run` with no options on real data") else {
         return;
     };
-    let (ctrl, stim) = (data.join("ctrl.h5ad"), data.join("stim.h5ad"));
-    let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let o = inmf(&["run", s(&ctrl), s(&stim), "--out", s(&out)]);
     let log = stderr(&o);
@@ -105,11 +106,9 @@ fn run_with_no_options_chooses_the_mini_batch_from_the_data() {
 
 #[test]
 fn an_explicit_mini_batch_larger_than_the_data_is_still_refused() {
-    let Some(data) = shared_dataset("kang_ifnb_liger_tiny", "an explicit --batch-size on real data") else {
+    let Some((ctrl, stim, dir)) = tiny_kang("an explicit --batch-size on real data") else {
         return;
     };
-    let (ctrl, stim) = (data.join("ctrl.h5ad"), data.join("stim.h5ad"));
-    let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[model]\nbatch_size = 5000\n").unwrap();
     for how in [["--batch-size", "5000"], ["--config", s(&cfg)]] {
@@ -131,11 +130,9 @@ fn an_explicit_mini_batch_larger_than_the_data_is_still_refused() {
 /// the new cells; an explicit 5000 is refused as before.
 #[test]
 fn add_with_no_options_chooses_the_mini_batch_from_the_new_data() {
-    let Some(data) = shared_dataset("kang_ifnb_liger_tiny", "`inmf add` with no options on real data") else {
+    let Some((ctrl, stim, dir)) = tiny_kang("`inmf add` with no options on real data") else {
         return;
     };
-    let (ctrl, stim) = (data.join("ctrl.h5ad"), data.join("stim.h5ad"));
-    let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let o = inmf(&["run", s(&ctrl), "--out", s(&run), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -177,12 +174,10 @@ fn add_with_no_options_chooses_the_mini_batch_from_the_new_data() {
 /// clusters of this data, `obs['leiden_cluster']`).
 #[test]
 fn analyze_json_reports_the_stored_metrics_and_the_label_types() {
-    let Some(data) = shared_dataset("kang_ifnb_liger_tiny", "`inmf analyze --json` on real data") else {
+    let Some((ctrl, stim, dir)) = tiny_kang("`inmf analyze --json` on real data") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let (ctrl, stim) = (data.join("ctrl.h5ad"), data.join("stim.h5ad"));
     let o = inmf(&["run", s(&ctrl), s(&stim), "--out", s(&run), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = inmf(&["analyze", s(&run), "--labels", "leiden_cluster", "--json"]);
@@ -200,21 +195,18 @@ fn analyze_json_reports_the_stored_metrics_and_the_label_types() {
         .iter()
         .product::<usize>();
     assert_eq!(json["clusters"], clusters);
+    // Every metric of uns['inmf']['metrics'] (all 7 with labels), same values.
+    let stored = f.group("uns/inmf/metrics").unwrap().member_names().unwrap();
     let metrics = json["metrics"].as_object().unwrap();
-    for key in [
-        "ari",
-        "nmi",
-        "purity",
-        "alignment",
-        "kbet_acceptance",
-        "silhouette",
-    ] {
-        let stored: f64 = f
+    assert_eq!(stored.len(), 7, "{stored:?}");
+    assert_eq!(metrics.len(), stored.len(), "{metrics:?}");
+    for key in &stored {
+        let v: f64 = f
             .dataset(&format!("uns/inmf/metrics/{key}"))
             .unwrap()
             .read_scalar()
             .unwrap();
-        assert_eq!(metrics[key].as_f64(), Some(stored), "{key}");
+        assert_eq!(metrics[key].as_f64(), Some(v), "{key}");
     }
     assert!(json["seconds"]["UMAP"].as_f64().unwrap() > 0.0);
     assert!(json["peak_rss_mb"].as_f64().unwrap() > 1.0);
@@ -236,21 +228,19 @@ fn the_real_data_report_runs_on_any_folder_of_labelled_batches() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let o = inmf(&[
-        "simulate",
-        "--quiet",
-        "--out",
-        s(&data.join("sim")),
-        "--datasets",
-        "2",
-        "--cells",
-        "300",
-        "--genes",
-        "300",
-        "--cell-types",
-        "3",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    simulate(
+        &data.join("sim"),
+        &[
+            "--datasets",
+            "2",
+            "--cells",
+            "300",
+            "--genes",
+            "300",
+            "--cell-types",
+            "3",
+        ],
+    );
     std::fs::create_dir_all(data.join("single")).unwrap();
     std::fs::copy(data.join("sim/batch1.h5ad"), data.join("single/only.h5ad")).unwrap();
     let nolabels = data.join("nolabels");
