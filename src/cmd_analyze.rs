@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use inmf_driver::{run_analyze, AnalyzeRequest};
+use inmf_driver::{run_analyze, AnalyzeRequest, AnalyzeSummary};
 
 /// Analyse a run: quantile-normalize H (rliger quantileNorm), build a kNN
 /// graph, cluster it (Leiden), embed it (UMAP), score the integration
@@ -38,6 +38,9 @@ pub struct AnalyzeArgs {
     /// Print only the metrics table and plot paths (no progress).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the summary as one JSON object on stdout (for scripts), no progress.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `inmf analyze`.
@@ -50,13 +53,49 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         out_dir: args.out,
         seed: args.seed,
     };
-    let quiet = args.quiet;
+    let quiet = args.quiet || args.json;
     let summary = run_analyze(&req, &mut |line| {
         if !quiet {
             inmf_driver::log::line(&format!("  {line}"));
         }
     })
     .with_context(|| format!("inmf analyze of {} failed", args.run_dir.display()))?;
-    inmf_driver::log::out(&summary.to_string());
+    if args.json {
+        inmf_driver::log::out(&format!("{}\n", summary_json(&summary)));
+    } else {
+        inmf_driver::log::out(&summary.to_string());
+    }
     Ok(())
+}
+
+/// The summary as JSON; `metrics` has the keys of `uns['inmf']['metrics']`.
+fn summary_json(s: &AnalyzeSummary) -> serde_json::Value {
+    let metrics: serde_json::Map<String, serde_json::Value> = s
+        .metrics
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.into()))
+        .collect();
+    let seconds: serde_json::Map<String, serde_json::Value> =
+        s.seconds.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
+    serde_json::json!({
+        "result": s.result,
+        "cells": s.cells,
+        "k": s.k,
+        "datasets": s.datasets.iter().map(|(n, c)| serde_json::json!({"name": n, "cells": c})).collect::<Vec<_>>(),
+        "reference": s.reference,
+        "labels": s.labels.as_ref().map(|(column, from)| serde_json::json!({
+            "column": column,
+            "from": from,
+            "types": s.label_types,
+        })),
+        "clusters": s.n_clusters,
+        "snn_edges": s.snn_edges,
+        "metrics": metrics,
+        "knn": {"k": s.knn.k, "approximate": s.knn.approximate, "recall": s.knn.recall},
+        "plots": s.plots,
+        "seconds": seconds,
+        "total_seconds": s.total_seconds,
+        "peak_rss_mb": s.peak_rss_bytes.map(|b| b as f64 / 1048576.0),
+    })
 }

@@ -91,7 +91,9 @@ struct LearnOpts {
     /// Passes over the first (new) dataset [default: 5].
     #[arg(long)]
     epochs: Option<usize>,
-    /// Cells per online iteration, over all learned datasets [default: 5000].
+    /// Cells per online iteration, over all learned datasets [default:
+    /// chosen from the data: ⌈cells / 10⌉ for about 10 iterations per
+    /// epoch, at least 10 cells of the smallest dataset, at most 5000].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Cells per shuffled block [default: 1000].
@@ -183,7 +185,9 @@ impl LearnOpts {
     fn apply(&self, c: &mut RunConfig) {
         let m = &mut c.model;
         set!(m.epochs, self.epochs);
-        set!(m.batch_size, self.batch_size);
+        if self.batch_size.is_some() {
+            m.batch_size = self.batch_size;
+        }
         set!(m.shuffle_block, self.shuffle_block);
         set!(m.seed, self.seed);
         set!(m.tol, self.tol);
@@ -359,6 +363,8 @@ fn summary_json(s: &inmf_driver::RunSummary) -> serde_json::Value {
         "k": s.k,
         "lambda": s.lambda,
         "iterations": s.iterations,
+        "batch_size": s.batch_size,
+        "batch_size_chosen": s.batch_size_chosen,
         "epochs": s.epochs,
         "epoch_objective": s.epoch_objective,
         "epoch_seconds": s.epoch_seconds,

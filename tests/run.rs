@@ -47,7 +47,7 @@ fn read_strings(f: &hdf5::File, path: &str) -> Vec<String> {
         .collect()
 }
 
-fn h_of(out: &Path) -> Array2<f64> {
+pub(crate) fn h_of(out: &Path) -> Array2<f64> {
     hdf5::File::open(out.join("result.h5ad"))
         .unwrap()
         .dataset("obsm/X_inmf")

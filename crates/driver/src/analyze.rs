@@ -89,6 +89,8 @@ pub struct AnalyzeSummary {
     pub reference: String,
     /// Label column and where it was found, if labels were used.
     pub labels: Option<(String, String)>,
+    /// Distinct labels among the analysed cells, if labels were used.
+    pub label_types: Option<usize>,
     /// Clusters found.
     pub n_clusters: usize,
     /// Edges of the SNN graph that was clustered.
@@ -135,7 +137,11 @@ impl fmt::Display for AnalyzeSummary {
             self.n_clusters
         )?;
         match &self.labels {
-            Some((col, from)) => writeln!(f, "  labels: obs['{col}'] from {from}")?,
+            Some((col, from)) => writeln!(
+                f,
+                "  labels: obs['{col}'] from {from}, {} types",
+                self.label_types.unwrap_or(0)
+            )?,
             None => writeln!(f, "  labels: none (use --labels COLUMN for ARI, NMI, purity)")?,
         }
         writeln!(f, "metrics:")?;
@@ -556,6 +562,9 @@ pub fn run_analyze(
             (Some(col), Some((_, _, from, _))) => Some((col.clone(), from.clone())),
             _ => None,
         },
+        label_types: labels
+            .as_ref()
+            .map(|(codes, names, _, _)| distinct(codes, names.len())),
         n_clusters: analysis.n_clusters,
         snn_edges: analysis.snn_edges,
         metrics: analysis.metrics.clone(),
@@ -565,6 +574,17 @@ pub fn run_analyze(
         total_seconds: t0.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
     })
+}
+
+/// How many of the `n` codes occur in `codes` ([`MISSING`] does not count).
+fn distinct(codes: &[u32], n: usize) -> usize {
+    let mut seen = vec![false; n];
+    for &c in codes {
+        if let Some(s) = seen.get_mut(c as usize) {
+            *s = true;
+        }
+    }
+    seen.into_iter().filter(|&s| s).count()
 }
 
 /// A temporary folder `DIR/.plots.tmp-PID-N` for files that appear under

@@ -17,8 +17,10 @@ pub struct ModelConfig {
     pub lambda: f64,
     /// Passes over the first dataset. Default 5.
     pub epochs: usize,
-    /// Cells per iteration over all datasets. Default 5000.
-    pub batch_size: usize,
+    /// Cells per iteration over all learned datasets. Default: unset,
+    /// chosen from the data (about 10 iterations per epoch, at most 5000;
+    /// `scenarios/minibatch.rs`, docs/algorithms.md §3).
+    pub batch_size: Option<usize>,
     /// Cells per shuffled block. Default 1000.
     pub shuffle_block: usize,
     /// HALS sweeps per iteration. Default 1.
@@ -35,7 +37,7 @@ impl Default for ModelConfig {
             k: 20,
             lambda: 5.0,
             epochs: 5,
-            batch_size: 5000,
+            batch_size: None,
             shuffle_block: 1000,
             hals_sweeps: 1,
             seed: 1,

@@ -25,6 +25,7 @@ use crate::output::model::SavedModel;
 use crate::output::set::check_pair;
 use crate::output::space::{ensure_space, model_set_bytes};
 use crate::scenarios::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
+use crate::scenarios::minibatch;
 use crate::scenarios::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs};
 use crate::scenarios::run::{
     clean_stale, create_dir, in_pool, model_datasets, write_phase_outputs, InputSpec, PhaseOutputs,
@@ -43,7 +44,8 @@ pub struct AddRequest {
     pub out_dir: PathBuf,
     /// Preprocessing (`matrix`) and runtime settings; in `[model]` only
     /// `epochs`, `batch_size`, `shuffle_block`, `hals_sweeps`, `seed` and
-    /// `tol` apply (K and λ are the model's).
+    /// `tol` apply (K and λ are the model's); an unset `batch_size` is
+    /// chosen from the new datasets' cells as in `inmf run`.
     pub config: RunConfig,
     /// Solve H only for the new cells (the old files are not read).
     pub new_only: bool,
@@ -99,10 +101,12 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
         }
     }
     let m = &req.config.model;
-    let params = OnlineParams {
+    let mut params = OnlineParams {
         k: saved.params.k,
         lambda: saved.params.lambda,
-        batch_size: m.batch_size,
+        // Chosen from the new datasets once they are preprocessed; the
+        // range check needs a value.
+        batch_size: m.batch_size.unwrap_or(minibatch::MAX_CHOSEN),
         epochs: m.epochs,
         shuffle_block: m.shuffle_block,
         hals_sweeps: m.hals_sweeps,
@@ -180,13 +184,21 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
     let new_ids: Vec<(usize, usize)> = (first_new..source.n_datasets())
         .map(|d| (d, source.n_cells(d)))
         .collect();
+    let new_cells: Vec<usize> = new_ids.iter().map(|&(_, n)| n).collect();
+    let batch = minibatch::choose(m.batch_size, &new_cells);
+    params.batch_size = batch.size;
     let plan = MiniBatchPlan::new(
         &new_ids,
         params.batch_size,
         params.shuffle_block,
         params.epochs,
         params.seed,
-    )?;
+    )
+    .map_err(|e| DriverError::from(e).with_dataset_names(source.dataset_names()))?;
+    if !req.quiet {
+        let names = &source.dataset_names()[first_new..];
+        crate::log::line(&batch.describe(names, plan.sizes(), plan.n_iterations(), plan.epochs()));
+    }
     let new_meta = model_datasets(&source, &inputs)?.split_off(first_new);
     let cache_line = finish_cache(&mut source, cache, &req.config.runtime)?;
     if !req.quiet {
@@ -261,6 +273,7 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
         out_dir: &req.out_dir,
         method: "online iNMF (scenario 2: datasets added to a saved model)",
         params: &params,
+        batch,
         runtime: &req.config.runtime,
         quiet: req.quiet,
         model_ids: (0..source.n_datasets()).map(model_id).collect(),

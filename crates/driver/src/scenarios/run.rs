@@ -16,6 +16,7 @@ use inmf_reader::{BlockPool, Hdf5Source, ReaderError};
 use ndarray::Array2;
 
 use crate::scenarios::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
+use crate::scenarios::minibatch::{self, MiniBatchSize};
 use crate::scenarios::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs};
 
 use crate::anndata::UnsValue;
@@ -110,6 +111,10 @@ pub struct RunSummary {
     pub lambda: f64,
     /// Online iterations done.
     pub iterations: usize,
+    /// Cells per iteration over the learned datasets.
+    pub batch_size: usize,
+    /// The mini-batch size was chosen from the data (not given).
+    pub batch_size_chosen: bool,
     /// Epochs done.
     pub epochs: usize,
     /// Mean mini-batch objective per cell of each epoch.
@@ -163,8 +168,15 @@ impl fmt::Display for RunSummary {
         }
         writeln!(
             f,
-            "  {} iterations, {} epochs; mean mini-batch objective per cell by epoch:",
-            self.iterations, self.epochs
+            "  {} iterations of {} cells ({}), {} epochs; mean mini-batch objective per cell by epoch:",
+            self.iterations,
+            self.batch_size,
+            if self.batch_size_chosen {
+                "mini-batch chosen from the data"
+            } else {
+                "mini-batch as given"
+            },
+            self.epochs
         )?;
         // A resumed run timed only its own (last) epochs.
         let untimed = self
@@ -225,7 +237,9 @@ fn check_request(req: &RunRequest) -> Result<OnlineParams, DriverError> {
     let params = OnlineParams {
         k: m.k,
         lambda: m.lambda,
-        batch_size: m.batch_size,
+        // The size chosen from the data is only known after preprocessing;
+        // the range check needs a value.
+        batch_size: m.batch_size.unwrap_or(minibatch::MAX_CHOSEN),
         epochs: m.epochs,
         shuffle_block: m.shuffle_block,
         hals_sweeps: m.hals_sweeps,
@@ -341,7 +355,13 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
         crate::log::line(source.report().to_string().trim_end());
     }
     check_k(params.k, source.n_genes())?;
-    let cells = (0..source.n_datasets()).map(|d| source.n_cells(d)).sum();
+    let per_dataset: Vec<usize> = (0..source.n_datasets()).map(|d| source.n_cells(d)).collect();
+    let batch = minibatch::choose(req.config.model.batch_size, &per_dataset);
+    let params = &OnlineParams {
+        batch_size: batch.size,
+        ..params.clone()
+    };
+    let cells = per_dataset.iter().sum();
     ensure_space(
         &req.out_dir,
         model_set_bytes(cells, source.n_genes(), params.k, source.n_datasets()),
@@ -384,6 +404,9 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
         }
     };
     let plan = plan_all(&source, params).map_err(|e| DriverError::from(e).with_dataset_names(&names))?;
+    if !req.quiet {
+        crate::log::line(&batch.describe(&names, plan.sizes(), plan.n_iterations(), plan.epochs()));
+    }
     let t_cache = Instant::now();
     let cache_line = finish_cache(&mut source, cache, &req.config.runtime)?;
     if !req.quiet {
@@ -416,6 +439,7 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
         out_dir: &req.out_dir,
         method: "online iNMF (scenario 1)",
         params,
+        batch,
         runtime: &req.config.runtime,
         quiet: req.quiet,
         model_ids: (0..source.n_datasets()).collect(),
@@ -436,6 +460,8 @@ pub(crate) struct PhaseOutputs<'a> {
     pub method: &'a str,
     /// Parameters of the learning phase.
     pub params: &'a OnlineParams,
+    /// Its mini-batch size and where it came from.
+    pub batch: MiniBatchSize,
     /// Final-pass block size and read-ahead.
     pub runtime: &'a crate::config::RuntimeConfig,
     /// No progress bar.
@@ -525,6 +551,8 @@ pub(crate) fn write_phase_outputs(
         k: o.params.k,
         lambda: o.params.lambda,
         iterations: state.iterations,
+        batch_size: o.batch.size,
+        batch_size_chosen: o.batch.source != minibatch::Source::Given,
         epochs: state.epoch_objective.len(),
         epoch_objective: state.epoch_objective,
         epoch_seconds: state.epoch_seconds,
