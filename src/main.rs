@@ -92,8 +92,7 @@ struct LearnOpts {
     #[arg(long)]
     epochs: Option<usize>,
     /// Cells per online iteration, over all learned datasets [default:
-    /// chosen from the data: ⌈cells / 10⌉ for about 10 iterations per
-    /// epoch, at least 10 cells of the smallest dataset, at most 5000].
+    /// the reference's 5000, or all cells when there are fewer].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Cells per shuffled block [default: 1000].

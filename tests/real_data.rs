@@ -49,8 +49,8 @@ fn batch_size_in_result(out: &Path) -> i64 {
         .unwrap()
 }
 
-/// kang_ifnb_liger_tiny: 300 + 300 cells, so the reference's 5000 cannot
-/// be used; ⌈600 / 10⌉ = 60 is chosen.
+/// kang_ifnb_liger_tiny: 300 + 300 cells, fewer than the reference's
+/// 5000, so all 600 are used in every iteration.
 #[test]
 fn run_with_no_options_chooses_the_mini_batch_from_the_data() {
     let Some((ctrl, stim, dir)) = tiny_kang("`inmf run` with no options on real data") else {
@@ -62,24 +62,24 @@ fn run_with_no_options_chooses_the_mini_batch_from_the_data() {
     assert!(o.status.success(), "{log}");
     assert!(
         log.contains(
-            "mini-batch: 60 cells per iteration (ctrl 30, stim 30), 50 iterations in 5 epochs; \
-             chosen from the data: ⌈cells / 10⌉ for about 10 iterations per epoch"
+            "mini-batch: 600 cells per iteration (ctrl 300, stim 300), 5 iterations in 5 epochs; \
+             all 600 cells, fewer than the reference's 5000: one iteration per epoch"
         ),
         "{log}"
     );
     let summary = String::from_utf8_lossy(&o.stdout);
     assert!(
-        summary.contains("50 iterations of 60 cells (mini-batch chosen from the data), 5 epochs"),
+        summary.contains("5 iterations of 600 cells (mini-batch chosen from the data), 5 epochs"),
         "{summary}"
     );
-    assert_eq!(batch_size_in_result(&out), 60);
+    assert_eq!(batch_size_in_result(&out), 600);
     let model: u64 = hdf5::File::open(out.join("model.h5"))
         .unwrap()
         .attr("batch_size")
         .unwrap()
         .read_scalar()
         .unwrap();
-    assert_eq!(model, 60);
+    assert_eq!(model, 600);
 
     // The same size given explicitly is the same run, bit for bit.
     let given = dir.path().join("given");
@@ -90,17 +90,17 @@ fn run_with_no_options_chooses_the_mini_batch_from_the_data() {
         "--out",
         s(&given),
         "--batch-size",
-        "60",
+        "600",
     ]);
     let log = stderr(&o);
     assert!(o.status.success(), "{log}");
     assert!(
         log.contains(
-            "mini-batch: 60 cells per iteration (ctrl 30, stim 30), 50 iterations in 5 epochs; as given"
+            "mini-batch: 600 cells per iteration (ctrl 300, stim 300), 5 iterations in 5 epochs; as given"
         ),
         "{log}"
     );
-    assert!(String::from_utf8_lossy(&o.stdout).contains("50 iterations of 60 cells (mini-batch as given)"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("5 iterations of 600 cells (mini-batch as given)"));
     assert_eq!(h_of(&out), h_of(&given));
 }
 
@@ -126,8 +126,8 @@ fn an_explicit_mini_batch_larger_than_the_data_is_still_refused() {
     }
 }
 
-/// Scenario 2 with a 300-cell new dataset: ⌈300 / 10⌉ = 30 is chosen from
-/// the new cells; an explicit 5000 is refused as before.
+/// Scenario 2 with a 300-cell new dataset: all 300 new cells per
+/// iteration; an explicit 5000 is refused as before.
 #[test]
 fn add_with_no_options_chooses_the_mini_batch_from_the_new_data() {
     let Some((ctrl, stim, dir)) = tiny_kang("`inmf add` with no options on real data") else {
@@ -136,7 +136,7 @@ fn add_with_no_options_chooses_the_mini_batch_from_the_new_data() {
     let run = dir.path().join("run");
     let o = inmf(&["run", s(&ctrl), "--out", s(&run), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(batch_size_in_result(&run), 30);
+    assert_eq!(batch_size_in_result(&run), 300);
 
     let added = dir.path().join("added");
     let o = inmf(&["add", s(&run), s(&stim), "--out", s(&added)]);
@@ -144,11 +144,11 @@ fn add_with_no_options_chooses_the_mini_batch_from_the_new_data() {
     assert!(o.status.success(), "{log}");
     assert!(
         log.contains(
-            "mini-batch: 30 cells per iteration (stim 30), 50 iterations in 5 epochs; chosen from the data"
+            "mini-batch: 300 cells per iteration (stim 300), 5 iterations in 5 epochs; all 300 cells"
         ),
         "{log}"
     );
-    assert_eq!(batch_size_in_result(&added), 30);
+    assert_eq!(batch_size_in_result(&added), 300);
 
     let refused = dir.path().join("refused");
     let o = inmf(&[
@@ -257,7 +257,7 @@ fn the_real_data_report_runs_on_any_folder_of_labelled_batches() {
             "--seeds",
             "1",
             "--batch-size",
-            "auto,all,5000",
+            "auto,cells/10,5000",
             "--k",
             "5",
             "--inmf",
@@ -274,11 +274,11 @@ fn the_real_data_report_runs_on_any_folder_of_labelled_batches() {
         "a failed setting exits 1:\n{out}\n{err}"
     );
     assert!(
-        out.contains("| sim | 600 | 2 | cell_type (3) | 5 | auto: 60 (50 it.) |"),
+        out.contains("| sim | 600 | 2 | cell_type (3) | 5 | auto: 600 (5 it.) |"),
         "{out}"
     );
     assert!(
-        out.contains("| sim | 600 | 2 | cell_type (3) | 5 | all: 600 (5 it.) |"),
+        out.contains("| sim | 600 | 2 | cell_type (3) | 5 | cells/10: 60 (50 it.) |"),
         "{out}"
     );
     for (needle, place) in [
@@ -295,16 +295,17 @@ fn the_real_data_report_runs_on_any_folder_of_labelled_batches() {
     assert_eq!(results.len(), 3);
     let auto = &results[0];
     assert_eq!(auto["setting"], "auto");
-    assert_eq!(auto["runs"][0]["batch_size"], 60);
+    assert_eq!(auto["runs"][0]["batch_size"], 600);
     assert_eq!(auto["runs"][0]["batch_size_chosen"], true);
-    assert_eq!(auto["runs"][0]["iterations"], 50);
+    assert_eq!(auto["runs"][0]["iterations"], 5);
     for key in ["ari", "nmi", "purity", "kbet_acceptance"] {
         let v = auto["mean"][key].as_f64().unwrap();
         assert!((-1.0..=1.0).contains(&v), "{key} = {v}");
     }
     assert!(auto["mean"]["alignment"].as_f64().unwrap().is_finite());
     assert!(auto["mean"]["peak_rss_mb"].as_f64().unwrap() > 1.0);
-    assert_eq!(results[1]["runs"][0]["iterations"], 5);
+    assert_eq!(results[1]["runs"][0]["iterations"], 50);
+    assert_eq!(results[1]["runs"][0]["batch_size_chosen"], false);
     assert!(results[2]["mean"].is_null());
     let skipped: Vec<&str> = report["skipped"]
         .as_array()

@@ -18,8 +18,8 @@ pub struct ModelConfig {
     /// Passes over the first dataset. Default 5.
     pub epochs: usize,
     /// Cells per iteration over all learned datasets. Default: unset,
-    /// chosen from the data (about 10 iterations per epoch, at most 5000;
-    /// `scenarios/minibatch.rs`, docs/algorithms.md §3).
+    /// the reference's 5000, or all cells when there are fewer
+    /// (`scenarios/minibatch.rs`, docs/algorithms.md §3).
     pub batch_size: Option<usize>,
     /// Cells per shuffled block. Default 1000.
     pub shuffle_block: usize,

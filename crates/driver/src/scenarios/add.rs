@@ -106,7 +106,7 @@ fn add_in_pool(req: &AddRequest) -> Result<RunSummary, DriverError> {
         lambda: saved.params.lambda,
         // Chosen from the new datasets once they are preprocessed; the
         // range check needs a value.
-        batch_size: m.batch_size.unwrap_or(minibatch::MAX_CHOSEN),
+        batch_size: m.batch_size.unwrap_or(minibatch::REFERENCE_SIZE),
         epochs: m.epochs,
         shuffle_block: m.shuffle_block,
         hals_sweeps: m.hals_sweeps,

@@ -239,7 +239,7 @@ fn check_request(req: &RunRequest) -> Result<OnlineParams, DriverError> {
         lambda: m.lambda,
         // The size chosen from the data is only known after preprocessing;
         // the range check needs a value.
-        batch_size: m.batch_size.unwrap_or(minibatch::MAX_CHOSEN),
+        batch_size: m.batch_size.unwrap_or(minibatch::REFERENCE_SIZE),
         epochs: m.epochs,
         shuffle_block: m.shuffle_block,
         hals_sweeps: m.hals_sweeps,
