@@ -411,10 +411,13 @@ impl fmt::Display for MappingSummary {
     }
 }
 
+/// One transferred column: name, codes, categories, confidence.
+type TransferredColumn = (String, Vec<u32>, Vec<String>, Vec<f64>);
+
 /// Everything computed, ready to be written.
 pub(crate) struct Mapped {
     pub(crate) summary: MappingSummary,
-    transferred: Vec<(String, Vec<u32>, Vec<String>, Vec<f64>)>,
+    transferred: Vec<TransferredColumn>,
     scores: Option<(Vec<f64>, Vec<bool>)>,
     norm: Array2<f32>,
     umap: Option<Array2<f32>>,
