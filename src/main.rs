@@ -280,6 +280,15 @@ struct ProjectArgs {
     /// Output directory.
     #[arg(long, short, value_name = "DIR")]
     out: PathBuf,
+    /// Reference obs columns whose labels are transferred to the query
+    /// (default: every categorical label column of the reference's
+    /// result.h5ad that varies within a dataset).
+    #[arg(long, value_delimiter = ',', value_name = "COL[,COL...]")]
+    transfer: Option<Vec<String>>,
+    /// A query obs column with the query's own labels: prints and stores
+    /// the accuracy, per-type recall and confusion table of the transfer.
+    #[arg(long, value_name = "COL")]
+    labels: Option<String>,
     #[command(flatten)]
     common: CommonOpts,
 }
@@ -316,6 +325,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 out_dir: args.out,
                 config: args.common.config()?,
                 quiet: args.common.quiet || args.common.json,
+                mapping: inmf_driver::MappingOptions {
+                    transfer: args.transfer,
+                    labels: args.labels,
+                },
             };
             let s = inmf_driver::project(&req).context("inmf project failed")?;
             if args.common.json {
@@ -325,6 +338,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "genes_missing": s.genes_missing,
                     "residual": s.objective.residual,
                     "zero_cells": s.zero_cells,
+                    "unmatched": s.mapping.flagged.iter().map(|f| f.2).sum::<usize>(),
+                    "accuracy": s.mapping.confusion.as_ref().map(|c| c.accuracy),
                     "seconds": s.seconds,
                     "peak_rss_mb": s.peak_rss_bytes.map(|b| b as f64 / 1048576.0),
                     "output": s.output,

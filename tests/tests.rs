@@ -7,6 +7,7 @@ mod bad_input;
 mod epoch_bound;
 mod factor;
 mod input_formats;
+mod mapping;
 mod real_data;
 mod reliability_cache;
 mod reliability_inputs;

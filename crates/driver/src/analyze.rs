@@ -181,13 +181,13 @@ fn h5(path: &Path, what: impl Into<String>) -> impl FnOnce(hdf5::Error) -> Drive
 }
 
 /// The pieces of `result.h5ad` the analysis reads.
-struct RunData {
+pub(crate) struct RunData {
     /// H read as f32 (HDF5 converts; the analysis computes in f32).
-    h: Array2<f32>,
-    datasets: Vec<u32>,
-    dataset_names: Vec<String>,
-    cell_index: Vec<i64>,
-    objective: Vec<f64>,
+    pub(crate) h: Array2<f32>,
+    pub(crate) datasets: Vec<u32>,
+    pub(crate) dataset_names: Vec<String>,
+    pub(crate) cell_index: Vec<i64>,
+    pub(crate) objective: Vec<f64>,
 }
 
 fn read_strings(ds: &hdf5::Dataset) -> hdf5::Result<Vec<String>> {
@@ -198,7 +198,7 @@ fn read_strings(ds: &hdf5::Dataset) -> hdf5::Result<Vec<String>> {
         .collect())
 }
 
-fn read_run(path: &Path) -> Result<RunData, DriverError> {
+pub(crate) fn read_run(path: &Path) -> Result<RunData, DriverError> {
     read_run_pieces(path).map_err(|e| match e {
         DriverError::Hdf5 { path, what, source } => DriverError::DamagedFile {
             path,
@@ -273,16 +273,16 @@ fn read_run_pieces(path: &Path) -> Result<RunData, DriverError> {
 }
 
 /// An `obs` column read as categories and codes (−1 = missing).
-struct Column {
-    categories: Vec<String>,
-    codes: Vec<i32>,
+pub(crate) struct Column {
+    pub(crate) categories: Vec<String>,
+    pub(crate) codes: Vec<i32>,
 }
 
 /// Reads `obs/NAME` of an AnnData file as a categorical: a categorical
 /// group, a string array (categories = sorted distinct values), or an
 /// integer/boolean array (categories = the distinct values as text).
 /// `Ok(None)` when the file has no such column.
-fn read_obs_column(path: &Path, name: &str) -> Result<Option<Column>, DriverError> {
+pub(crate) fn read_obs_column(path: &Path, name: &str) -> Result<Option<Column>, DriverError> {
     let f = hdf5::File::open(path).map_err(h5(path, "opening"))?;
     let Ok(obs) = f.group("obs") else {
         return Ok(None);
@@ -324,7 +324,7 @@ fn read_obs_column(path: &Path, name: &str) -> Result<Option<Column>, DriverErro
 }
 
 /// The input files of the run (dataset name → path) from `model.h5`.
-fn input_paths(run_dir: &Path) -> Result<Vec<(String, PathBuf)>, DriverError> {
+pub(crate) fn input_paths(run_dir: &Path) -> Result<Vec<(String, PathBuf)>, DriverError> {
     let path = run_dir.join("model.h5");
     let f = hdf5::File::open(&path).map_err(h5(&path, "opening the model file (to find the inputs)"))?;
     let g = f.group("datasets").map_err(h5(&path, "opening datasets/"))?;
@@ -347,7 +347,7 @@ fn input_paths(run_dir: &Path) -> Result<Vec<(String, PathBuf)>, DriverError> {
 }
 
 /// Finds an input file recorded with a (maybe relative) path.
-fn locate(recorded: &Path, run_dir: &Path) -> Option<PathBuf> {
+pub(crate) fn locate(recorded: &Path, run_dir: &Path) -> Option<PathBuf> {
     if recorded.exists() {
         return Some(recorded.to_path_buf());
     }

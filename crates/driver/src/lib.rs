@@ -16,6 +16,7 @@ mod error;
 mod factor;
 mod import;
 pub mod log;
+mod mapping;
 mod output;
 mod scenarios;
 pub mod simulate;
@@ -32,6 +33,7 @@ pub use import::{import_mtx, ImportRequest, ImportSummary};
 pub use inmf_reader::{inspect, Inspection, OpenOptions};
 /// The batch solvers' options, as `inmf factor` takes them.
 pub use inmf_solvers::{KlStep, RegularizedScale, RegularizedSolver, StopReason};
+pub use mapping::{Confusion, MappingOptions, MappingSummary};
 pub use output::model::{ModelDataset, SavedModel, MODEL_FORMAT_VERSION};
 pub use scenarios::add::{add_datasets, AddRequest};
 pub use scenarios::bound::EpochBound;

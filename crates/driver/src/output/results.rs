@@ -298,6 +298,11 @@ impl ResultWriter {
         self.file.write_uns(key, value)
     }
 
+    /// The file, for results with more obs columns (reference mapping).
+    pub fn file_mut(&mut self) -> &mut AnnDataWriter {
+        &mut self.file
+    }
+
     /// Writes another whole cells × columns matrix `obsm/NAME`.
     pub fn write_obsm(&mut self, name: &str, m: ArrayView2<f64>) -> Result<(), DriverError> {
         self.file.write_dense(Axis::Obs, name, m)

@@ -14,6 +14,9 @@ use inmf_reader::BlockPool;
 
 use crate::config::RunConfig;
 use crate::error::DriverError;
+use crate::mapping::{
+    load_reference, map_query, query_labels, write_mapping, Collector, MappingOptions, MappingSummary,
+};
 use crate::output::guard::{check_output_dir, OutputSet};
 use crate::output::model::SavedModel;
 use crate::output::results::{solve_and_write, ResultContent, ResultWriter};
@@ -35,6 +38,8 @@ pub struct ProjectRequest {
     pub config: RunConfig,
     /// No progress bar.
     pub quiet: bool,
+    /// Label transfer and the unmatched flag (docs/algorithms.md §10.1).
+    pub mapping: MappingOptions,
 }
 
 /// What a projection did.
@@ -56,6 +61,8 @@ pub struct ProjectSummary {
     pub output: PathBuf,
     /// Peak RSS.
     pub peak_rss_bytes: Option<u64>,
+    /// What the reference mapping found.
+    pub mapping: MappingSummary,
 }
 
 impl fmt::Display for ProjectSummary {
@@ -87,6 +94,7 @@ impl fmt::Display for ProjectSummary {
         } else {
             writeln!(f, "  every cell has a non-zero projection")?;
         }
+        write!(f, "{}", self.mapping)?;
         writeln!(f, "  time {:.2} s", self.seconds)?;
         if let Some(b) = self.peak_rss_bytes {
             writeln!(f, "  peak memory (RSS): {:.1} MB", b as f64 / 1048576.0)?;
@@ -112,12 +120,17 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
     check_output_dir(&req.out_dir, &inputs, OutputSet::ResultOnly, &[])?;
     check_pair(&req.model_dir)?;
     let saved = SavedModel::load(&model_path)?;
+    let reference = load_reference(&req.model_dir, &req.mapping)?;
     clean_stale(&req.out_dir, req.quiet);
     // One pass over the query: a cache would cost a pass more than it saves.
     let (source, _) = open_and_preprocess(&req.inputs, &req.config.preprocess, Some(&saved.genes), None)?;
     if !req.quiet {
         crate::log::line(source.report().to_string().trim_end());
     }
+    let labels = match &req.mapping.labels {
+        Some(col) => Some((col.as_str(), query_labels(&source, col)?)),
+        None => None,
+    };
     let cells = (0..source.n_datasets()).map(|d| source.n_cells(d)).sum();
     ensure_space(
         &req.out_dir,
@@ -147,15 +160,38 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
     let genes = source.n_genes();
     let rt = &req.config.runtime;
     let solver = model.projection_solver()?;
+    let dataset_names = source.dataset_names().to_vec();
+    let collected = Collector::new(source.n_datasets(), source.n_genes());
     let pass = solve_and_write(
         source,
         &mut writer,
-        |_, x| solver.solve(x),
+        |d, x| {
+            let (h, obj) = solver.solve(x)?;
+            collected.push(d, x, &h);
+            Ok((h, obj))
+        },
         rt.final_block,
         rt.read_ahead,
         &BlockPool::for_reader(1, rt.read_ahead),
         req.quiet,
     )?;
+    let quiet = req.quiet;
+    let mapped = map_query(
+        &reference,
+        collected,
+        &saved,
+        &req.model_dir,
+        &req.config.preprocess,
+        &solver,
+        &dataset_names,
+        labels.map(|(c, (codes, names))| (c, codes, names)),
+        &mut |line| {
+            if !quiet {
+                crate::log::line(line)
+            }
+        },
+    )?;
+    write_mapping(&mut writer, &mapped)?;
     writer.finish(pass.objective, pass.zero_cells)?;
     Ok(ProjectSummary {
         datasets,
@@ -166,5 +202,6 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
         seconds: t0.elapsed().as_secs_f64(),
         output,
         peak_rss_bytes: peak_rss_bytes(),
+        mapping: mapped.summary,
     })
 }
