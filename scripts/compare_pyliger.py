@@ -443,6 +443,113 @@ def print_table(r):
           + ("; BLAS " + "; ".join(v["blas"]) if v.get("blas") else ""))
 
 
+# --------------------------------------------------------------------------
+# crossed: both factorizations through both analyses, on real data
+# --------------------------------------------------------------------------
+def pyliger_labels(lig, hs, resolution, starts):
+    """pyliger's quantile_norm + Louvain on the factors `hs` (per dataset,
+    cells × K): (clusters, argmax of H_norm, H_norm per dataset)."""
+    import pyliger
+
+    for a, h in zip(lig.adata_list, hs):
+        a.obsm["H"] = np.array(h, copy=True)
+    pyliger.quantile_norm(lig)
+    pyliger.louvain_cluster(lig, resolution=resolution, n_starts=starts)
+    clusters = np.concatenate([np.asarray(a.obs["cluster"]) for a in lig.adata_list])
+    hn = [np.array(a.obsm["H_norm"]) for a in lig.adata_list]
+    return clusters, np.vstack(hn).argmax(1), hn
+
+
+def inmf_analyze_labels(inmf_bin, run_dir, labels, resolution, seed):
+    """`inmf analyze RUN --labels LABELS --resolution R --seed S`'s ARI and NMI."""
+    import subprocess
+
+    out = subprocess.run([inmf_bin, "analyze", str(run_dir), "--labels", labels, "--resolution",
+                          str(resolution), "--seed", str(seed), "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    m = json.loads(out)["metrics"]
+    return m["ari"], m["nmi"]
+
+
+def cmd_crossed(args):
+    """For each seed: pyliger's online_iNMF and `inmf run` on the same files
+    (inmf on pyliger's genes), then each H through pyliger's quantile_norm +
+    Louvain and through `inmf analyze` (same resolution): ARI and NMI of the
+    four combinations, and how far inmf's normalized H is from pyliger's
+    on inmf's H."""
+    import subprocess
+
+    import h5py
+    import pyliger
+    from sklearn.metrics import adjusted_rand_score as ari, normalized_mutual_info_score as nmi
+
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed in args.seeds:
+        with contextlib.redirect_stdout(sys.stderr):
+            lig, _ = preprocess(args.files)
+            pyliger.online_iNMF(lig, k=args.k, value_lambda=args.lam, max_epochs=args.epochs,
+                                miniBatch_size=args.pyliger_batch_size, rand_seed=seed, verbose=False)
+        hs_py = [np.array(a.obsm["H"]) for a in lig.adata_list]
+        genes = work / "genes.txt"
+        genes.write_text("".join(f"{g}\n" for g in lig.var_genes))
+        run = work / f"inmf-seed{seed}"
+        cmd = [args.inmf_bin, "run", *args.files, "--out", str(run), "--k", str(args.k), "--lambda",
+               str(args.lam), "--epochs", str(args.epochs), "--seed", str(seed), "--genes", str(genes),
+               "--quiet"]
+        if args.batch_size:
+            cmd += ["--batch-size", str(args.batch_size)]
+        subprocess.run(cmd, check=True, capture_output=True)
+        data = scaled_matrices(lig)
+        inmf = read_inmf(run / "result.h5ad")
+        _, _, hs_inmf, *_ = align_inmf(inmf, data, args.k)
+        labels = np.concatenate([d[4] for d in data])
+        row = {"seed": seed}
+        with contextlib.redirect_stdout(sys.stderr):
+            for name, hs in [("pyliger_H", hs_py), ("inmf_H", hs_inmf)]:
+                cl, _, hn = pyliger_labels(lig, hs, args.resolution, args.starts)
+                row[f"{name}/pyliger"] = (ari(labels, cl), nmi(labels, cl))
+                if name == "inmf_H":
+                    hn_py = hn
+        row["inmf_H/inmf"] = inmf_analyze_labels(args.inmf_bin, run, "cell_type", args.resolution, seed)
+        # pyliger's H through inmf analyze: the same run folder with H replaced.
+        swapped = work / f"pyliger-in-inmf-seed{seed}"
+        swapped.mkdir(exist_ok=True)
+        for f in ["model.h5", "result.h5ad"]:
+            (swapped / f).write_bytes((run / f).read_bytes())
+        with h5py.File(swapped / "result.h5ad", "r+") as h:
+            H = h["obsm/X_inmf"][()]
+            for (name, _, cells, _, _), hp in zip(data, hs_py):
+                sel = np.flatnonzero(inmf["dataset"] == name)
+                where = {c: j for j, c in enumerate(cells)}
+                H[sel] = hp[[where[c] for c in inmf["cells"][sel]]]
+            h["obsm/X_inmf"][...] = H
+        row["pyliger_H/inmf"] = inmf_analyze_labels(args.inmf_bin, swapped, "cell_type", args.resolution, seed)
+        # inmf's normalized H against pyliger's on inmf's H.
+        with h5py.File(run / "result.h5ad", "r") as h:
+            hn_all = h["obsm/X_inmf_norm"][()]
+        diffs = []
+        for (name, _, cells, _, _), theirs in zip(data, hn_py):
+            sel = np.flatnonzero(inmf["dataset"] == name)
+            where = {c: j for j, c in enumerate(inmf["cells"][sel])}
+            ours = hn_all[sel[[where[c] for c in cells]]]
+            diffs.append(float(np.abs(ours - theirs).sum() / max(np.abs(theirs).sum(), 1e-300)))
+        row["qn_rel_l1"] = diffs
+        rows.append(row)
+        log(f"seed {seed}: {row}")
+    combos = ["pyliger_H/pyliger", "inmf_H/pyliger", "pyliger_H/inmf", "inmf_H/inmf"]
+    print(f"ARI / NMI at resolution {args.resolution} (factors / analysis), seeds {args.seeds}:")
+    print("| seed | " + " | ".join(combos) + " | normalized H, inmf vs pyliger (rel. L1 per dataset) |")
+    print("|---" * (len(combos) + 2) + "|")
+    for r in rows:
+        cells = " | ".join(f"{r[c][0]:.3f} / {r[c][1]:.3f}" for c in combos)
+        print(f"| {r['seed']} | {cells} | {', '.join(f'{d:.3f}' for d in r['qn_rel_l1'])} |")
+    means = " | ".join(f"{np.mean([r[c][0] for r in rows]):.3f} / {np.mean([r[c][1] for r in rows]):.3f}"
+                       for c in combos)
+    print(f"| mean | {means} | |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -467,8 +574,22 @@ def main():
     ev.add_argument("--clustering", choices=["leiden", "louvain"], default="leiden")
     ev.add_argument("--starts", type=int, default=10, help="random starts of pyliger's clustering (its default 10)")
     ev.add_argument("--json", action="store_true")
+    cr = sub.add_parser("crossed", help=cmd_crossed.__doc__)
+    cr.add_argument("files", nargs="+", help="the .h5ad batches of one labelled dataset (obs cell_type)")
+    cr.add_argument("--k", type=int, default=20)
+    cr.add_argument("--lambda", dest="lam", type=float, default=5.0)
+    cr.add_argument("--epochs", type=int, default=5)
+    cr.add_argument("--batch-size", type=int, help="inmf's mini-batch (default: inmf's own choice)")
+    cr.add_argument("--pyliger-batch-size", type=int, default=5000, help="pyliger's miniBatch_size (its default 5000)")
+    cr.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2, 3])
+    cr.add_argument("--resolution", type=float, default=0.25)
+    cr.add_argument("--starts", type=int, default=10)
+    cr.add_argument("--inmf-bin", required=True, help="the inmf binary")
+    cr.add_argument("--out", required=True, help="throwaway working directory")
     args = ap.parse_args()
-    if args.cmd == "factorize":
+    if args.cmd == "crossed":
+        cmd_crossed(args)
+    elif args.cmd == "factorize":
         cmd_factorize(args)
     else:
         cmd_evaluate(args)
