@@ -19,9 +19,10 @@ use crate::sparse::CsrMatrix;
 /// while its rows of X and R are in cache. Fixed, so results do not
 /// depend on the number of threads.
 pub(super) const SOLVE_ROWS: usize = 256;
+
 /// The H solve of one dataset (or the projection onto W) with the factors
-/// it was made from, prepared once ([`OnlineInmf::h_solver`],
-/// [`OnlineInmf::projection_solver`]).
+/// it was made from, prepared once ([`OnlineInmf::h_solver`](crate::OnlineInmf::h_solver),
+/// [`OnlineInmf::projection_solver`](crate::OnlineInmf::projection_solver)).
 pub struct HSolver {
     pub(super) sys: HSystem,
     pub(super) n_genes: usize,
