@@ -94,6 +94,9 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
     assert!(o.status.success(), "{}", stderr(&o));
     let said = format!("{}{}", stderr(&o), String::from_utf8_lossy(&o.stdout));
     assert!(said.contains("no reference UMAP"), "{said}");
+    assert_eq!(stderr(&o).matches("no reference UMAP").count(), 1, "{said}");
+    assert!(said.contains("mapping plots"), "{said}");
+    assert!(!out.join("analysis").exists(), "plots without a reference UMAP");
     assert!(hdf5::File::open(out.join("result.h5ad"))
         .unwrap()
         .dataset("obsm/X_umap")
@@ -101,9 +104,10 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
 
     ok(&["analyze", &s(&reference)]);
     let mut results = Vec::new();
+    let mut printed = String::new();
     for threads in ["1", "2"] {
         let out = d.join(format!("q{threads}"));
-        ok(&[
+        printed = ok(&[
             "project",
             &s(&reference),
             &f(3),
@@ -111,12 +115,54 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
             "cell_type",
             "--threads",
             threads,
-            "--quiet",
             "--out",
             &s(&out),
         ]);
         results.push(out.join("result.h5ad"));
     }
+    // Plots: listed, valid PNG and SVG, the same bits at 1 and 2 threads.
+    let stems = [
+        "mapping_label_cell_type",
+        "mapping_confidence_cell_type",
+        "mapping_dataset",
+        "mapping_confusion",
+    ];
+    for stem in stems {
+        let png = d.join("q1/analysis").join(format!("{stem}.png"));
+        let svg = d.join("q1/analysis").join(format!("{stem}.svg"));
+        let listed = d.join("q2/analysis").join(format!("{stem}.png"));
+        assert!(
+            printed.contains(&listed.display().to_string()),
+            "{stem} not listed: {printed}"
+        );
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png");
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+            "{stem}.svg"
+        );
+        for ext in ["png", "svg"] {
+            let other = d.join("q2/analysis").join(format!("{stem}.{ext}"));
+            assert!(
+                std::fs::read(d.join("q1/analysis").join(format!("{stem}.{ext}"))).unwrap()
+                    == std::fs::read(other).unwrap(),
+                "{stem}.{ext} differs between 1 and 2 threads"
+            );
+        }
+    }
+    let n_files = std::fs::read_dir(d.join("q1/analysis")).unwrap().count();
+    assert_eq!(n_files, 2 * stems.len(), "only the plots, no staging folder");
+    let conf = std::fs::read_to_string(d.join("q1/analysis/mapping_confusion.svg")).unwrap();
+    assert!(
+        conf.contains("accuracy") && conf.contains("type1"),
+        "confusion plot lacks its text"
+    );
+    let by_ds = std::fs::read_to_string(d.join("q1/analysis/mapping_dataset.svg")).unwrap();
+    assert!(
+        by_ds.contains("cells unmatched") && by_ds.contains("reference ("),
+        "dataset plot lacks its text"
+    );
     let r = &results[0];
     for key in ["obsm/X_umap", "obsm/X_inmf_norm"] {
         let a: Vec<f64> = column(r, key);

@@ -17,6 +17,7 @@ mod factor;
 mod import;
 pub mod log;
 mod mapping;
+mod mapping_plots;
 mod output;
 mod scenarios;
 pub mod simulate;

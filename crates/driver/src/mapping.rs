@@ -59,12 +59,12 @@ pub struct MappingOptions {
 
 /// The reference as the mapping reads it, checked before any output.
 pub(crate) struct Reference {
-    run: RunData,
+    pub(crate) run: RunData,
     columns: Vec<(String, Column)>,
-    norm: Option<Array2<f32>>,
-    umap: Option<Array2<f32>>,
+    pub(crate) norm: Option<Array2<f32>>,
+    pub(crate) umap: Option<Array2<f32>>,
     norm_reference: Option<String>,
-    seed: u64,
+    pub(crate) seed: u64,
 }
 
 fn h5err(path: &Path, what: &str) -> impl FnOnce(hdf5::Error) -> DriverError {
@@ -417,10 +417,12 @@ type TransferredColumn = (String, Vec<u32>, Vec<String>, Vec<f64>);
 /// Everything computed, ready to be written.
 pub(crate) struct Mapped {
     pub(crate) summary: MappingSummary,
-    transferred: Vec<TransferredColumn>,
-    scores: Option<(Vec<f64>, Vec<bool>)>,
-    norm: Array2<f32>,
-    umap: Option<Array2<f32>>,
+    pub(crate) transferred: Vec<TransferredColumn>,
+    pub(crate) scores: Option<(Vec<f64>, Vec<bool>)>,
+    pub(crate) norm: Array2<f32>,
+    pub(crate) umap: Option<Array2<f32>>,
+    /// Query dataset of each query cell.
+    pub(crate) query_datasets: Vec<u32>,
 }
 
 /// Transfers, flags, normalizes and places the query (module doc).
@@ -539,7 +541,7 @@ pub(crate) fn map_query(
         }
         _ => {
             let why = format!(
-                "no reference UMAP in {}: run `inmf analyze {}` first to place the query on it; skipped",
+                "no reference UMAP in {}: run `inmf analyze {}` first to place the query on it and draw the mapping plots; skipped",
                 model_dir.join("result.h5ad").display(),
                 model_dir.display()
             );
@@ -570,6 +572,7 @@ pub(crate) fn map_query(
         scores,
         norm,
         umap,
+        query_datasets,
     })
 }
 
