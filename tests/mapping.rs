@@ -89,6 +89,11 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!out.exists());
+    // --joint needs the reference's normalized H: refused before any output.
+    let o = inmf(&["project", &s(&reference), &f(3), "--joint", "--out", &s(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("inmf analyze"), "{}", stderr(&o));
+    assert!(!out.exists());
     // Without a reference UMAP: mapped, not placed, and said so.
     let o = inmf(&["project", &s(&reference), &f(3), "--out", &s(&out)]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -115,6 +120,7 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
             "cell_type",
             "--threads",
             threads,
+            "--joint",
             "--out",
             &s(&out),
         ]);
@@ -171,7 +177,11 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
             "{key} differs between 1 and 2 threads"
         );
     }
-    for key in ["obs/unmatched_score", "obs/cell_type_confidence"] {
+    for key in [
+        "obs/unmatched_score",
+        "obs/cell_type_confidence",
+        "uns/inmf/mapping/joint/ari",
+    ] {
         assert!(
             column::<f64>(r, key) == column::<f64>(&results[1], key),
             "{key} differs"
@@ -212,6 +222,35 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
         (false_flags as f64) < 0.02 * known as f64,
         "{false_flags} known-type cells flagged; {flagged:.3} of type5"
     );
+    // Joint analysis: every query cell clustered, scored against both sides' labels.
+    let jc: Vec<i64> = column(r, "obs/joint_cluster/codes");
+    assert!(
+        jc == column::<i64>(&results[1], "obs/joint_cluster/codes"),
+        "joint clusters differ"
+    );
+    assert_eq!(jc.len(), truth.len());
+    assert!(jc.iter().all(|&c| c >= 0));
+    let f = hdf5::File::open(r).unwrap();
+    let get = |k: &str| -> f64 {
+        f.dataset(&format!("uns/inmf/mapping/joint/{k}"))
+            .unwrap()
+            .read_scalar()
+            .unwrap()
+    };
+    let (ari, qari, align, purity) = (get("ari"), get("query_ari"), get("alignment"), get("purity"));
+    eprintln!("joint: ARI {ari:.3} (query {qari:.3}), purity {purity:.3}, alignment {align:.3}");
+    assert!(
+        ari > 0.4 && qari > 0.4 && purity > 0.7,
+        "ARI {ari}, query ARI {qari}, purity {purity}"
+    );
+    assert!(align > 0.5, "alignment {align}");
+    let labelled: i64 = f
+        .dataset("uns/inmf/mapping/joint/labelled_cells")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert_eq!(labelled as usize, 2400 + truth.len());
+    assert!(printed.contains("joint analysis:") && printed.contains("alignment reference vs query"));
     let u: Vec<f64> = column(r, "obsm/X_umap");
     assert!(u.iter().all(|v| v.is_finite()) && u.len() == 2 * truth.len());
     let acc_stored: f64 = hdf5::File::open(r)

@@ -18,6 +18,7 @@ use crate::error::DriverError;
 use crate::mapping::{
     load_reference, map_query, query_labels, write_mapping, Collector, MappingOptions, MappingSummary,
 };
+use crate::mapping_joint::{run_joint, write_joint};
 use crate::mapping_plots::{remove_old_plots, write_mapping_plots};
 use crate::output::guard::{check_output_dir, OutputSet};
 use crate::output::model::SavedModel;
@@ -186,7 +187,7 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
         req.quiet,
     )?;
     let quiet = req.quiet;
-    let mapped = map_query(
+    let mut mapped = map_query(
         &reference,
         collected,
         &saved,
@@ -202,6 +203,18 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
         },
     )?;
     write_mapping(&mut writer, &mapped)?;
+    if req.mapping.joint {
+        let t = Instant::now();
+        let joint = run_joint(&reference, &mapped)?;
+        write_joint(&mut writer, &joint)?;
+        if !quiet {
+            crate::log::line(&format!(
+                "joint analysis of reference and query: {:.1} s",
+                t.elapsed().as_secs_f64()
+            ));
+        }
+        mapped.summary.joint = Some(joint.summary);
+    }
     // Plots are drawn into a temporary folder and moved into place once
     // result.h5ad is complete: a failure leaves no partial plot behind.
     let plot_dir = req.out_dir.join("analysis");
