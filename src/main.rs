@@ -289,6 +289,12 @@ struct ProjectArgs {
     /// the accuracy, per-type recall and confusion table of the transfer.
     #[arg(long, value_name = "COL")]
     labels: Option<String>,
+    /// Also cluster reference and query together on their normalized H
+    /// (as `inmf analyze`, at the reference's resolution) and report ARI,
+    /// NMI and purity against the labels of both sides and the alignment
+    /// of reference and query; needs an analysed reference.
+    #[arg(long)]
+    joint: bool,
     #[command(flatten)]
     common: CommonOpts,
 }
@@ -328,6 +334,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 mapping: inmf_driver::MappingOptions {
                     transfer: args.transfer,
                     labels: args.labels,
+                    joint: args.joint,
                 },
             };
             let s = inmf_driver::project(&req).context("inmf project failed")?;
@@ -340,6 +347,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "zero_cells": s.zero_cells,
                     "unmatched": s.mapping.flagged.iter().map(|f| f.2).sum::<usize>(),
                     "accuracy": s.mapping.confusion.as_ref().map(|c| c.accuracy),
+                    "joint": s.mapping.joint.as_ref().map(|j| serde_json::json!({
+                        "n_clusters": j.n_clusters,
+                        "alignment": j.alignment,
+                        "ari": j.all.map(|a| a.ari),
+                        "nmi": j.all.map(|a| a.nmi),
+                        "purity": j.all.map(|a| a.purity),
+                        "query_ari": j.query.map(|a| a.ari),
+                        "query_nmi": j.query.map(|a| a.nmi),
+                        "query_purity": j.query.map(|a| a.purity),
+                        "query_only_clusters": j.query_only_clusters,
+                    })),
+                    "plots": s.plots,
                     "seconds": s.seconds,
                     "peak_rss_mb": s.peak_rss_bytes.map(|b| b as f64 / 1048576.0),
                     "output": s.output,

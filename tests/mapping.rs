@@ -89,11 +89,19 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!out.exists());
+    // --joint needs the reference's normalized H: refused before any output.
+    let o = inmf(&["project", &s(&reference), &f(3), "--joint", "--out", &s(&out)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("inmf analyze"), "{}", stderr(&o));
+    assert!(!out.exists());
     // Without a reference UMAP: mapped, not placed, and said so.
     let o = inmf(&["project", &s(&reference), &f(3), "--out", &s(&out)]);
     assert!(o.status.success(), "{}", stderr(&o));
     let said = format!("{}{}", stderr(&o), String::from_utf8_lossy(&o.stdout));
     assert!(said.contains("no reference UMAP"), "{said}");
+    assert_eq!(stderr(&o).matches("no reference UMAP").count(), 1, "{said}");
+    assert!(said.contains("mapping plots"), "{said}");
+    assert!(!out.join("analysis").exists(), "plots without a reference UMAP");
     assert!(hdf5::File::open(out.join("result.h5ad"))
         .unwrap()
         .dataset("obsm/X_umap")
@@ -101,9 +109,10 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
 
     ok(&["analyze", &s(&reference)]);
     let mut results = Vec::new();
+    let mut printed = String::new();
     for threads in ["1", "2"] {
         let out = d.join(format!("q{threads}"));
-        ok(&[
+        printed = ok(&[
             "project",
             &s(&reference),
             &f(3),
@@ -111,12 +120,55 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
             "cell_type",
             "--threads",
             threads,
-            "--quiet",
+            "--joint",
             "--out",
             &s(&out),
         ]);
         results.push(out.join("result.h5ad"));
     }
+    // Plots: listed, valid PNG and SVG, the same bits at 1 and 2 threads.
+    let stems = [
+        "mapping_label_cell_type",
+        "mapping_confidence_cell_type",
+        "mapping_dataset",
+        "mapping_confusion",
+    ];
+    for stem in stems {
+        let png = d.join("q1/analysis").join(format!("{stem}.png"));
+        let svg = d.join("q1/analysis").join(format!("{stem}.svg"));
+        let listed = d.join("q2/analysis").join(format!("{stem}.png"));
+        assert!(
+            printed.contains(&listed.display().to_string()),
+            "{stem} not listed: {printed}"
+        );
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{stem}.png");
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+            "{stem}.svg"
+        );
+        for ext in ["png", "svg"] {
+            let other = d.join("q2/analysis").join(format!("{stem}.{ext}"));
+            assert!(
+                std::fs::read(d.join("q1/analysis").join(format!("{stem}.{ext}"))).unwrap()
+                    == std::fs::read(other).unwrap(),
+                "{stem}.{ext} differs between 1 and 2 threads"
+            );
+        }
+    }
+    let n_files = std::fs::read_dir(d.join("q1/analysis")).unwrap().count();
+    assert_eq!(n_files, 2 * stems.len(), "only the plots, no staging folder");
+    let conf = std::fs::read_to_string(d.join("q1/analysis/mapping_confusion.svg")).unwrap();
+    assert!(
+        conf.contains("accuracy") && conf.contains("type1"),
+        "confusion plot lacks its text"
+    );
+    let by_ds = std::fs::read_to_string(d.join("q1/analysis/mapping_dataset.svg")).unwrap();
+    assert!(
+        by_ds.contains("cells unmatched") && by_ds.contains("reference ("),
+        "dataset plot lacks its text"
+    );
     let r = &results[0];
     for key in ["obsm/X_umap", "obsm/X_inmf_norm"] {
         let a: Vec<f64> = column(r, key);
@@ -125,7 +177,11 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
             "{key} differs between 1 and 2 threads"
         );
     }
-    for key in ["obs/unmatched_score", "obs/cell_type_confidence"] {
+    for key in [
+        "obs/unmatched_score",
+        "obs/cell_type_confidence",
+        "uns/inmf/mapping/joint/ari",
+    ] {
         assert!(
             column::<f64>(r, key) == column::<f64>(&results[1], key),
             "{key} differs"
@@ -166,6 +222,35 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
         (false_flags as f64) < 0.02 * known as f64,
         "{false_flags} known-type cells flagged; {flagged:.3} of type5"
     );
+    // Joint analysis: every query cell clustered, scored against both sides' labels.
+    let jc: Vec<i64> = column(r, "obs/joint_cluster/codes");
+    assert!(
+        jc == column::<i64>(&results[1], "obs/joint_cluster/codes"),
+        "joint clusters differ"
+    );
+    assert_eq!(jc.len(), truth.len());
+    assert!(jc.iter().all(|&c| c >= 0));
+    let f = hdf5::File::open(r).unwrap();
+    let get = |k: &str| -> f64 {
+        f.dataset(&format!("uns/inmf/mapping/joint/{k}"))
+            .unwrap()
+            .read_scalar()
+            .unwrap()
+    };
+    let (ari, qari, align, purity) = (get("ari"), get("query_ari"), get("alignment"), get("purity"));
+    eprintln!("joint: ARI {ari:.3} (query {qari:.3}), purity {purity:.3}, alignment {align:.3}");
+    assert!(
+        ari > 0.4 && qari > 0.4 && purity > 0.7,
+        "ARI {ari}, query ARI {qari}, purity {purity}"
+    );
+    assert!(align > 0.5, "alignment {align}");
+    let labelled: i64 = f
+        .dataset("uns/inmf/mapping/joint/labelled_cells")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert_eq!(labelled as usize, 2400 + truth.len());
+    assert!(printed.contains("joint analysis:") && printed.contains("alignment reference vs query"));
     let u: Vec<f64> = column(r, "obsm/X_umap");
     assert!(u.iter().all(|v| v.is_finite()) && u.len() == 2 * truth.len());
     let acc_stored: f64 = hdf5::File::open(r)

@@ -13,8 +13,8 @@
 //! | clustering | [`cluster_knn`] | Leiden (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15 |
 //! | 2-D map | [`umap()`] | UMAP: fuzzy simplicial set, PCA init, SGD with negative sampling, `a`, `b` from `min_dist` |
 //! | metrics | [`alignment()`], [`kbet()`], [`adjusted_rand_index`], [`normalized_mutual_info`], [`purity`], [`silhouette()`] | §10 |
-//! | reference mapping | [`transfer_labels`], [`smoothed_residuals`], [`umap_transform`] | kNN label vote with confidence, unexplained-expression score of pseudo-cells, umap-learn's `transform` (§10.1) |
-//! | plots | [`embedding_plot`], [`objective_plot`], [`composition_plot`] | PNG + SVG |
+//! | reference mapping | [`transfer_labels`], [`smoothed_residuals`], [`umap_transform`], [`joint_analysis`] | kNN label vote with confidence, unexplained-expression score of pseudo-cells, umap-learn's `transform`, reference + query clustered together (§10.1) |
+//! | plots | [`embedding_plot`], [`objective_plot`], [`composition_plot`], [`mapping_plot`], [`confusion_plot`] | PNG + SVG |
 //!
 //! [`analyze`] runs them in order. Every random choice draws from streams
 //! named by the seed, the step and the item, and parallel work is split in
@@ -76,7 +76,11 @@ mod umap;
 pub use cluster::{cluster, cluster_knn, leiden, snn_graph, ClusterParams, WeightedGraph};
 pub use error::{AnalysisError, Result};
 pub use knn::{exact_knn, exact_query, knn, recall, KnnGraph, KnnMethod, KnnParams};
+pub use mapping::joint::{joint_analysis, Agreement, Joint, JointInput, QUERY_ONLY_SHARE};
 pub use mapping::novelty::{flag_unmatched, smoothed_residuals, tail_ratio, SparseRows};
+pub use mapping::plots::{
+    confusion_plot, mapping_plot, scale_color, ConfusionPlot, MappingPlot, QueryColors,
+};
 pub use mapping::transfer::{nearest_in, transfer_labels, unit_rows, Neighbors, Transferred};
 pub use mapping::umap_transform::{memberships, umap_transform};
 pub use mixing::{alignment, kbet, Alignment, AlignmentParams, Kbet, KbetParams};

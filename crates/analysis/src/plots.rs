@@ -25,10 +25,10 @@ pub const MAX_PNG_POINTS: usize = 200_000;
 /// Most cells drawn in an SVG scatter plot (each is an element).
 pub const MAX_SVG_POINTS: usize = 30_000;
 
-const SIZE: (u32, u32) = (1100, 800);
-const FONT: &str = "sans-serif";
+pub(crate) const SIZE: (u32, u32) = (1100, 800);
+pub(crate) const FONT: &str = "sans-serif";
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // Cannot fail: the bytes are a valid TrueType font.
@@ -79,10 +79,10 @@ fn plot_err(path: &Path) -> impl Fn(String) -> AnalysisError + '_ {
     }
 }
 
-type Drawn = std::result::Result<(), String>;
+pub(crate) type Drawn = std::result::Result<(), String>;
 
 /// An axis tick: plain up to 10⁷ (one decimal from 100 up), scientific beyond.
-fn tick(v: f64) -> String {
+pub(crate) fn tick(v: f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
@@ -95,12 +95,12 @@ fn tick(v: f64) -> String {
     }
 }
 
-fn s<E: std::fmt::Display>(e: E) -> String {
+pub(crate) fn s<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
 /// Writes `STEM.png` with `png_draw` and `STEM.svg` with `svg_draw`.
-fn write_both<P, S>(stem: &Path, png_draw: P, svg_draw: S) -> Result<Vec<PathBuf>>
+pub(crate) fn write_both<P, S>(stem: &Path, png_draw: P, svg_draw: S) -> Result<Vec<PathBuf>>
 where
     P: FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Drawn,
     S: FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Drawn,
@@ -122,7 +122,7 @@ where
 }
 
 /// Draws a legend of colored squares with names (at most 32 entries).
-fn legend<DB: DrawingBackend>(
+pub(crate) fn legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     header: &str,
     names: &[String],

@@ -589,13 +589,13 @@ fn distinct(codes: &[u32], n: usize) -> usize {
 
 /// A temporary folder `DIR/.plots.tmp-PID-N` for files that appear under
 /// their final names only when all of them are complete; removed on drop.
-struct StagingDir {
-    path: PathBuf,
+pub(crate) struct StagingDir {
+    pub(crate) path: PathBuf,
     target: PathBuf,
 }
 
 impl StagingDir {
-    fn new(target: &Path) -> Result<Self, DriverError> {
+    pub(crate) fn new(target: &Path) -> Result<Self, DriverError> {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = target.join(format!(".plots.tmp-{}-{n}", std::process::id()));
@@ -608,7 +608,7 @@ impl StagingDir {
 
     /// Renames the staged `files` into the target folder; returns their
     /// final paths.
-    fn move_into_place(self, files: &[PathBuf]) -> Result<Vec<PathBuf>, DriverError> {
+    pub(crate) fn move_into_place(self, files: &[PathBuf]) -> Result<Vec<PathBuf>, DriverError> {
         let mut out = Vec::with_capacity(files.len());
         for f in files {
             let name = f.file_name().unwrap_or_default();

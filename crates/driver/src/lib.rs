@@ -17,6 +17,8 @@ mod factor;
 mod import;
 pub mod log;
 mod mapping;
+mod mapping_joint;
+mod mapping_plots;
 mod output;
 mod scenarios;
 pub mod simulate;
@@ -34,6 +36,7 @@ pub use inmf_reader::{inspect, Inspection, OpenOptions};
 /// The batch solvers' options, as `inmf factor` takes them.
 pub use inmf_solvers::{KlStep, RegularizedScale, RegularizedSolver, StopReason};
 pub use mapping::{Confusion, MappingOptions, MappingSummary};
+pub use mapping_joint::JointSummary;
 pub use output::model::{ModelDataset, SavedModel, MODEL_FORMAT_VERSION};
 pub use scenarios::add::{add_datasets, AddRequest};
 pub use scenarios::bound::EpochBound;

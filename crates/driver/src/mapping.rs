@@ -30,6 +30,7 @@ use crate::analyze::{read_obs_column, read_run, Column, RunData};
 use crate::anndata::{Axis, DatasetOptions, UnsValue};
 use crate::config::PreprocessConfig;
 use crate::error::DriverError;
+use crate::mapping_joint::JointSummary;
 use crate::output::model::SavedModel;
 use crate::output::results::ResultWriter;
 use crate::scenarios::prepare::open_and_preprocess;
@@ -55,16 +56,28 @@ pub struct MappingOptions {
     pub transfer: Option<Vec<String>>,
     /// A query obs column with the query's own labels, to score the transfer.
     pub labels: Option<String>,
+    /// Cluster reference and query together and score the clusters
+    /// (`crate::mapping_joint`); needs an analysed reference.
+    pub joint: bool,
 }
 
 /// The reference as the mapping reads it, checked before any output.
 pub(crate) struct Reference {
-    run: RunData,
+    pub(crate) run: RunData,
     columns: Vec<(String, Column)>,
-    norm: Option<Array2<f32>>,
-    umap: Option<Array2<f32>>,
+    pub(crate) norm: Option<Array2<f32>>,
+    pub(crate) umap: Option<Array2<f32>>,
     norm_reference: Option<String>,
-    seed: u64,
+    pub(crate) seed: u64,
+    /// Leiden resolution of the reference's analysis (1 if none recorded).
+    pub(crate) resolution: f64,
+}
+
+impl Reference {
+    /// A transferred column of the reference, by name.
+    pub(crate) fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.0 == name).map(|c| &c.1)
+    }
 }
 
 fn h5err(path: &Path, what: &str) -> impl FnOnce(hdf5::Error) -> DriverError {
@@ -154,6 +167,18 @@ pub(crate) fn load_reference(model_dir: &Path, opts: &MappingOptions) -> Result<
         .dataset("uns/inmf/analysis/seed")
         .and_then(|d| d.read_scalar::<i64>())
         .map_or(1, |s| s as u64);
+    let resolution = f
+        .dataset("uns/inmf/analysis/resolution")
+        .and_then(|d| d.read_scalar::<f64>())
+        .unwrap_or(1.0);
+    if opts.joint && norm.is_none() {
+        return Err(DriverError::InvalidParameter(format!(
+            "--joint clusters the reference's normalized H with the query's, but {} has no obsm/X_inmf_norm: \
+             run `inmf analyze {}` first",
+            path.display(),
+            model_dir.display()
+        )));
+    }
     Ok(Reference {
         run,
         columns,
@@ -161,6 +186,7 @@ pub(crate) fn load_reference(model_dir: &Path, opts: &MappingOptions) -> Result<
         umap,
         norm_reference,
         seed,
+        resolution,
     })
 }
 
@@ -262,7 +288,7 @@ impl Collector {
     }
 }
 
-fn analysis_err(e: AnalysisError) -> DriverError {
+pub(crate) fn analysis_err(e: AnalysisError) -> DriverError {
     match e {
         AnalysisError::InvalidParameter(m) | AnalysisError::InvalidData(m) => {
             DriverError::InvalidParameter(format!("reference mapping: {m}"))
@@ -361,6 +387,8 @@ pub struct MappingSummary {
     pub umap: Option<String>,
     /// Scores against `--labels`.
     pub confusion: Option<Confusion>,
+    /// The joint analysis (`--joint`).
+    pub joint: Option<JointSummary>,
 }
 
 impl fmt::Display for MappingSummary {
@@ -407,6 +435,9 @@ impl fmt::Display for MappingSummary {
                 )?;
             }
         }
+        if let Some(j) = &self.joint {
+            write!(f, "{j}")?;
+        }
         Ok(())
     }
 }
@@ -417,10 +448,14 @@ type TransferredColumn = (String, Vec<u32>, Vec<String>, Vec<f64>);
 /// Everything computed, ready to be written.
 pub(crate) struct Mapped {
     pub(crate) summary: MappingSummary,
-    transferred: Vec<TransferredColumn>,
-    scores: Option<(Vec<f64>, Vec<bool>)>,
-    norm: Array2<f32>,
-    umap: Option<Array2<f32>>,
+    pub(crate) transferred: Vec<TransferredColumn>,
+    pub(crate) scores: Option<(Vec<f64>, Vec<bool>)>,
+    pub(crate) norm: Array2<f32>,
+    pub(crate) umap: Option<Array2<f32>>,
+    /// Query dataset of each query cell.
+    pub(crate) query_datasets: Vec<u32>,
+    /// The query's own labels (`--labels`): column, codes, names.
+    pub(crate) truth: Option<(String, Vec<u32>, Vec<String>)>,
 }
 
 /// Transfers, flags, normalizes and places the query (module doc).
@@ -539,7 +574,7 @@ pub(crate) fn map_query(
         }
         _ => {
             let why = format!(
-                "no reference UMAP in {}: run `inmf analyze {}` first to place the query on it; skipped",
+                "no reference UMAP in {}: run `inmf analyze {}` first to place the query on it and draw the mapping plots; skipped",
                 model_dir.join("result.h5ad").display(),
                 model_dir.display()
             );
@@ -548,6 +583,7 @@ pub(crate) fn map_query(
             None
         }
     };
+    let mut kept = None;
     if let Some((column, truth, truth_names)) = labels {
         summary.confusion = transferred
             .iter()
@@ -563,6 +599,7 @@ pub(crate) fn map_query(
                     scores.as_ref().map(|s| s.1.as_slice()),
                 )
             });
+        kept = Some((column.to_string(), truth, truth_names));
     }
     Ok(Mapped {
         summary,
@@ -570,6 +607,8 @@ pub(crate) fn map_query(
         scores,
         norm,
         umap,
+        query_datasets,
+        truth: kept,
     })
 }
 

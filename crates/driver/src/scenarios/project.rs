@@ -12,11 +12,14 @@ use std::time::Instant;
 use inmf_learner::{CellSource, ObjectiveParts};
 use inmf_reader::BlockPool;
 
+use crate::analyze::StagingDir;
 use crate::config::RunConfig;
 use crate::error::DriverError;
 use crate::mapping::{
     load_reference, map_query, query_labels, write_mapping, Collector, MappingOptions, MappingSummary,
 };
+use crate::mapping_joint::{run_joint, write_joint};
+use crate::mapping_plots::{remove_old_plots, write_mapping_plots};
 use crate::output::guard::{check_output_dir, OutputSet};
 use crate::output::model::SavedModel;
 use crate::output::results::{solve_and_write, ResultContent, ResultWriter};
@@ -63,6 +66,8 @@ pub struct ProjectSummary {
     pub peak_rss_bytes: Option<u64>,
     /// What the reference mapping found.
     pub mapping: MappingSummary,
+    /// Plot files (PNG and SVG) in `OUT/analysis/`; none without a reference UMAP.
+    pub plots: Vec<PathBuf>,
 }
 
 impl fmt::Display for ProjectSummary {
@@ -95,6 +100,12 @@ impl fmt::Display for ProjectSummary {
             writeln!(f, "  every cell has a non-zero projection")?;
         }
         write!(f, "{}", self.mapping)?;
+        if !self.plots.is_empty() {
+            writeln!(f, "plots:")?;
+            for p in &self.plots {
+                writeln!(f, "  {}", p.display())?;
+            }
+        }
         writeln!(f, "  time {:.2} s", self.seconds)?;
         if let Some(b) = self.peak_rss_bytes {
             writeln!(f, "  peak memory (RSS): {:.1} MB", b as f64 / 1048576.0)?;
@@ -176,7 +187,7 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
         req.quiet,
     )?;
     let quiet = req.quiet;
-    let mapped = map_query(
+    let mut mapped = map_query(
         &reference,
         collected,
         &saved,
@@ -192,7 +203,50 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
         },
     )?;
     write_mapping(&mut writer, &mapped)?;
+    if req.mapping.joint {
+        let t = Instant::now();
+        let joint = run_joint(&reference, &mapped)?;
+        write_joint(&mut writer, &joint)?;
+        if !quiet {
+            crate::log::line(&format!(
+                "joint analysis of reference and query: {:.1} s",
+                t.elapsed().as_secs_f64()
+            ));
+        }
+        mapped.summary.joint = Some(joint.summary);
+    }
+    // Plots are drawn into a temporary folder and moved into place once
+    // result.h5ad is complete: a failure leaves no partial plot behind.
+    let plot_dir = req.out_dir.join("analysis");
+    let staged = match (&reference.umap, &mapped.umap) {
+        (Some(ru), Some(qu)) => {
+            std::fs::create_dir_all(&plot_dir).map_err(|source| DriverError::io(&plot_dir, source))?;
+            let staging = StagingDir::new(&plot_dir)?;
+            let files = write_mapping_plots(
+                &staging.path,
+                ru.view(),
+                qu.view(),
+                &mapped,
+                &dataset_names,
+                reference.seed,
+            )
+            .map_err(|e| match e {
+                DriverError::InvalidOutput { path, reason } => DriverError::InvalidOutput {
+                    path: plot_dir.join(path.file_name().unwrap_or_default()),
+                    reason,
+                },
+                other => other,
+            })?;
+            Some((staging, files))
+        }
+        _ => None,
+    };
     writer.finish(pass.objective, pass.zero_cells)?;
+    remove_old_plots(&plot_dir);
+    let plots = match staged {
+        Some((staging, files)) => staging.move_into_place(&files)?,
+        None => Vec::new(),
+    };
     Ok(ProjectSummary {
         datasets,
         genes,
@@ -203,5 +257,6 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
         output,
         peak_rss_bytes: peak_rss_bytes(),
         mapping: mapped.summary,
+        plots,
     })
 }
