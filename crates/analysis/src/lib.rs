@@ -71,12 +71,19 @@ mod silhouette;
 mod stats;
 mod umap;
 
-pub use cluster::{cluster, cluster_knn, leiden, snn_graph, ClusterParams, WeightedGraph};
+pub use cluster::{
+    choose_resolution, cluster, cluster_graph, cluster_knn, louvain, resolution_for_clusters, snn_graph,
+    Algorithm, Candidate, ClusterCountSearch, ClusterGraph, ClusterParams, Graph, Partition,
+    ResolutionChoice, ScanParams, WeightedGraph,
+};
 pub use error::{AnalysisError, Result};
 pub use knn::{exact_knn, exact_query, knn, recall, KnnGraph, KnnMethod, KnnParams};
 pub use mixing::{alignment, kbet, Alignment, AlignmentParams, Kbet, KbetParams};
 pub use partition::{adjusted_rand_index, normalized_mutual_info, purity, Contingency, MISSING};
-pub use pipeline::{analyze, Analysis, AnalysisInput, AnalysisParams, KnnInfo, Labels, Metrics};
+pub use pipeline::{
+    analyze, Analysis, AnalysisInput, AnalysisParams, ClusteringInfo, KnnInfo, Labels, Metrics,
+    ResolutionOutcome, ResolutionRule,
+};
 pub use plots::{color, composition_plot, embedding_plot, objective_plot, MAX_PNG_POINTS, MAX_SVG_POINTS};
 pub use points::{sq_dist, Points};
 pub use quantile::{quantile_normalize, quantiles_type7, QuantileNormalized, QuantileParams, Warp};

@@ -37,10 +37,14 @@ impl Default for AlignmentParams {
 pub struct Alignment {
     /// The alignment score (1 = perfectly mixed, ≈ 0 = separated).
     pub score: f64,
-    /// Neighbourhood size `k`.
+    /// Neighbourhood size `k` (rliger's: from all cells `N`).
     pub k: usize,
-    /// Cells per dataset after downsampling.
+    /// All cells `N`, the basis of `k`.
+    pub cells: usize,
+    /// Cells per dataset after downsampling, `m`.
     pub per_dataset: usize,
+    /// Cells sampled, `M = (datasets) · m`.
+    pub sampled: usize,
     /// Query cells counted.
     pub queries: usize,
 }
@@ -59,12 +63,15 @@ fn group(datasets: &[u32], n_datasets: usize) -> Result<Vec<Vec<usize>>> {
     Ok(g)
 }
 
-/// Alignment (rliger `calcAlignment`): downsample every dataset to the
-/// smallest one's size `m` (seeded); with `N` datasets and `M = N·m`
-/// sampled cells, `k = min(max(⌊0.01·M⌋, 10), M − 1)`; for each (query)
-/// cell count the sampled cells of its own dataset among its `k` exact
-/// nearest neighbours (itself excluded), average into `x̄`, and return
-/// `1 − (x̄ − k/N) / (k − k/N)`. Needs ≥ 2 non-empty datasets.
+/// Alignment (rliger ≥ 2.0 `calcAlignment`, all cells): downsample every
+/// dataset to the smallest one's size `m` (seeded, without replacement);
+/// with `D` datasets, `N` cells in all and `M = D·m` sampled cells,
+/// `k = min(max(⌊0.01·N⌋, 10), M − 1)`; for each (query) sampled cell count
+/// the sampled cells of its own dataset among its `k` exact nearest
+/// sampled cells (itself excluded), average into `x̄`, and return
+/// `1 − (x̄ − k/D) / (k − k/D)`. rliger counts every sampled cell; above
+/// `params.max_queries` sampled cells the mean is estimated on that many
+/// seeded query cells. Needs ≥ 2 non-empty datasets.
 pub fn alignment(
     points: &Points,
     datasets: &[u32],
@@ -97,7 +104,11 @@ pub fn alignment(
     }
     let total = sampled.len();
     let sub = points.subset(&sampled);
-    let k = ((0.01 * total as f64).floor() as usize).max(10).min(total - 1);
+    // rliger: nNeighbors = min(max(floor(0.01 * length(cellIdx)), 10), nSampled - 1),
+    // cellIdx = every cell, not only the sampled ones.
+    let k = ((0.01 * points.len() as f64).floor() as usize)
+        .max(10)
+        .min(total - 1);
     let queries: Vec<usize> = if total <= params.max_queries {
         (0..total).collect()
     } else {
@@ -120,7 +131,9 @@ pub fn alignment(
     Ok(Alignment {
         score,
         k,
+        cells: points.len(),
         per_dataset: m,
+        sampled: total,
         queries: queries.len(),
     })
 }
@@ -254,7 +267,7 @@ mod tests {
     fn alignment_is_one_when_mixed_and_zero_when_separated() {
         let (p, ds) = three(400, false);
         let a = alignment(&p, &ds, 3, &AlignmentParams::default()).unwrap();
-        assert_eq!(a.k, 12); // floor(0.01 · 1200)
+        assert_eq!(a.k, 12); // floor(0.01 · 1200 cells)
         assert!(a.score > 0.9, "{a:?}");
         let (p, ds) = three(400, true);
         let a = alignment(&p, &ds, 3, &AlignmentParams::default()).unwrap();

@@ -1,4 +1,10 @@
 //! Silhouette width on a sample (Rousseeuw 1987).
+//!
+//! `s(i) = (b(i) − a(i)) / max(a(i), b(i))`, `a(i)` the mean distance of
+//! cell `i` to the other cells of its cluster, `b(i)` the smallest mean
+//! distance to the cells of another cluster, `s(i) = 0` for a cell alone
+//! in its cluster; the score is the mean over the cells (R's
+//! `cluster::silhouette` and scikit-learn's `silhouette_score`).
 
 use rayon::prelude::*;
 
@@ -6,6 +12,18 @@ use crate::error::{AnalysisError, Result};
 use crate::partition::MISSING;
 use crate::points::{sq_dist, Points};
 use crate::rng::sample_indices;
+
+/// The cells [`silhouette`] samples: at most `sample` of those `eligible`,
+/// seeded, increasing.
+pub(crate) fn sample_cells(eligible: &[bool], sample: usize, seed: u64) -> Vec<usize> {
+    let candidates: Vec<usize> = (0..eligible.len()).filter(|&c| eligible[c]).collect();
+    let mut pick: Vec<usize> = sample_indices(seed, &[0x5111], candidates.len(), sample)
+        .into_iter()
+        .map(|i| candidates[i])
+        .collect();
+    pick.sort_unstable();
+    pick
+}
 
 /// Mean silhouette width of the labelling `labels` on a seeded random
 /// sample of at most `sample` labelled cells, distances Euclidean and
@@ -22,12 +40,8 @@ pub fn silhouette(points: &Points, labels: &[u32], sample: usize, seed: u64) -> 
             points.len()
         )));
     }
-    let labelled: Vec<usize> = (0..labels.len()).filter(|&c| labels[c] != MISSING).collect();
-    let mut pick: Vec<usize> = sample_indices(seed, &[0x5111], labelled.len(), sample)
-        .into_iter()
-        .map(|i| labelled[i])
-        .collect();
-    pick.sort_unstable();
+    let eligible: Vec<bool> = labels.iter().map(|&l| l != MISSING).collect();
+    let pick = sample_cells(&eligible, sample, seed);
     let mut codes: Vec<u32> = pick.iter().map(|&c| labels[c]).collect();
     let mut distinct = codes.clone();
     distinct.sort_unstable();

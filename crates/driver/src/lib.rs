@@ -28,6 +28,7 @@ pub use factor::{
     GeneOperatorInput,
 };
 pub use import::{import_mtx, ImportRequest, ImportSummary};
+pub use inmf_analysis::Algorithm as ClusterAlgorithm;
 pub use output::model::{ModelDataset, SavedModel, MODEL_FORMAT_VERSION};
 pub use scenarios::add::{add_datasets, AddRequest};
 pub use scenarios::bound::EpochBound;
