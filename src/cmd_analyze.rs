@@ -56,6 +56,9 @@ pub struct AnalyzeArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Worker threads; 0 = one per core (the results do not depend on it).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Print only the metrics table and plot paths (no progress).
     #[arg(long, short)]
     pub quiet: bool,
@@ -75,6 +78,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         reference: args.reference,
         out_dir: args.out,
         seed: args.seed,
+        threads: args.threads,
     };
     let quiet = args.quiet;
     let summary = run_analyze(&req, &mut |line| {

@@ -12,7 +12,7 @@
 //! | kNN graph | [`knn()`] | exact up to 20,000 cells, else NN-descent (deterministic, recall reported) |
 //! | clustering | [`cluster_knn`] | Leiden (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15 |
 //! | 2-D map | [`umap()`] | UMAP: fuzzy simplicial set, PCA init, SGD with negative sampling, `a`, `b` from `min_dist` |
-//! | metrics | [`alignment()`], [`kbet()`], [`adjusted_rand_index`], [`normalized_mutual_info`], [`purity`], [`silhouette()`] | §10 |
+//! | metrics | [`alignment()`], [`kbet()`], [`adjusted_rand_index`], [`normalized_mutual_info`], [`normalized_mutual_info_rliger`], [`purity`], [`silhouette()`] | §10 |
 //! | plots | [`embedding_plot`], [`objective_plot`], [`composition_plot`] | PNG + SVG |
 //!
 //! [`analyze`] runs them in order. Every random choice draws from streams
@@ -79,7 +79,9 @@ pub use cluster::{
 pub use error::{AnalysisError, Result};
 pub use knn::{exact_knn, exact_query, knn, recall, KnnGraph, KnnMethod, KnnParams};
 pub use mixing::{alignment, kbet, Alignment, AlignmentParams, Kbet, KbetParams};
-pub use partition::{adjusted_rand_index, normalized_mutual_info, purity, Contingency, MISSING};
+pub use partition::{
+    adjusted_rand_index, normalized_mutual_info, normalized_mutual_info_rliger, purity, Contingency, MISSING,
+};
 pub use pipeline::{
     analyze, Analysis, AnalysisInput, AnalysisParams, ClusteringInfo, KnnInfo, Labels, Metrics,
     ResolutionOutcome, ResolutionRule,

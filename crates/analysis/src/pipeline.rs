@@ -13,7 +13,7 @@ use crate::cluster::{
 use crate::error::{AnalysisError, Result};
 use crate::knn::{knn, recall, KnnParams};
 use crate::mixing::{alignment, kbet, Alignment, AlignmentParams, KbetParams};
-use crate::partition::{adjusted_rand_index, normalized_mutual_info, purity};
+use crate::partition::{adjusted_rand_index, normalized_mutual_info, normalized_mutual_info_rliger, purity};
 use crate::points::Points;
 use crate::quantile::{quantile_normalize, QuantileParams};
 use crate::silhouette::silhouette;
@@ -172,8 +172,11 @@ pub struct Metrics {
     pub silhouette: Option<f64>,
     /// Adjusted Rand index of clusters vs labels.
     pub ari: Option<f64>,
-    /// Normalized mutual information of clusters vs labels.
+    /// Normalized mutual information of clusters vs labels (arithmetic-mean
+    /// normalization, scikit-learn's default).
     pub nmi: Option<f64>,
+    /// The same, normalized as rliger's `calcNMI` (geometric mean).
+    pub nmi_rliger: Option<f64>,
     /// Purity of clusters w.r.t. labels.
     pub purity: Option<f64>,
     /// Mean silhouette width of the labels on normalized H.
@@ -187,6 +190,7 @@ impl Metrics {
         [
             ("ari", self.ari),
             ("nmi", self.nmi),
+            ("nmi_rliger", self.nmi_rliger),
             ("purity", self.purity),
             ("alignment", self.alignment),
             ("kbet_acceptance", self.kbet_acceptance),
@@ -200,9 +204,15 @@ impl Metrics {
 
     /// A plain-text table of every metric ("n/a" where undefined, with why).
     pub fn table(&self) -> String {
-        let rows: [(&str, Option<f64>, &str, &str); 7] = [
+        let rows: [(&str, Option<f64>, &str, &str); 8] = [
             ("ARI", self.ari, "clusters vs labels; 1 = identical", "no labels"),
             ("NMI", self.nmi, "clusters vs labels; 1 = identical", "no labels"),
+            (
+                "NMI (rliger)",
+                self.nmi_rliger,
+                "the same, normalized by √(H·H) as calcNMI",
+                "no labels",
+            ),
             (
                 "purity",
                 self.purity,
@@ -425,6 +435,7 @@ pub fn analyze(
         silhouette: sil,
         ari: None,
         nmi: None,
+        nmi_rliger: None,
         purity: None,
         silhouette_labels: None,
     };
@@ -432,6 +443,7 @@ pub fn analyze(
         if l.codes.iter().any(|&c| c != crate::MISSING) {
             metrics.ari = Some(adjusted_rand_index(&clusters, l.codes)?);
             metrics.nmi = Some(normalized_mutual_info(&clusters, l.codes)?);
+            metrics.nmi_rliger = Some(normalized_mutual_info_rliger(&clusters, l.codes)?);
             metrics.purity = Some(purity(&clusters, l.codes)?);
             metrics.silhouette_labels =
                 silhouette(&points, l.codes, params.silhouette_sample, params.cluster.seed).ok();
@@ -514,6 +526,7 @@ mod tests {
             [
                 "ari",
                 "nmi",
+                "nmi_rliger",
                 "purity",
                 "alignment",
                 "kbet_acceptance",

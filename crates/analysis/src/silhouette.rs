@@ -106,4 +106,43 @@ mod tests {
         assert!(silhouette(&p, &[0, 0, 0, 0], 100, 1).is_err());
         assert!(silhouette(&p, &[0, 0, MISSING, 1], 100, 1).is_ok());
     }
+
+    #[test]
+    fn silhouette_matches_the_definition_on_every_cell() {
+        // Every cell sampled: the mean over all cells of (b − a)/max(a, b),
+        // distances in f64, written out.
+        let mut r = crate::rng::Fast::new(3, &[]);
+        let n = 150;
+        let data: Vec<f32> = (0..n * 2)
+            .map(|i| r.unit() as f32 + ((i / 2) % 3) as f32)
+            .collect();
+        let labels: Vec<u32> = (0..n).map(|c| if c == 7 { 3 } else { (c % 3) as u32 }).collect();
+        let p = Points::from_vec(data, n, 2).unwrap();
+        let d = |a: usize, b: usize| -> f64 {
+            p.row(a)
+                .iter()
+                .zip(p.row(b))
+                .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let mut total = 0.0;
+        for i in 0..n {
+            let mean_to = |l: u32| {
+                let others: Vec<usize> = (0..n).filter(|&j| j != i && labels[j] == l).collect();
+                others.iter().map(|&j| d(i, j)).sum::<f64>() / others.len() as f64
+            };
+            if labels.iter().filter(|&&l| l == labels[i]).count() == 1 {
+                continue; // alone in its label: 0
+            }
+            let a = mean_to(labels[i]);
+            let b = (0..4u32)
+                .filter(|&l| l != labels[i])
+                .map(mean_to)
+                .fold(f64::INFINITY, f64::min);
+            total += (b - a) / a.max(b);
+        }
+        let s = silhouette(&p, &labels, 1000, 1).unwrap();
+        assert!((s - total / n as f64).abs() < 1e-6, "{s} vs {}", total / n as f64);
+    }
 }

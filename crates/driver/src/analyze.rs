@@ -62,6 +62,8 @@ pub struct AnalyzeRequest {
     pub out_dir: Option<PathBuf>,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Worker threads (0 = one per core); the results do not depend on it.
+    pub threads: usize,
 }
 
 impl AnalyzeRequest {
@@ -78,6 +80,7 @@ impl AnalyzeRequest {
             reference: None,
             out_dir: None,
             seed: 1,
+            threads: 0,
         }
     }
 }
@@ -465,7 +468,7 @@ fn read_labels(
 /// per step.
 pub fn run_analyze(
     req: &AnalyzeRequest,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<AnalyzeSummary, DriverError> {
     let t0 = Instant::now();
     let rule = resolution_rule(req)?;
@@ -518,9 +521,11 @@ pub fn run_analyze(
             .as_ref()
             .map(|(codes, names, _, _)| Labels { codes, names }),
     };
-    let analysis = analyze(&input, &params, &mut |step, s| {
-        progress(&format!("{step}: {s:.1} s"))
-    })
+    let analysis = crate::scenarios::run::in_pool(req.threads, || {
+        analyze(&input, &params, &mut |step, s| {
+            progress(&format!("{step}: {s:.1} s"))
+        })
+    })?
     .map_err(analysis_err)?;
     progress(&analysis.clustering.explain());
 
