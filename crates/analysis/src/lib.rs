@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | quantile normalization | [`quantile_normalize`] | rliger `quantileNorm` (§10): arg-max of the RMS-scaled factors, refined by an in-place k = 20 kNN vote on H, type-7 quantiles at 0, 1/50, …, 1 of ≤ 1000 sampled values of H mapped piecewise-linearly onto the reference's |
 //! | kNN graph | [`knn()`] | exact up to 20,000 cells, else NN-descent (deterministic, recall reported) |
-//! | clustering | [`cluster_knn`] | Leiden (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15 |
+//! | clustering | [`ClusterGraph`], [`choose_resolution`], [`resolution_for_clusters`] | Leiden or Louvain (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15; γ given, chosen from the data (mean silhouette of the plateaus of cluster counts over γ = 2^(−j/4)), or found for a number of clusters |
 //! | 2-D map | [`umap()`] | UMAP: fuzzy simplicial set, PCA init, SGD with negative sampling, `a`, `b` from `min_dist` |
 //! | metrics | [`alignment()`], [`kbet()`], [`adjusted_rand_index`], [`normalized_mutual_info`], [`normalized_mutual_info_rliger`], [`purity`], [`silhouette()`] | §10 |
 //! | plots | [`embedding_plot`], [`objective_plot`], [`composition_plot`] | PNG + SVG |
@@ -32,7 +32,7 @@
 //! | H and normalized H (f32) | 0.16 GB, all along |
 //! | quantile normalization (refinement kNN of the largest dataset) | ≤ 0.9 GB per 10⁶ cells of that dataset |
 //! | kNN graph (indices + distances, kept until UMAP ends) | 0.16 GB, + ≈ 0.65 GB while NN-descent runs |
-//! | SNN graph + Leiden (≈ 20–30 edges per cell; `leiden-rs` builder, its sorted copy, its CSR) | ≈ 0.8–1.7 GB |
+//! | SNN graph + clustering (≈ 20–30 edges per cell; `leiden-rs` builder, its sorted copy, its CSR) | ≈ 0.8–1.7 GB |
 //! | UMAP (fuzzy graph, per-edge schedule, two layouts) | ≈ 0.5 GB, + ≈ 0.6 GB while the fuzzy union is built |
 //! | metrics (a downsampled copy for alignment and kBET, samples) | < 0.1 GB |
 //!
@@ -40,7 +40,7 @@
 //! whole process; 513–554 MB before the clustering streamed its graph and
 //! H went to f32), i.e. ≈ 1.7 GB per million cells above a fixed ≈ 45 MB
 //! (`scripts/bench-analyze`); the peak is the clustering step. Time grows as
-//! `n log n` for the graph steps (NN-descent, Leiden) and linearly for UMAP
+//! `n log n` for the graph steps (NN-descent, clustering) and linearly for UMAP
 //! (200 epochs) and the sampled metrics.
 //!
 //! ```
@@ -91,3 +91,16 @@ pub use points::{sq_dist, Points};
 pub use quantile::{quantile_normalize, quantiles_type7, QuantileNormalized, QuantileParams, Warp};
 pub use silhouette::silhouette;
 pub use umap::{find_ab, fuzzy_graph, umap, FuzzyGraph, UmapParams};
+
+/// Helpers shared by the tests of several modules.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// Runs `f` on a rayon pool of `threads` threads.
+    pub(crate) fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(f)
+    }
+}

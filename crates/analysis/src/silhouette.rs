@@ -13,6 +13,27 @@ use crate::partition::MISSING;
 use crate::points::{sq_dist, Points};
 use crate::rng::sample_indices;
 
+/// The silhouette width of one cell, `(b − a) / max(a, b)`, from its
+/// distance sums `sum[c]` to the `cnt[c]` other cells of each group `c`
+/// (itself not counted): `a` the mean to its own group `own`, `b` the
+/// smallest mean to another group; 0 when it is alone in its group.
+pub(crate) fn width(sum: &[f64], cnt: &[usize], own: usize) -> f64 {
+    if cnt[own] == 0 {
+        return 0.0;
+    }
+    let a = sum[own] / cnt[own] as f64;
+    let b = (0..sum.len())
+        .filter(|&c| c != own && cnt[c] > 0)
+        .map(|c| sum[c] / cnt[c] as f64)
+        .fold(f64::INFINITY, f64::min);
+    let m = a.max(b);
+    if m > 0.0 {
+        (b - a) / m
+    } else {
+        0.0
+    }
+}
+
 /// The cells [`silhouette`] samples: at most `sample` of those `eligible`,
 /// seeded, increasing.
 pub(crate) fn sample_cells(eligible: &[bool], sample: usize, seed: u64) -> Vec<usize> {
@@ -69,21 +90,7 @@ pub fn silhouette(points: &Points, labels: &[u32], sample: usize, seed: u64) -> 
                     cnt[c] += 1;
                 }
             }
-            let own = codes[i] as usize;
-            if cnt[own] == 0 {
-                return 0.0;
-            }
-            let a = sum[own] / cnt[own] as f64;
-            let b = (0..l)
-                .filter(|&c| c != own && cnt[c] > 0)
-                .map(|c| sum[c] / cnt[c] as f64)
-                .fold(f64::INFINITY, f64::min);
-            let m = a.max(b);
-            if m > 0.0 {
-                (b - a) / m
-            } else {
-                0.0
-            }
+            width(&sum, &cnt, codes[i] as usize)
         })
         .collect();
     Ok(per_cell.iter().sum::<f64>() / pick.len() as f64)

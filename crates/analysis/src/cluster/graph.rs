@@ -267,16 +267,8 @@ mod tests {
 
     /// Two triangles joined by the edge 2–3.
     fn two_triangles() -> Graph {
-        let e = [
-            (0, 1, 1.0),
-            (0, 2, 1.0),
-            (1, 2, 1.0),
-            (2, 3, 1.0),
-            (3, 4, 1.0),
-            (3, 5, 1.0),
-            (4, 5, 1.0),
-        ];
-        Graph::from_edges(6, &e, Vec::new())
+        let w = super::super::testing::two_triangles();
+        Graph::from_edges(w.n, &w.edges, Vec::new())
     }
 
     /// Modularity straight from its definition,

@@ -222,17 +222,8 @@ mod tests {
     use super::*;
 
     fn ring_of_cliques(c: usize, s: usize) -> Graph {
-        let mut e = Vec::new();
-        for q in 0..c {
-            let base = q * s;
-            for a in 0..s {
-                for b in a + 1..s {
-                    e.push(((base + a) as u32, (base + b) as u32, 1.0));
-                }
-            }
-            e.push((base as u32, (((q + 1) % c) * s + 1) as u32, 1.0));
-        }
-        Graph::from_edges(c * s, &e, Vec::new())
+        let w = super::super::testing::ring_of_cliques(c, s);
+        Graph::from_edges(w.n, &w.edges, Vec::new())
     }
 
     /// All partitions of `0..n` (restricted growth strings).

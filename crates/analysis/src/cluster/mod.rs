@@ -339,17 +339,14 @@ pub(crate) fn renumber_by_size<T: Copy + Into<u64>>(raw: &[T]) -> Vec<u32> {
     raw.iter().map(|&c| new[c.into() as usize]).collect()
 }
 
+/// Graphs for the tests of the clustering modules.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::knn::exact_knn;
-    use crate::partition::adjusted_rand_index;
-    use crate::points::Points;
-    use crate::rng::Fast;
+pub(crate) mod testing {
+    use super::WeightedGraph;
 
     /// A ring of `c` cliques of size `s`, neighbouring cliques joined by one
     /// edge: the modularity optimum (for c ≤ ~√edges) is one clique per cluster.
-    fn ring_of_cliques(c: usize, s: usize) -> WeightedGraph {
+    pub(crate) fn ring_of_cliques(c: usize, s: usize) -> WeightedGraph {
         let mut edges = Vec::new();
         for q in 0..c {
             let base = q * s;
@@ -365,6 +362,30 @@ mod tests {
         edges.sort_by_key(|e| (e.0, e.1));
         WeightedGraph { n: c * s, edges }
     }
+
+    /// Two triangles {0, 1, 2} and {3, 4, 5} joined by the edge 2–3.
+    pub(crate) fn two_triangles() -> WeightedGraph {
+        let edges = vec![
+            (0, 1, 1.0),
+            (0, 2, 1.0),
+            (1, 2, 1.0),
+            (2, 3, 1.0),
+            (3, 4, 1.0),
+            (3, 5, 1.0),
+            (4, 5, 1.0),
+        ];
+        WeightedGraph { n: 6, edges }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{ring_of_cliques, two_triangles};
+    use super::*;
+    use crate::knn::exact_knn;
+    use crate::partition::adjusted_rand_index;
+    use crate::points::Points;
+    use crate::rng::Fast;
 
     #[test]
     fn leiden_finds_the_cliques_of_a_ring() {
@@ -384,16 +405,7 @@ mod tests {
     #[test]
     fn two_triangles_joined_by_an_edge() {
         // Known optimum: {0,1,2} and {3,4,5}, modularity 5/14.
-        let edges = vec![
-            (0, 1, 1.0),
-            (0, 2, 1.0),
-            (1, 2, 1.0),
-            (2, 3, 1.0),
-            (3, 4, 1.0),
-            (3, 5, 1.0),
-            (4, 5, 1.0),
-        ];
-        let g = WeightedGraph { n: 6, edges };
+        let g = two_triangles();
         let l = cluster_graph(&g, &ClusterParams::default()).unwrap();
         assert_eq!(l[0], l[1]);
         assert_eq!(l[1], l[2]);
@@ -515,13 +527,8 @@ mod tests {
                 resolution: 0.5,
                 ..Default::default()
             };
-            let run = |threads: usize| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap()
-                    .install(|| cluster(&g, &params).unwrap())
-            };
+            let run =
+                |threads: usize| crate::test_util::on_threads(threads, || cluster(&g, &params).unwrap());
             let (a, b) = (run(1), run(2));
             assert_eq!(a, b, "{algorithm}");
             let truth: Vec<u32> = (0..1800).map(|i| (i / 300) as u32).collect();

@@ -44,7 +44,7 @@ use rayon::prelude::*;
 
 use crate::error::{AnalysisError, Result};
 use crate::points::{sq_dist, Points};
-use crate::silhouette::sample_cells;
+use crate::silhouette::{sample_cells, width};
 
 /// Parameters of [`choose_resolution`] (defaults in the module doc).
 #[derive(Clone, Debug, PartialEq)]
@@ -316,9 +316,9 @@ impl MicroSums {
     /// cluster `coarse[μ]` (of `clusters`); `None` with fewer than two
     /// clusters among the sampled cells.
     fn score(&self, coarse: &[u32], clusters: usize) -> Option<f64> {
-        let mut n_c = vec![0u64; clusters];
+        let mut n_c = vec![0usize; clusters];
         for (u, &s) in self.sizes.iter().enumerate() {
-            n_c[coarse[u] as usize] += u64::from(s);
+            n_c[coarse[u] as usize] += s as usize;
         }
         if n_c.iter().filter(|&&x| x > 0).count() < 2 {
             return None;
@@ -332,20 +332,10 @@ impl MicroSums {
                     s_c[coarse[u] as usize] += f64::from(x);
                 }
                 let own = coarse[self.micro[i] as usize] as usize;
-                if n_c[own] <= 1 {
-                    return 0.0;
-                }
-                let a = s_c[own] / (n_c[own] - 1) as f64;
-                let b = (0..clusters)
-                    .filter(|&c| c != own && n_c[c] > 0)
-                    .map(|c| s_c[c] / n_c[c] as f64)
-                    .fold(f64::INFINITY, f64::min);
-                let m = a.max(b);
-                if m > 0.0 {
-                    (b - a) / m
-                } else {
-                    0.0
-                }
+                // The other cells of each cluster: itself not counted.
+                let mut others = n_c.clone();
+                others[own] -= 1;
+                width(&s_c, &others, own)
             })
             .collect();
         Some(per_cell.iter().sum::<f64>() / per_cell.len() as f64)
@@ -469,7 +459,8 @@ pub fn resolution_for_clusters(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{Algorithm, WeightedGraph};
+    use crate::cluster::testing::ring_of_cliques;
+    use crate::cluster::Algorithm;
     use crate::knn::exact_knn;
     use crate::rng::Fast;
     use crate::silhouette::silhouette;
@@ -565,11 +556,9 @@ mod tests {
                 ..Default::default()
             };
             let run = |threads: usize| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap()
-                    .install(|| choose_resolution(&cg, &p, &cluster, &ScanParams::default()).unwrap())
+                crate::test_util::on_threads(threads, || {
+                    choose_resolution(&cg, &p, &cluster, &ScanParams::default()).unwrap()
+                })
             };
             let choice = run(2);
             assert_eq!(choice, run(1), "{algorithm}: thread count changed the choice");
@@ -607,22 +596,6 @@ mod tests {
         assert!(choose_resolution(&cg, &p, &ClusterParams::default(), &bad).is_err());
         let (q, _) = blobs(2, 10, 1);
         assert!(choose_resolution(&cg, &q, &ClusterParams::default(), &ScanParams::default()).is_err());
-    }
-
-    /// `c` cliques of `s` nodes, neighbouring cliques joined by one edge.
-    fn ring_of_cliques(c: usize, s: usize) -> WeightedGraph {
-        let mut edges = Vec::new();
-        for q in 0..c {
-            let base = q * s;
-            for a in 0..s {
-                for b in a + 1..s {
-                    edges.push(((base + a) as u32, (base + b) as u32, 1.0));
-                }
-            }
-            let next = ((q + 1) % c) * s;
-            edges.push((base.min(next) as u32, base.max(next) as u32 + 1, 1.0));
-        }
-        WeightedGraph { n: c * s, edges }
     }
 
     #[test]
