@@ -135,7 +135,8 @@ fn information(t: &Contingency) -> (f64, f64, f64) {
 
 /// Normalized mutual information with the arithmetic-mean normalization
 /// (scikit-learn's default, `normalized_mutual_info_score`):
-/// `NMI = I(U;V) / ((H(U) + H(V))/2)` ([`information`]). 1 when both
+/// `NMI = I(U;V) / ((H(U) + H(V))/2)`, `I = Σ_ij (n_ij/n) ln(n·n_ij/(a_i b_j))`,
+/// `H(U) = −Σ_i (a_i/n) ln(a_i/n)`. 1 when both
 /// labellings have a single class each.
 pub fn normalized_mutual_info(clusters: &[u32], labels: &[u32]) -> Result<f64> {
     let t = Contingency::new(clusters, labels)?;

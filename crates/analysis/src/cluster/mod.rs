@@ -168,7 +168,7 @@ enum Inner {
 }
 
 impl ClusterGraph {
-    /// The SNN graph of the first `k` columns of `knn` ([`snn`]), pruned at
+    /// The SNN graph of the first `k` columns of `knn` ([`snn_graph`]), pruned at
     /// `prune`, built straight from row blocks (no separate edge list for
     /// Leiden; see the module doc for the memory).
     pub fn from_knn(knn: &KnnGraph, k: usize, prune: f64, algorithm: Algorithm) -> Result<Self> {
