@@ -4,11 +4,22 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Args;
-use inmf_driver::{run_analyze, AnalyzeRequest, AnalyzeSummary};
+use clap::{Args, ValueEnum};
+use inmf_driver::{run_analyze, AnalyzeRequest, AnalyzeSummary, ClusterAlgorithm};
+
+/// Community detection on the SNN graph.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlgorithmArg {
+    /// Leiden (Traag et al. 2019), rliger's default.
+    Leiden,
+    /// Louvain (Blondel et al. 2008), rliger's `method = "louvain"`.
+    Louvain,
+}
 
 /// Analyse a run: quantile-normalize H (rliger quantileNorm), build a kNN
-/// graph, cluster it (Leiden), embed it (UMAP), score the integration
+/// graph, cluster it (Leiden or Louvain, at a resolution chosen from the
+/// data unless --resolution or --n-clusters is given), embed it (UMAP),
+/// score the integration
 /// (alignment, kBET, silhouette; ARI, NMI, purity against --labels) and
 /// plot it. Adds obsm['X_inmf_norm'], obsm['X_umap'], obs['cluster'] and
 /// `uns['inmf']['metrics']` to RUN_DIR/result.h5ad (rewritten atomically) and
@@ -23,9 +34,19 @@ pub struct AnalyzeArgs {
     /// of the input .h5ad files (e.g. the simulator's cell_type).
     #[arg(long, value_name = "COLUMN")]
     pub labels: Option<String>,
-    /// Leiden resolution (higher → more clusters).
-    #[arg(long, default_value_t = 1.0)]
-    pub resolution: f64,
+    /// Modularity resolution γ (higher → more clusters; 1 is rliger's
+    /// default) [default: chosen from the data: the number of clusters
+    /// whose partitions have the highest mean silhouette over resolutions
+    /// 1, 2^-1/4, 2^-1/2, … (docs/analysis.md)].
+    #[arg(long, conflicts_with = "n_clusters")]
+    pub resolution: Option<f64>,
+    /// Find the resolution that gives N clusters (bisection on the
+    /// resolution; says so when N cannot be reached exactly).
+    #[arg(long, value_name = "N")]
+    pub n_clusters: Option<usize>,
+    /// Community detection algorithm.
+    #[arg(long, value_enum, default_value_t = AlgorithmArg::Leiden)]
+    pub algorithm: AlgorithmArg,
     /// Reference dataset of the quantile normalization [default: the largest].
     #[arg(long, value_name = "NAME")]
     pub reference: Option<String>,
@@ -35,6 +56,9 @@ pub struct AnalyzeArgs {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Worker threads; 0 = one per core (the results do not depend on it).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Print only the metrics table and plot paths (no progress).
     #[arg(long, short)]
     pub quiet: bool,
@@ -49,9 +73,15 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         run_dir: args.run_dir.clone(),
         labels: args.labels,
         resolution: args.resolution,
+        n_clusters: args.n_clusters,
+        algorithm: match args.algorithm {
+            AlgorithmArg::Leiden => ClusterAlgorithm::Leiden,
+            AlgorithmArg::Louvain => ClusterAlgorithm::Louvain,
+        },
         reference: args.reference,
         out_dir: args.out,
         seed: args.seed,
+        threads: args.threads,
     };
     let quiet = args.quiet || args.json;
     let summary = run_analyze(&req, &mut |line| {

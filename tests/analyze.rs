@@ -195,10 +195,55 @@ fn analyze_adds_normalized_h_umap_clusters_metrics_and_plots() {
             in_types[in_codes[cell_index[c] as usize] as usize]
         );
     }
+    // The resolution was chosen from the data, and the evidence recorded.
+    let an = f.group("uns/inmf/analysis").unwrap();
+    let read_str = |name: &str| {
+        an.dataset(name)
+            .unwrap()
+            .read_scalar::<VarLenUnicode>()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(read_str("resolution_rule"), "data");
+    assert_eq!(read_str("algorithm"), "leiden");
+    assert!(read_str("resolution_reason").contains("chosen from the data"));
+    let res: Vec<f64> = an.dataset("resolution_candidates").unwrap().read_raw().unwrap();
+    let counts: Vec<i64> = an.dataset("candidate_clusters").unwrap().read_raw().unwrap();
+    let sils: Vec<f64> = an.dataset("candidate_silhouettes").unwrap().read_raw().unwrap();
+    let plateau: Vec<i64> = an.dataset("resolution_plateau").unwrap().read_raw().unwrap();
+    assert!(res.len() >= 2 && res.len() == counts.len() && res.len() == sils.len());
+    assert_eq!(res[0], 1.0);
+    assert!(res.windows(2).all(|w| w[1] < w[0]));
+    let (a, b) = (plateau[0] as usize, plateau[1] as usize);
+    let chosen: f64 = an.dataset("resolution").unwrap().read_scalar().unwrap();
+    assert!(
+        (chosen - (res[a] * res[b]).sqrt()).abs() < 1e-12,
+        "{chosen} {res:?} {plateau:?}"
+    );
+    // No other plateau of cluster counts has a higher mean silhouette.
+    let score: f64 = an.dataset("resolution_score").unwrap().read_scalar().unwrap();
+    let mut i = 0;
+    while i < counts.len() {
+        let mut j = i;
+        while j + 1 < counts.len() && counts[j + 1] == counts[i] {
+            j += 1;
+        }
+        if counts[i] >= 2 {
+            let mean = sils[i..=j].iter().sum::<f64>() / (j + 1 - i) as f64;
+            assert!(mean <= score + 1e-12, "plateau {i}..{j}: {mean} > {score}");
+        }
+        i = j + 1;
+    }
+    let n_clusters: i64 = an.dataset("n_clusters").unwrap().read_scalar().unwrap();
+    assert_eq!(n_clusters as usize, cats.len());
+    assert!(an.dataset("alignment_k").unwrap().read_scalar::<i64>().unwrap() >= 10);
+    let cells: i64 = an.dataset("alignment_cells").unwrap().read_scalar().unwrap();
+    assert_eq!(cells as usize, n);
     // Metrics: every key, in range; a small but real integration.
     for key in [
         "ari",
         "nmi",
+        "nmi_rliger",
         "purity",
         "alignment",
         "kbet_acceptance",
@@ -214,6 +259,7 @@ fn analyze_adds_normalized_h_umap_clusters_metrics_and_plots() {
         metric(&f, "alignment")
     );
     assert!(metric(&f, "purity").unwrap() > 0.7);
+    assert!(metric(&f, "nmi_rliger").unwrap() >= metric(&f, "nmi").unwrap());
     drop(f);
     // Plots, and no temporary file left.
     for p in [
@@ -308,12 +354,97 @@ fn analyze_refuses_bad_input_with_clear_errors() {
     let o = inmf(&["analyze", run.to_str().unwrap(), "--labels", "no_such_column"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no_such_column"), "{}", stderr(&o));
-    let o = inmf(&["analyze", run.to_str().unwrap(), "--resolution=-1"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    for (args, needle) in [
+        (&["--resolution=-1"][..], "positive"),
+        (&["--n-clusters", "0"][..], "at least 1"),
+        (&["--n-clusters", "100000"][..], "at most 2200"),
+        (
+            &["--resolution", "0.5", "--n-clusters", "4"][..],
+            "cannot be used with",
+        ),
+        (&["--algorithm", "kmeans"][..], "kmeans"),
+    ] {
+        let mut a = vec!["analyze", run.to_str().unwrap()];
+        a.extend_from_slice(args);
+        let o = inmf(&a);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
     // Nothing was added by the failed attempts.
     let f = hdf5::File::open(run.join("result.h5ad")).unwrap();
     assert!(f.dataset("obsm/X_umap").is_err());
     assert!(files_below(&run)
         .iter()
         .all(|p| !p.file_name().unwrap().to_string_lossy().contains(".tmp")));
+}
+
+/// Reads `obs/cluster/codes` and two analysis keys.
+fn clusters_of(result: &Path) -> (Vec<i32>, f64, String) {
+    let f = hdf5::File::open(result).unwrap();
+    let codes: Vec<i32> = f.dataset("obs/cluster/codes").unwrap().read_raw().unwrap();
+    let an = f.group("uns/inmf/analysis").unwrap();
+    let res: f64 = an.dataset("resolution").unwrap().read_scalar().unwrap();
+    let rule = an
+        .dataset("resolution_rule")
+        .unwrap()
+        .read_scalar::<VarLenUnicode>()
+        .unwrap()
+        .to_string();
+    (codes, res, rule)
+}
+
+#[test]
+fn analyze_clusters_are_thread_independent_and_overridable() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let result = run.join("result.h5ad");
+    let plots = dir.path().join("plots");
+    let analyze = |extra: &[&str]| {
+        let mut a = vec![
+            "analyze",
+            run.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            plots.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        let o = inmf(&a);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        (
+            clusters_of(&result),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    for algorithm in ["leiden", "louvain"] {
+        // The same seed gives the same clusters on 1 and 2 threads.
+        let ((one, r1, rule), out) = analyze(&["--algorithm", algorithm, "--threads", "1"]);
+        let ((two, r2, _), _) = analyze(&["--algorithm", algorithm, "--threads", "2"]);
+        assert_eq!(rule, "data");
+        assert!(out.contains("chosen from the data"), "{out}");
+        assert!(
+            one == two && r1 == r2,
+            "{algorithm}: clusters differ between 1 and 2 threads"
+        );
+        // --resolution at the chosen resolution gives the same clusters.
+        let ((given, r, rule), _) = analyze(&["--algorithm", algorithm, "--resolution", &r1.to_string()]);
+        assert_eq!((rule.as_str(), r), ("given", r1));
+        assert_eq!(
+            given, one,
+            "{algorithm}: --resolution {r1} differs from the default"
+        );
+    }
+    // --n-clusters finds a resolution with that many clusters.
+    let ((codes, _, rule), out) = analyze(&["--n-clusters", "3", "--algorithm", "louvain"]);
+    assert_eq!(rule, "n_clusters");
+    assert_eq!(codes.iter().max(), Some(&2), "{out}");
+    assert!(out.contains("gives the requested 3 clusters"), "{out}");
+    let f = hdf5::File::open(&result).unwrap();
+    let an = f.group("uns/inmf/analysis").unwrap();
+    assert!(an
+        .dataset("n_clusters_exact")
+        .unwrap()
+        .read_scalar::<bool>()
+        .unwrap());
+    let tried: Vec<i64> = an.dataset("clusters_tried").unwrap().read_raw().unwrap();
+    assert_eq!(tried.last(), Some(&3));
 }

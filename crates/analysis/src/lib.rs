@@ -10,9 +10,9 @@
 //! |---|---|---|
 //! | quantile normalization | [`quantile_normalize`] | rliger `quantileNorm` (§10): arg-max of the RMS-scaled factors, refined by an in-place k = 20 kNN vote on H, type-7 quantiles at 0, 1/50, …, 1 of ≤ 1000 sampled values of H mapped piecewise-linearly onto the reference's |
 //! | kNN graph | [`knn()`] | exact up to 20,000 cells, else NN-descent (deterministic, recall reported) |
-//! | clustering | [`cluster_knn`] | Leiden (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15 |
+//! | clustering | [`ClusterGraph`], [`choose_resolution`], [`resolution_for_clusters`] | Leiden or Louvain (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15; γ given, chosen from the data (mean silhouette of the plateaus of cluster counts over γ = 2^(−j/4)), or found for a number of clusters |
 //! | 2-D map | [`umap()`] | UMAP: fuzzy simplicial set, PCA init, SGD with negative sampling, `a`, `b` from `min_dist` |
-//! | metrics | [`alignment()`], [`kbet()`], [`adjusted_rand_index`], [`normalized_mutual_info`], [`purity`], [`silhouette()`] | §10 |
+//! | metrics | [`alignment()`], [`kbet()`], [`adjusted_rand_index`], [`normalized_mutual_info`], [`normalized_mutual_info_rliger`], [`purity`], [`silhouette()`] | §10 |
 //! | reference mapping | [`transfer_labels`], [`smoothed_residuals`], [`umap_transform`], [`joint_analysis`] | kNN label vote with confidence, unexplained-expression score of pseudo-cells, umap-learn's `transform`, reference + query clustered together (§10.1) |
 //! | plots | [`embedding_plot`], [`objective_plot`], [`composition_plot`], [`mapping_plot`], [`confusion_plot`] | PNG + SVG |
 //!
@@ -33,7 +33,7 @@
 //! | H and normalized H (f32) | 0.16 GB, all along |
 //! | quantile normalization (refinement kNN of the largest dataset) | ≤ 0.9 GB per 10⁶ cells of that dataset |
 //! | kNN graph (indices + distances, kept until UMAP ends) | 0.16 GB, + ≈ 0.65 GB while NN-descent runs |
-//! | SNN graph + Leiden (≈ 20–30 edges per cell; `leiden-rs` builder, its sorted copy, its CSR) | ≈ 0.8–1.7 GB |
+//! | SNN graph + clustering (≈ 20–30 edges per cell; `leiden-rs` builder, its sorted copy, its CSR) | ≈ 0.8–1.7 GB |
 //! | UMAP (fuzzy graph, per-edge schedule, two layouts) | ≈ 0.5 GB, + ≈ 0.6 GB while the fuzzy union is built |
 //! | metrics (a downsampled copy for alignment and kBET, samples) | < 0.1 GB |
 //!
@@ -41,7 +41,7 @@
 //! whole process; 513–554 MB before the clustering streamed its graph and
 //! H went to f32), i.e. ≈ 1.7 GB per million cells above a fixed ≈ 45 MB
 //! (`scripts/bench-analyze`); the peak is the clustering step. Time grows as
-//! `n log n` for the graph steps (NN-descent, Leiden) and linearly for UMAP
+//! `n log n` for the graph steps (NN-descent, clustering) and linearly for UMAP
 //! (200 epochs) and the sampled metrics.
 //!
 //! ```
@@ -73,7 +73,11 @@ mod silhouette;
 mod stats;
 mod umap;
 
-pub use cluster::{cluster, cluster_knn, leiden, snn_graph, ClusterParams, WeightedGraph};
+pub use cluster::{
+    choose_resolution, cluster, cluster_graph, cluster_knn, louvain, resolution_for_clusters, snn_graph,
+    Algorithm, Candidate, ClusterCountSearch, ClusterGraph, ClusterParams, Graph, Partition,
+    ResolutionChoice, ScanParams, WeightedGraph,
+};
 pub use error::{AnalysisError, Result};
 pub use knn::{exact_knn, exact_query, knn, recall, KnnGraph, KnnMethod, KnnParams};
 pub use mapping::joint::{joint_analysis, Agreement, Joint, JointInput, QUERY_ONLY_SHARE};
@@ -84,10 +88,28 @@ pub use mapping::plots::{
 pub use mapping::transfer::{nearest_in, transfer_labels, unit_rows, Neighbors, Transferred};
 pub use mapping::umap_transform::{memberships, umap_transform};
 pub use mixing::{alignment, kbet, Alignment, AlignmentParams, Kbet, KbetParams};
-pub use partition::{adjusted_rand_index, normalized_mutual_info, purity, Contingency, MISSING};
-pub use pipeline::{analyze, Analysis, AnalysisInput, AnalysisParams, KnnInfo, Labels, Metrics};
+pub use partition::{
+    adjusted_rand_index, normalized_mutual_info, normalized_mutual_info_rliger, purity, Contingency, MISSING,
+};
+pub use pipeline::{
+    analyze, Analysis, AnalysisInput, AnalysisParams, ClusteringInfo, KnnInfo, Labels, Metrics,
+    ResolutionOutcome, ResolutionRule,
+};
 pub use plots::{color, composition_plot, embedding_plot, objective_plot, MAX_PNG_POINTS, MAX_SVG_POINTS};
 pub use points::{sq_dist, Points};
 pub use quantile::{quantile_normalize, quantiles_type7, QuantileNormalized, QuantileParams, Warp};
 pub use silhouette::silhouette;
 pub use umap::{find_ab, fuzzy_graph, umap, FuzzyGraph, UmapParams};
+
+/// Helpers shared by the tests of several modules.
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// Runs `f` on a rayon pool of `threads` threads.
+    pub(crate) fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+            .install(f)
+    }
+}

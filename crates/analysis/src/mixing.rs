@@ -37,10 +37,14 @@ impl Default for AlignmentParams {
 pub struct Alignment {
     /// The alignment score (1 = perfectly mixed, ≈ 0 = separated).
     pub score: f64,
-    /// Neighbourhood size `k`.
+    /// Neighbourhood size `k` (rliger's: from all cells `N`).
     pub k: usize,
-    /// Cells per dataset after downsampling.
+    /// All cells `N`, the basis of `k`.
+    pub cells: usize,
+    /// Cells per dataset after downsampling, `m`.
     pub per_dataset: usize,
+    /// Cells sampled, `M = (datasets) · m`.
+    pub sampled: usize,
     /// Query cells counted.
     pub queries: usize,
 }
@@ -59,12 +63,15 @@ fn group(datasets: &[u32], n_datasets: usize) -> Result<Vec<Vec<usize>>> {
     Ok(g)
 }
 
-/// Alignment (rliger `calcAlignment`): downsample every dataset to the
-/// smallest one's size `m` (seeded); with `N` datasets and `M = N·m`
-/// sampled cells, `k = min(max(⌊0.01·M⌋, 10), M − 1)`; for each (query)
-/// cell count the sampled cells of its own dataset among its `k` exact
-/// nearest neighbours (itself excluded), average into `x̄`, and return
-/// `1 − (x̄ − k/N) / (k − k/N)`. Needs ≥ 2 non-empty datasets.
+/// Alignment (rliger ≥ 2.0 `calcAlignment`, all cells): downsample every
+/// dataset to the smallest one's size `m` (seeded, without replacement);
+/// with `D` datasets, `N` cells in all and `M = D·m` sampled cells,
+/// `k = min(max(⌊0.01·N⌋, 10), M − 1)`; for each (query) sampled cell count
+/// the sampled cells of its own dataset among its `k` exact nearest
+/// sampled cells (itself excluded), average into `x̄`, and return
+/// `1 − (x̄ − k/D) / (k − k/D)`. rliger counts every sampled cell; above
+/// `params.max_queries` sampled cells the mean is estimated on that many
+/// seeded query cells. Needs ≥ 2 non-empty datasets.
 pub fn alignment(
     points: &Points,
     datasets: &[u32],
@@ -97,7 +104,11 @@ pub fn alignment(
     }
     let total = sampled.len();
     let sub = points.subset(&sampled);
-    let k = ((0.01 * total as f64).floor() as usize).max(10).min(total - 1);
+    // rliger: nNeighbors = min(max(floor(0.01 * length(cellIdx)), 10), nSampled - 1),
+    // cellIdx = every cell, not only the sampled ones.
+    let k = ((0.01 * points.len() as f64).floor() as usize)
+        .max(10)
+        .min(total - 1);
     let queries: Vec<usize> = if total <= params.max_queries {
         (0..total).collect()
     } else {
@@ -120,7 +131,9 @@ pub fn alignment(
     Ok(Alignment {
         score,
         k,
+        cells: points.len(),
         per_dataset: m,
+        sampled: total,
         queries: queries.len(),
     })
 }
@@ -230,7 +243,7 @@ pub fn kbet(points: &Points, datasets: &[u32], n_datasets: usize, params: &KbetP
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Fast;
+    use crate::rng::{sample_indices, Fast};
 
     /// Three datasets of `per` cells: mixed = all from one cloud,
     /// separated = each dataset its own far-away cloud.
@@ -254,7 +267,7 @@ mod tests {
     fn alignment_is_one_when_mixed_and_zero_when_separated() {
         let (p, ds) = three(400, false);
         let a = alignment(&p, &ds, 3, &AlignmentParams::default()).unwrap();
-        assert_eq!(a.k, 12); // floor(0.01 · 1200)
+        assert_eq!(a.k, 12); // floor(0.01 · 1200 cells)
         assert!(a.score > 0.9, "{a:?}");
         let (p, ds) = three(400, true);
         let a = alignment(&p, &ds, 3, &AlignmentParams::default()).unwrap();
@@ -291,5 +304,127 @@ mod tests {
         let (p, ds) = three(400, true);
         let k = kbet(&p, &ds, 3, &KbetParams::default()).unwrap();
         assert_eq!(k.acceptance, 0.0);
+    }
+
+    /// Three datasets of unequal sizes, partly mixed, in 3-D.
+    fn unequal(sizes: [usize; 3], seed: u64) -> (Points, Vec<u32>) {
+        let mut r = Fast::new(seed, &[]);
+        let (mut data, mut ds) = (Vec::new(), Vec::new());
+        for (d, &m) in sizes.iter().enumerate() {
+            for _ in 0..m {
+                for j in 0..3 {
+                    data.push(if j == d { 0.8 } else { 0.0 } + r.unit() as f32);
+                }
+                ds.push(d as u32);
+            }
+        }
+        (Points::from_vec(data, ds.len(), 3).unwrap(), ds)
+    }
+
+    /// rliger's calcAlignment written out: the same sampled cells, every
+    /// one a query, its k nearest other sampled cells by sorting all
+    /// distances (f64), k = min(max(⌊0.01·N⌋, 10), M − 1) with N all cells.
+    fn alignment_by_brute_force(p: &Points, ds: &[u32], nd: usize, seed: u64) -> (f64, usize) {
+        let groups: Vec<Vec<usize>> = (0..nd as u32)
+            .map(|d| (0..ds.len()).filter(|&c| ds[c] == d).collect())
+            .collect();
+        let m = groups.iter().map(Vec::len).min().unwrap();
+        let mut sampled = Vec::new();
+        for (d, g) in groups.iter().enumerate() {
+            let mut pick = sample_indices(seed, &[0xA11, d as u64], g.len(), m);
+            pick.sort_unstable();
+            sampled.extend(pick.into_iter().map(|i| g[i]));
+        }
+        let total = sampled.len();
+        let k = ((ds.len() as f64 * 0.01).floor() as usize).max(10).min(total - 1);
+        let dist = |a: usize, b: usize| -> f64 {
+            p.row(a)
+                .iter()
+                .zip(p.row(b))
+                .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+                .sum::<f64>()
+        };
+        let mut same = 0usize;
+        for &q in &sampled {
+            let mut others: Vec<(f64, usize)> = sampled
+                .iter()
+                .filter(|&&c| c != q)
+                .map(|&c| (dist(q, c), c))
+                .collect();
+            others.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            same += others[..k].iter().filter(|&&(_, c)| ds[c] == ds[q]).count();
+        }
+        let xbar = same as f64 / total as f64;
+        let (kf, nf) = (k as f64, nd as f64);
+        (1.0 - (xbar - kf / nf) / (kf - kf / nf), k)
+    }
+
+    #[test]
+    fn alignment_matches_rligers_definition_by_brute_force() {
+        for (sizes, seed) in [([1000, 100, 100], 1), ([700, 450, 350], 2), ([5000, 60, 40], 3)] {
+            let (p, ds) = unequal(sizes, seed);
+            let params = AlignmentParams {
+                max_queries: usize::MAX,
+                seed: 4,
+            };
+            let a = alignment(&p, &ds, 3, &params).unwrap();
+            let (score, k) = alignment_by_brute_force(&p, &ds, 3, 4);
+            // k comes from all cells N, not from the M sampled ones.
+            assert_eq!(a.k, k);
+            assert_eq!(
+                (a.cells, a.sampled, a.queries),
+                (ds.len(), 3 * a.per_dataset, 3 * a.per_dataset)
+            );
+            assert!(
+                (a.score - score).abs() < 1e-12,
+                "{sizes:?}: {} vs {score}",
+                a.score
+            );
+        }
+        // The k rule on the three atlases: ⌊0.01·1200⌋ = 12 (10 from the 300
+        // sampled cells); ⌊0.01·1500⌋ = 15; ⌊0.01·5100⌋ = 51, capped at M − 1 = 119.
+        let ks: Vec<usize> = [[1000, 100, 100], [700, 450, 350], [5000, 60, 40]]
+            .iter()
+            .map(|&s| {
+                let (p, ds) = unequal(s, 1);
+                alignment(&p, &ds, 3, &AlignmentParams::default()).unwrap().k
+            })
+            .collect();
+        assert_eq!(ks, vec![12, 15, 51]);
+        let (p, ds) = unequal([5000, 20, 15], 1);
+        assert_eq!(alignment(&p, &ds, 3, &AlignmentParams::default()).unwrap().k, 44);
+    }
+
+    #[test]
+    fn kbet_matches_a_brute_force_chi_square_test() {
+        // Three datasets: 2 degrees of freedom, P(χ² ≥ x) = exp(−x/2).
+        let (p, ds) = unequal([300, 200, 100], 5);
+        let params = KbetParams::default();
+        let k = kbet(&p, &ds, 3, &params).unwrap();
+        let n = ds.len();
+        let freq: Vec<f64> = (0..3u32)
+            .map(|d| ds.iter().filter(|&&x| x == d).count() as f64 / n as f64)
+            .collect();
+        let mut tested = sample_indices(params.seed, &[0xCBE7], n, 60);
+        tested.sort_unstable();
+        let mut accepted = 0;
+        for &c in &tested {
+            let mut others: Vec<(f64, usize)> = (0..n)
+                .filter(|&j| j != c)
+                .map(|j| (f64::from(p.dist2(c, j)), j))
+                .collect();
+            others.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let mut counts = [0f64; 3];
+            counts[ds[c] as usize] += 1.0;
+            for &(_, j) in &others[..49] {
+                counts[ds[j] as usize] += 1.0;
+            }
+            let x2: f64 = (0..3)
+                .map(|b| (counts[b] - 50.0 * freq[b]).powi(2) / (50.0 * freq[b]))
+                .sum();
+            accepted += usize::from((-x2 / 2.0).exp() >= 0.05);
+        }
+        assert_eq!(k.tested, 60);
+        assert_eq!(k.acceptance, accepted as f64 / 60.0);
     }
 }

@@ -83,7 +83,8 @@ fn choose2(x: u64) -> f64 {
     x * (x - 1.0) / 2.0
 }
 
-/// Adjusted Rand index (Hubert & Arabie 1985):
+/// Adjusted Rand index (Hubert & Arabie 1985; rliger's `calcARI`, copied
+/// from mclust, and scikit-learn's `adjusted_rand_score` are the same):
 /// `ARI = (Σ_ij C(n_ij,2) − E) / (½[Σ_i C(a_i,2) + Σ_j C(b_j,2)] − E)`,
 /// `E = Σ_i C(a_i,2)·Σ_j C(b_j,2) / C(n,2)`. 1 for identical partitions,
 /// ≈ 0 for independent ones; 1 when both partitions are trivial in the same
@@ -105,15 +106,9 @@ pub fn adjusted_rand_index(clusters: &[u32], labels: &[u32]) -> Result<f64> {
     Ok((index - expected) / (max - expected))
 }
 
-/// Normalized mutual information with the arithmetic-mean normalization
-/// (scikit-learn's default): `NMI = I(U;V) / ((H(U) + H(V))/2)` with
-/// `I = Σ_ij (n_ij/n) ln(n·n_ij/(a_i b_j))`, `H(U) = −Σ_i (a_i/n) ln(a_i/n)`.
-/// 1 when both labellings have a single class each.
-pub fn normalized_mutual_info(clusters: &[u32], labels: &[u32]) -> Result<f64> {
-    let t = Contingency::new(clusters, labels)?;
-    if t.n == 0 {
-        return Ok(1.0);
-    }
+/// Mutual information `I(U;V) = Σ_ij (n_ij/n) ln(n·n_ij/(a_i b_j))` and
+/// the entropies `H(U) = −Σ_i (a_i/n) ln(a_i/n)`, `H(V)` of a table.
+fn information(t: &Contingency) -> (f64, f64, f64) {
     let n = t.n as f64;
     let (a, b) = (t.row_sums(), t.col_sums());
     let entropy = |s: &[u64]| -> f64 {
@@ -125,7 +120,6 @@ pub fn normalized_mutual_info(clusters: &[u32], labels: &[u32]) -> Result<f64> {
             })
             .sum()
     };
-    let (ha, hb) = (entropy(&a), entropy(&b));
     let mut mi = 0.0;
     for (i, &ai) in a.iter().enumerate() {
         for (j, &bj) in b.iter().enumerate() {
@@ -136,6 +130,20 @@ pub fn normalized_mutual_info(clusters: &[u32], labels: &[u32]) -> Result<f64> {
             }
         }
     }
+    (mi, entropy(&a), entropy(&b))
+}
+
+/// Normalized mutual information with the arithmetic-mean normalization
+/// (scikit-learn's default, `normalized_mutual_info_score`):
+/// `NMI = I(U;V) / ((H(U) + H(V))/2)`, `I = Σ_ij (n_ij/n) ln(n·n_ij/(a_i b_j))`,
+/// `H(U) = −Σ_i (a_i/n) ln(a_i/n)`. 1 when both
+/// labellings have a single class each.
+pub fn normalized_mutual_info(clusters: &[u32], labels: &[u32]) -> Result<f64> {
+    let t = Contingency::new(clusters, labels)?;
+    if t.n == 0 {
+        return Ok(1.0);
+    }
+    let (mi, ha, hb) = information(&t);
     let denom = 0.5 * (ha + hb);
     if denom <= 0.0 {
         return Ok(1.0);
@@ -143,9 +151,31 @@ pub fn normalized_mutual_info(clusters: &[u32], labels: &[u32]) -> Result<f64> {
     Ok((mi / denom).clamp(0.0, 1.0))
 }
 
-/// Purity: `Σ_i max_j n_ij / n`, the fraction of cells whose label is the
-/// majority label of their cluster. `n` counts only the cells considered
-/// (both codes present) — unlike rliger 2.x, which divides by all cells.
+/// Normalized mutual information as rliger's `calcNMI` defines it, with the
+/// geometric-mean normalization: `NMI = I(U;V) / √(H(U)·H(V))` (rliger
+/// uses log₂, which cancels). Never below [`normalized_mutual_info`]. 1 when
+/// both labellings have a single class each; 0 when only one of them does
+/// (rliger divides by zero there).
+pub fn normalized_mutual_info_rliger(clusters: &[u32], labels: &[u32]) -> Result<f64> {
+    let t = Contingency::new(clusters, labels)?;
+    if t.n == 0 {
+        return Ok(1.0);
+    }
+    let (mi, ha, hb) = information(&t);
+    if ha <= 0.0 && hb <= 0.0 {
+        return Ok(1.0);
+    }
+    let denom = (ha * hb).sqrt();
+    if denom <= 0.0 {
+        return Ok(0.0);
+    }
+    Ok((mi / denom).clamp(0.0, 1.0))
+}
+
+/// Purity (rliger's `calcPurity`): `Σ_i max_j n_ij / n`, the fraction of
+/// cells whose label is the majority label of their cluster. `n` counts only
+/// the cells considered (both codes present); rliger 2.x divides by all
+/// cells, labelled or not, so the two agree when every cell has a label.
 pub fn purity(clusters: &[u32], labels: &[u32]) -> Result<f64> {
     let t = Contingency::new(clusters, labels)?;
     if t.n == 0 {
@@ -234,5 +264,104 @@ mod tests {
         assert!((purity(&c, &l).unwrap() - 11.0 / 13.0).abs() < 1e-12);
         assert!(purity(&[MISSING], &[0]).is_err());
         assert!(adjusted_rand_index(&[0, 1], &[0]).is_err());
+    }
+
+    /// Random labellings of `n` cells with `k` clusters and `l` labels,
+    /// some labels missing.
+    fn random_pair(n: usize, k: u64, l: u64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+        let mut r = crate::rng::Fast::new(seed, &[]);
+        let c: Vec<u32> = (0..n).map(|_| r.below(k as usize) as u32).collect();
+        let lab: Vec<u32> = c
+            .iter()
+            .map(|&x| {
+                if r.unit() < 0.05 {
+                    MISSING
+                } else if r.unit() < 0.7 {
+                    x % l as u32
+                } else {
+                    r.below(l as usize) as u32
+                }
+            })
+            .collect();
+        (c, lab)
+    }
+
+    /// ARI by counting every pair of cells (mclust's form, which rliger's
+    /// calcARI copies): a = pairs together in both, b = together in the
+    /// clusters only, c = in the labels only, d = in neither.
+    fn ari_by_pairs(c: &[u32], l: &[u32]) -> f64 {
+        let keep: Vec<usize> = (0..c.len())
+            .filter(|&i| l[i] != MISSING && c[i] != MISSING)
+            .collect();
+        let (mut a, mut b, mut cc, mut d) = (0f64, 0f64, 0f64, 0f64);
+        for (x, &i) in keep.iter().enumerate() {
+            for &j in &keep[x + 1..] {
+                match (c[i] == c[j], l[i] == l[j]) {
+                    (true, true) => a += 1.0,
+                    (true, false) => b += 1.0,
+                    (false, true) => cc += 1.0,
+                    (false, false) => d += 1.0,
+                }
+            }
+        }
+        let t = a + b + cc + d;
+        (a - (a + b) * (a + cc) / t) / ((a + b + a + cc) / 2.0 - (a + b) * (a + cc) / t)
+    }
+
+    /// Entropies and mutual information the way rliger's calcNMI computes
+    /// them (log₂, `I = H(X) − H(X|Y)`), from hash maps of counts.
+    fn nmi_by_rliger_steps(c: &[u32], l: &[u32]) -> (f64, f64) {
+        use std::collections::HashMap;
+        let keep: Vec<usize> = (0..c.len()).filter(|&i| l[i] != MISSING).collect();
+        let n = keep.len() as f64;
+        let count = |v: &mut dyn Iterator<Item = u32>| {
+            let mut m: HashMap<u32, f64> = HashMap::new();
+            for x in v {
+                *m.entry(x).or_insert(0.0) += 1.0;
+            }
+            m
+        };
+        let h = |m: &HashMap<u32, f64>| -> f64 { m.values().map(|&x| -(x / n) * (x / n).log2()).sum() };
+        let hx = h(&count(&mut keep.iter().map(|&i| c[i])));
+        let ly = count(&mut keep.iter().map(|&i| l[i]));
+        let hy = h(&ly);
+        let mut h_x_given_y = 0.0;
+        for (&y, &ny) in &ly {
+            let within = count(&mut keep.iter().filter(|&&i| l[i] == y).map(|&i| c[i]));
+            let hy_x: f64 = within.values().map(|&x| -(x / ny) * (x / ny).log2()).sum();
+            h_x_given_y += ny / n * hy_x;
+        }
+        let i = hx - h_x_given_y;
+        (i / ((hx + hy) / 2.0), i / (hx * hy).sqrt())
+    }
+
+    #[test]
+    fn ari_nmi_purity_match_slow_references() {
+        for seed in 0..6 {
+            let (c, l) = random_pair(300, 2 + seed % 5, 3 + seed % 3, seed);
+            let ari = adjusted_rand_index(&c, &l).unwrap();
+            assert!((ari - ari_by_pairs(&c, &l)).abs() < 1e-12, "seed {seed}");
+            let (arith, geo) = nmi_by_rliger_steps(&c, &l);
+            assert!((normalized_mutual_info(&c, &l).unwrap() - arith).abs() < 1e-12);
+            let rl = normalized_mutual_info_rliger(&c, &l).unwrap();
+            assert!((rl - geo).abs() < 1e-12, "seed {seed}: {rl} vs {geo}");
+            assert!(rl >= normalized_mutual_info(&c, &l).unwrap() - 1e-15);
+            // Purity: majority label of each cluster, over the labelled cells.
+            let keep: Vec<usize> = (0..c.len()).filter(|&i| l[i] != MISSING).collect();
+            let mut majority = 0;
+            for k in 0..=*c.iter().max().unwrap() {
+                let counts = (0..=*l.iter().filter(|&&x| x != MISSING).max().unwrap())
+                    .map(|y| keep.iter().filter(|&&i| c[i] == k && l[i] == y).count());
+                majority += counts.max().unwrap();
+            }
+            let p = purity(&c, &l).unwrap();
+            assert!((p - majority as f64 / keep.len() as f64).abs() < 1e-12);
+        }
+        // rliger's NMI: 0 when only one side has a single class, 1 when both.
+        assert_eq!(
+            normalized_mutual_info_rliger(&[0, 0, 0], &[0, 1, 2]).unwrap(),
+            0.0
+        );
+        assert_eq!(normalized_mutual_info_rliger(&[1, 1], &[0, 0]).unwrap(), 1.0);
     }
 }

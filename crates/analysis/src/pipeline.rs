@@ -1,15 +1,19 @@
 //! The whole analysis of one factorization: quantile normalization → kNN
-//! graph → Leiden clusters → UMAP → metrics.
+//! graph → clusters (resolution chosen from the data, given, or found for
+//! a number of clusters) → UMAP → metrics.
 
 use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::cluster::{cluster_knn, ClusterParams};
+use crate::cluster::{
+    choose_resolution, resolution_for_clusters, Algorithm, ClusterCountSearch, ClusterGraph, ClusterParams,
+    ResolutionChoice, ScanParams,
+};
 use crate::error::{AnalysisError, Result};
 use crate::knn::{knn, recall, KnnParams};
-use crate::mixing::{alignment, kbet, AlignmentParams, KbetParams};
-use crate::partition::{adjusted_rand_index, normalized_mutual_info, purity};
+use crate::mixing::{alignment, kbet, Alignment, AlignmentParams, KbetParams};
+use crate::partition::{adjusted_rand_index, normalized_mutual_info, normalized_mutual_info_rliger, purity};
 use crate::points::Points;
 use crate::quantile::{quantile_normalize, QuantileParams};
 use crate::silhouette::silhouette;
@@ -24,8 +28,11 @@ pub struct AnalysisParams {
     /// The joint kNN graph on normalized H (k = 20, self included); UMAP
     /// uses its first `umap.n_neighbors` columns.
     pub knn: KnnParams,
-    /// Leiden clustering (resolution).
+    /// Clustering: algorithm, seed, iterations, starts (its `resolution`
+    /// is used only with [`ResolutionRule::Given`]).
     pub cluster: ClusterParams,
+    /// How the resolution is set.
+    pub resolution: ResolutionRule,
     /// UMAP layout.
     pub umap: UmapParams,
     /// Alignment score.
@@ -46,6 +53,7 @@ impl AnalysisParams {
             quantile: QuantileParams::default(),
             knn: KnnParams::default(),
             cluster: ClusterParams::default(),
+            resolution: ResolutionRule::default(),
             umap: UmapParams::default(),
             alignment: AlignmentParams::default(),
             kbet: KbetParams::default(),
@@ -71,6 +79,59 @@ impl AnalysisParams {
 impl Default for AnalysisParams {
     fn default() -> Self {
         Self::new(1)
+    }
+}
+
+/// How the clustering resolution γ is set.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResolutionRule {
+    /// Chosen from the data ([`choose_resolution`]).
+    FromData(ScanParams),
+    /// `params.cluster.resolution`.
+    Given,
+    /// The resolution that gives this many clusters
+    /// ([`resolution_for_clusters`]).
+    Clusters(usize),
+}
+
+impl Default for ResolutionRule {
+    fn default() -> Self {
+        ResolutionRule::FromData(ScanParams::default())
+    }
+}
+
+/// How the resolution was set, with the evidence.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ResolutionOutcome {
+    /// Chosen from the data: the candidates and their scores.
+    FromData(ResolutionChoice),
+    /// Given.
+    Given,
+    /// Searched for a number of clusters.
+    Clusters(ClusterCountSearch),
+}
+
+/// The clustering of an analysis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusteringInfo {
+    /// Leiden or Louvain.
+    pub algorithm: Algorithm,
+    /// The resolution γ of the clusters.
+    pub resolution: f64,
+    /// Modularity of the clusters at γ.
+    pub modularity: f64,
+    /// How γ was set.
+    pub outcome: ResolutionOutcome,
+}
+
+impl ClusteringInfo {
+    /// One line: the resolution and why.
+    pub fn explain(&self) -> String {
+        match &self.outcome {
+            ResolutionOutcome::FromData(c) => c.explain(),
+            ResolutionOutcome::Given => format!("resolution {} (given)", self.resolution),
+            ResolutionOutcome::Clusters(s) => s.explain(),
+        }
     }
 }
 
@@ -111,8 +172,11 @@ pub struct Metrics {
     pub silhouette: Option<f64>,
     /// Adjusted Rand index of clusters vs labels.
     pub ari: Option<f64>,
-    /// Normalized mutual information of clusters vs labels.
+    /// Normalized mutual information of clusters vs labels (arithmetic-mean
+    /// normalization, scikit-learn's default).
     pub nmi: Option<f64>,
+    /// The same, normalized as rliger's `calcNMI` (geometric mean).
+    pub nmi_rliger: Option<f64>,
     /// Purity of clusters w.r.t. labels.
     pub purity: Option<f64>,
     /// Mean silhouette width of the labels on normalized H.
@@ -126,6 +190,7 @@ impl Metrics {
         [
             ("ari", self.ari),
             ("nmi", self.nmi),
+            ("nmi_rliger", self.nmi_rliger),
             ("purity", self.purity),
             ("alignment", self.alignment),
             ("kbet_acceptance", self.kbet_acceptance),
@@ -139,9 +204,15 @@ impl Metrics {
 
     /// A plain-text table of every metric ("n/a" where undefined, with why).
     pub fn table(&self) -> String {
-        let rows: [(&str, Option<f64>, &str, &str); 7] = [
+        let rows: [(&str, Option<f64>, &str, &str); 8] = [
             ("ARI", self.ari, "clusters vs labels; 1 = identical", "no labels"),
             ("NMI", self.nmi, "clusters vs labels; 1 = identical", "no labels"),
+            (
+                "NMI (rliger)",
+                self.nmi_rliger,
+                "the same, normalized by √(H·H) as calcNMI",
+                "no labels",
+            ),
             (
                 "purity",
                 self.purity,
@@ -217,10 +288,12 @@ pub struct Analysis {
     pub metrics: Metrics,
     /// The kNN graph.
     pub knn: KnnInfo,
-    /// Alignment neighbourhood size `k`.
-    pub alignment_k: Option<usize>,
+    /// Alignment facts (neighbourhood size `k`, cells sampled, queries).
+    pub alignment: Option<Alignment>,
     /// Edges of the shared-nearest-neighbour graph that was clustered.
     pub snn_edges: usize,
+    /// Algorithm, resolution and how it was set.
+    pub clustering: ClusteringInfo,
     /// Wall time of each step, seconds, in order.
     pub seconds: Vec<(&'static str, f64)>,
 }
@@ -288,9 +361,41 @@ pub fn analyze(
     }
 
     let t = Instant::now();
-    let (clusters, snn_edges) = cluster_knn(&graph, params.knn.k, &params.cluster)?;
-    let n_clusters = clusters.iter().map(|&c| c as usize + 1).max().unwrap_or(0);
-    step("Leiden clustering", t, &mut seconds);
+    let cg = ClusterGraph::from_knn(
+        &graph,
+        params.knn.k,
+        params.cluster.prune,
+        params.cluster.algorithm,
+    )?;
+    let snn_edges = cg.edge_count();
+    let (partition, resolution, outcome) = match &params.resolution {
+        ResolutionRule::Given => (
+            cg.partition(&params.cluster)?,
+            params.cluster.resolution,
+            ResolutionOutcome::Given,
+        ),
+        ResolutionRule::FromData(scan) => {
+            let choice = choose_resolution(&cg, &points, &params.cluster, scan)?;
+            let p = cg.partition(&ClusterParams {
+                resolution: choice.resolution,
+                ..params.cluster.clone()
+            })?;
+            (p, choice.resolution, ResolutionOutcome::FromData(choice))
+        }
+        ResolutionRule::Clusters(target) => {
+            let (search, p) = resolution_for_clusters(&cg, *target, &params.cluster)?;
+            (p, search.resolution, ResolutionOutcome::Clusters(search))
+        }
+    };
+    drop(cg);
+    let clustering = ClusteringInfo {
+        algorithm: params.cluster.algorithm,
+        resolution,
+        modularity: partition.modularity,
+        outcome,
+    };
+    let (clusters, n_clusters) = (partition.membership, partition.count);
+    step("clustering", t, &mut seconds);
 
     let t = Instant::now();
     let layout = umap(&points, &graph, &params.umap)?;
@@ -330,6 +435,7 @@ pub fn analyze(
         silhouette: sil,
         ari: None,
         nmi: None,
+        nmi_rliger: None,
         purity: None,
         silhouette_labels: None,
     };
@@ -337,6 +443,7 @@ pub fn analyze(
         if l.codes.iter().any(|&c| c != crate::MISSING) {
             metrics.ari = Some(adjusted_rand_index(&clusters, l.codes)?);
             metrics.nmi = Some(normalized_mutual_info(&clusters, l.codes)?);
+            metrics.nmi_rliger = Some(normalized_mutual_info_rliger(&clusters, l.codes)?);
             metrics.purity = Some(purity(&clusters, l.codes)?);
             metrics.silhouette_labels =
                 silhouette(&points, l.codes, params.silhouette_sample, params.cluster.seed).ok();
@@ -353,8 +460,9 @@ pub fn analyze(
         reference: qn.reference,
         metrics,
         knn: info,
-        alignment_k: align.map(|a| a.k),
+        alignment: align,
         snn_edges,
+        clustering,
         seconds,
     })
 }
@@ -403,6 +511,7 @@ mod tests {
         // Uniform blobs: modularity splits each in several at resolution 1.
         let mut params = AnalysisParams::new(3);
         params.cluster.resolution = 0.1;
+        params.resolution = ResolutionRule::Given;
         let a = analyze(&input, &params, &mut |s, _| steps.push(s.to_string())).unwrap();
         assert!((3..=6).contains(&a.n_clusters), "{:?}", a.metrics);
         assert_eq!(steps.len(), 5, "{steps:?}"); // exact kNN: no recall step
@@ -417,6 +526,7 @@ mod tests {
             [
                 "ari",
                 "nmi",
+                "nmi_rliger",
                 "purity",
                 "alignment",
                 "kbet_acceptance",

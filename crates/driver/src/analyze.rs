@@ -2,17 +2,17 @@
 //!
 //! Reads `RUN_DIR/result.h5ad` (H = `obsm['X_inmf']`, `obs['dataset']`,
 //! the objective per epoch), runs [`inmf_analysis::analyze`] (quantile
-//! normalization, kNN graph, Leiden, UMAP, metrics), writes the plots, and
+//! normalization, kNN graph, clusters, UMAP, metrics), writes the plots, and
 //! adds to `result.h5ad`:
 //!
 //! | element | content |
 //! |---|---|
 //! | `obsm['X_inmf_norm']` | quantile-normalized H, cells × K, float64 |
 //! | `obsm['X_umap']` | UMAP layout, cells × 2, float32 (scanpy's name) |
-//! | `obs['cluster']` | Leiden cluster, categorical `"0"`, `"1"`, … (0 = largest) |
+//! | `obs['cluster']` | Leiden (or Louvain) cluster, categorical `"0"`, `"1"`, … (0 = largest) |
 //! | `obs[LABELS]` | the label column, categorical, when it came from the inputs |
 //! | `uns['inmf']['metrics']` | `alignment`, `kbet_acceptance`, `silhouette`; with labels also `ari`, `nmi`, `purity`, `silhouette_labels` |
-//! | `uns['inmf']['analysis']` | parameters and facts: seed, resolution, reference, n_clusters, kNN recall, … |
+//! | `uns['inmf']['analysis']` | parameters and facts: seed, algorithm, resolution and how it was set (the candidates and their scores when chosen from the data), reference, n_clusters, kNN recall, alignment's `k`, … |
 //!
 //! The file is rewritten through a temporary copy renamed over the original
 //! when complete: a failure never leaves a half-written `result.h5ad`.
@@ -31,8 +31,9 @@ use std::time::Instant;
 use hdf5::types::VarLenUnicode;
 use hdf5::{Group, Location};
 use inmf_analysis::{
-    analyze, composition_plot, embedding_plot, objective_plot, Analysis, AnalysisError, AnalysisInput,
-    AnalysisParams, Labels, Metrics, MISSING,
+    analyze, composition_plot, embedding_plot, objective_plot, Algorithm, Analysis, AnalysisError,
+    AnalysisInput, AnalysisParams, ClusteringInfo, Labels, Metrics, ResolutionOutcome, ResolutionRule,
+    MISSING,
 };
 use ndarray::{Array2, ArrayView2};
 
@@ -49,27 +50,37 @@ pub struct AnalyzeRequest {
     pub run_dir: PathBuf,
     /// Label column for ARI, NMI and purity (e.g. `cell_type`).
     pub labels: Option<String>,
-    /// Leiden resolution γ.
-    pub resolution: f64,
+    /// Resolution γ; `None` with `n_clusters` = chosen from the data.
+    pub resolution: Option<f64>,
+    /// Search the resolution that gives this many clusters.
+    pub n_clusters: Option<usize>,
+    /// Leiden or Louvain.
+    pub algorithm: Algorithm,
     /// Reference dataset of the quantile normalization (default: the largest).
     pub reference: Option<String>,
     /// Where the plots go (default `RUN_DIR/analysis`).
     pub out_dir: Option<PathBuf>,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Worker threads (0 = one per core); the results do not depend on it.
+    pub threads: usize,
 }
 
 impl AnalyzeRequest {
-    /// A request with the defaults: no labels, resolution 1, largest
-    /// dataset as reference, plots in `RUN_DIR/analysis`, seed 1.
+    /// A request with the defaults: no labels, resolution chosen from the
+    /// data, Leiden, largest dataset as reference, plots in
+    /// `RUN_DIR/analysis`, seed 1.
     pub fn new(run_dir: impl Into<PathBuf>) -> Self {
         Self {
             run_dir: run_dir.into(),
             labels: None,
-            resolution: 1.0,
+            resolution: None,
+            n_clusters: None,
+            algorithm: Algorithm::Leiden,
             reference: None,
             out_dir: None,
             seed: 1,
+            threads: 0,
         }
     }
 }
@@ -93,6 +104,8 @@ pub struct AnalyzeSummary {
     pub label_types: Option<usize>,
     /// Clusters found.
     pub n_clusters: usize,
+    /// Algorithm, resolution and how it was set.
+    pub clustering: ClusteringInfo,
     /// Edges of the SNN graph that was clustered.
     pub snn_edges: usize,
     /// The metrics.
@@ -126,7 +139,7 @@ impl fmt::Display for AnalyzeSummary {
         };
         writeln!(
             f,
-            "  kNN graph: k = {}, {}{recall}; SNN graph {} edges; {} Leiden clusters",
+            "  kNN graph: k = {}, {}{recall}; SNN graph {} edges; {} {} clusters at resolution {:.4}",
             self.knn.k,
             if self.knn.approximate {
                 format!("NN-descent ({} iterations)", self.knn.iterations)
@@ -134,8 +147,11 @@ impl fmt::Display for AnalyzeSummary {
                 "exact".to_string()
             },
             self.snn_edges,
-            self.n_clusters
+            self.n_clusters,
+            self.clustering.algorithm,
+            self.clustering.resolution
         )?;
+        writeln!(f, "  {}", self.clustering.explain())?;
         match &self.labels {
             Some((col, from)) => writeln!(
                 f,
@@ -458,15 +474,10 @@ fn read_labels(
 /// per step.
 pub fn run_analyze(
     req: &AnalyzeRequest,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<AnalyzeSummary, DriverError> {
     let t0 = Instant::now();
-    if !(req.resolution.is_finite() && req.resolution > 0.0) {
-        return Err(DriverError::InvalidParameter(format!(
-            "--resolution {}: use a positive number (1 is the usual start; higher gives more clusters)",
-            req.resolution
-        )));
-    }
+    let rule = resolution_rule(req)?;
     let result = req.run_dir.join("result.h5ad");
     let out_dir = req
         .out_dir
@@ -490,12 +501,23 @@ pub fn run_analyze(
         })?),
         None => None,
     };
+    if let Some(c) = req.n_clusters {
+        if c > n {
+            return Err(DriverError::InvalidParameter(format!(
+                "--n-clusters {c}: the run has only {n} cells; ask for at most {n} clusters"
+            )));
+        }
+    }
     let labels = match &req.labels {
         Some(col) => Some(read_labels(req, &result, &run, col)?),
         None => None,
     };
     let mut params = AnalysisParams::new(req.seed);
-    params.cluster.resolution = req.resolution;
+    params.cluster.algorithm = req.algorithm;
+    if let Some(r) = req.resolution {
+        params.cluster.resolution = r;
+    }
+    params.resolution = rule;
     params.quantile.reference = reference;
     let input = AnalysisInput {
         h: run.h.view(),
@@ -505,10 +527,13 @@ pub fn run_analyze(
             .as_ref()
             .map(|(codes, names, _, _)| Labels { codes, names }),
     };
-    let analysis = analyze(&input, &params, &mut |step, s| {
-        progress(&format!("{step}: {s:.1} s"))
-    })
+    let analysis = crate::scenarios::run::in_pool(req.threads, || {
+        analyze(&input, &params, &mut |step, s| {
+            progress(&format!("{step}: {s:.1} s"))
+        })
+    })?
     .map_err(analysis_err)?;
+    progress(&analysis.clustering.explain());
 
     // Plots.
     // Plots are drawn into a temporary folder and moved into place after
@@ -566,6 +591,7 @@ pub fn run_analyze(
             .as_ref()
             .map(|(codes, names, _, _)| distinct(codes, names.len())),
         n_clusters: analysis.n_clusters,
+        clustering: analysis.clustering.clone(),
         snn_edges: analysis.snn_edges,
         metrics: analysis.metrics.clone(),
         knn: analysis.knn.clone(),
@@ -585,6 +611,27 @@ fn distinct(codes: &[u32], n: usize) -> usize {
         }
     }
     seen.into_iter().filter(|&s| s).count()
+}
+
+/// The resolution rule of a request: `--resolution`, `--n-clusters` or, with
+/// neither, chosen from the data. Refuses both at once, a resolution that is
+/// not a positive number, and zero clusters.
+fn resolution_rule(req: &AnalyzeRequest) -> Result<ResolutionRule, DriverError> {
+    match (req.resolution, req.n_clusters) {
+        (Some(r), Some(c)) => Err(DriverError::InvalidParameter(format!(
+            "--resolution {r} and --n-clusters {c} both set the resolution; give one of them \
+             (neither: the resolution is chosen from the data)"
+        ))),
+        (Some(r), None) if !(r.is_finite() && r > 0.0) => Err(DriverError::InvalidParameter(format!(
+            "--resolution {r}: use a positive number (1 is rliger's default; higher gives more clusters)"
+        ))),
+        (Some(_), None) => Ok(ResolutionRule::Given),
+        (None, Some(0)) => Err(DriverError::InvalidParameter(
+            "--n-clusters 0: ask for at least 1 cluster".into(),
+        )),
+        (None, Some(c)) => Ok(ResolutionRule::Clusters(c)),
+        (None, None) => Ok(ResolutionRule::default()),
+    }
 }
 
 /// A temporary folder `DIR/.plots.tmp-PID-N` for files that appear under
@@ -655,8 +702,9 @@ fn write_plots(
     );
     let cluster_names: Vec<String> = (0..a.n_clusters).map(|c| c.to_string()).collect();
     let title = format!(
-        "UMAP by Leiden cluster (resolution {}): {} clusters, silhouette {}",
-        req.resolution,
+        "UMAP by {} cluster (resolution {:.3}): {} clusters, silhouette {}",
+        a.clustering.algorithm,
+        a.clustering.resolution,
         a.n_clusters,
         fmt(m.silhouette)
     );
@@ -852,6 +900,59 @@ fn string(g: &Group, name: &str, v: &str) -> hdf5::Result<()> {
     encoding(&ds, "string", "0.2.0")
 }
 
+fn array<T: hdf5::H5Type>(g: &Group, name: &str, v: &[T]) -> hdf5::Result<()> {
+    remove(g, name)?;
+    let ds = g.new_dataset_builder().with_data(v).create(name)?;
+    encoding(&ds, "array", "0.2.0")
+}
+
+/// `uns['inmf']['analysis']` keys of the clustering: `algorithm`,
+/// `resolution` (the one used), `resolution_rule` (`data`, `given` or
+/// `n_clusters`), `resolution_reason` (the log line), and the evidence:
+/// for `data` the candidates (`resolution_candidates`,
+/// `candidate_clusters`, `candidate_silhouettes`, NaN where undefined), the
+/// winning plateau's first and last candidate (`resolution_plateau`), its
+/// score and the micro-clusters; for `n_clusters` the target, whether it
+/// was reached, and the resolutions tried with their cluster counts.
+fn write_clustering(an: &Group, c: &ClusteringInfo) -> hdf5::Result<()> {
+    string(an, "algorithm", c.algorithm.name())?;
+    scalar(an, "resolution", &c.resolution)?;
+    scalar(an, "modularity", &c.modularity)?;
+    string(an, "resolution_reason", &c.explain())?;
+    match &c.outcome {
+        ResolutionOutcome::Given => string(an, "resolution_rule", "given"),
+        ResolutionOutcome::FromData(ch) => {
+            string(an, "resolution_rule", "data")?;
+            let res: Vec<f64> = ch.candidates.iter().map(|x| x.resolution).collect();
+            let cl: Vec<i64> = ch.candidates.iter().map(|x| x.clusters as i64).collect();
+            let sil: Vec<f64> = ch
+                .candidates
+                .iter()
+                .map(|x| x.silhouette.unwrap_or(f64::NAN))
+                .collect();
+            array(an, "resolution_candidates", &res)?;
+            array(an, "candidate_clusters", &cl)?;
+            array(an, "candidate_silhouettes", &sil)?;
+            array(
+                an,
+                "resolution_plateau",
+                &[ch.plateau.0 as i64, ch.plateau.1 as i64],
+            )?;
+            scalar(an, "resolution_score", &ch.score.unwrap_or(f64::NAN))?;
+            scalar(an, "micro_clusters", &(ch.micro_clusters as i64))
+        }
+        ResolutionOutcome::Clusters(s) => {
+            string(an, "resolution_rule", "n_clusters")?;
+            scalar(an, "n_clusters_requested", &(s.target as i64))?;
+            scalar(an, "n_clusters_exact", &s.exact)?;
+            let res: Vec<f64> = s.tried.iter().map(|x| x.0).collect();
+            let cl: Vec<i64> = s.tried.iter().map(|x| x.1 as i64).collect();
+            array(an, "resolutions_tried", &res)?;
+            array(an, "clusters_tried", &cl)
+        }
+    }
+}
+
 fn update_result(
     result: &Path,
     a: &Analysis,
@@ -888,7 +989,7 @@ fn update_result(
         remove(&inmf, "analysis")?;
         let an = dict(&inmf, "analysis")?;
         scalar(&an, "seed", &(req.seed as i64))?;
-        scalar(&an, "resolution", &req.resolution)?;
+        write_clustering(&an, &a.clustering)?;
         string(&an, "reference", &dataset_names[a.reference])?;
         scalar(&an, "n_clusters", &(a.n_clusters as i64))?;
         scalar(&an, "snn_edges", &(a.snn_edges as i64))?;
@@ -897,8 +998,13 @@ fn update_result(
         if let Some(r) = a.knn.recall {
             scalar(&an, "knn_recall", &r)?;
         }
-        if let Some(k) = a.alignment_k {
-            scalar(&an, "alignment_k", &(k as i64))?;
+        if let Some(al) = &a.alignment {
+            // rliger's calcAlignment: k = min(max(floor(0.01 N), 10), M - 1)
+            // with N all cells and M the cells sampled.
+            scalar(&an, "alignment_k", &(al.k as i64))?;
+            scalar(&an, "alignment_cells", &(al.cells as i64))?;
+            scalar(&an, "alignment_sampled", &(al.sampled as i64))?;
+            scalar(&an, "alignment_queries", &(al.queries as i64))?;
         }
         if let Some(col) = &req.labels {
             string(&an, "labels", col)?;

@@ -31,6 +31,7 @@ pub use factor::{
     GeneOperatorInput,
 };
 pub use import::{import_mtx, ImportRequest, ImportSummary};
+pub use inmf_analysis::Algorithm as ClusterAlgorithm;
 /// What `inmf inspect` reads and prints.
 pub use inmf_reader::{inspect, Inspection, OpenOptions};
 /// The batch solvers' options, as `inmf factor` takes them.
