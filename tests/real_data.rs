@@ -195,10 +195,10 @@ fn analyze_json_reports_the_stored_metrics_and_the_label_types() {
         .iter()
         .product::<usize>();
     assert_eq!(json["clusters"], clusters);
-    // Every metric of uns['inmf']['metrics'] (all 7 with labels), same values.
+    // Every metric of uns['inmf']['metrics'] (all 8 with labels), same values.
     let stored = f.group("uns/inmf/metrics").unwrap().member_names().unwrap();
     let metrics = json["metrics"].as_object().unwrap();
-    assert_eq!(stored.len(), 7, "{stored:?}");
+    assert_eq!(stored.len(), 8, "{stored:?}");
     assert_eq!(metrics.len(), stored.len(), "{metrics:?}");
     for key in &stored {
         let v: f64 = f
