@@ -117,13 +117,16 @@ pub struct SimulationParams {
     /// Probability that a DE factor is inverted (down-regulation).
     /// Default: 0.5.
     pub de_down_prob: f64,
-    /// Location (log scale) of the DE factor. Default: 0.8.
+    /// Location (log scale) of the DE factor. Default: 1.0.
     pub de_loc: f64,
-    /// Scale (log scale) of the DE factor. Default: 0.4.
+    /// Scale (log scale) of the DE factor. Default: 0.8.
     pub de_scale: f64,
-    /// Shape of the Gamma distribution of gene base means. Default: 0.6.
+    /// Shape of the Gamma distribution of gene base means: small shapes
+    /// give the long tail of rarely detected genes of real data.
+    /// Default: 0.12.
     pub mean_shape: f64,
-    /// Rate of the Gamma distribution of gene base means. Default: 0.3.
+    /// Rate of the Gamma distribution of gene base means; it only scales
+    /// them, and the profiles are normalized. Default: 0.3.
     pub mean_rate: f64,
     /// Probability that a gene is an expression outlier. Default: 0.05.
     pub outlier_prob: f64,
@@ -133,9 +136,10 @@ pub struct SimulationParams {
     pub outlier_scale: f64,
     /// Log-normal location of library sizes, cycled over datasets
     /// (dataset b uses `lib_locs[(b−1) mod len]`). Default:
-    /// `[7.6, 8.0, 8.4]` (about 2,000, 3,000 and 4,400 counts per cell).
+    /// `[8.0, 8.3, 8.6]` (medians of about 3,000, 4,000 and 5,400 counts per
+    /// cell).
     pub lib_locs: Vec<f64>,
-    /// Log-normal scale of library sizes. Default: 0.3.
+    /// Log-normal scale of library sizes. Default: 0.4.
     pub lib_scale: f64,
     /// Median over genes of the biological coefficient of variation
     /// (BCV² is the negative binomial dispersion). Default: 0.3.
