@@ -39,7 +39,7 @@ fn reader(c: &mut Criterion) {
         datasets: 3,
         cells: vec![CELLS],
         lib_locs: vec![6.5, 6.9, 7.3],
-        ..SimulationParams::default()
+        ..SimulationParams::splatter()
     }
     .check()
     .expect("simulation parameters");

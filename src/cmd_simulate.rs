@@ -17,6 +17,18 @@ pub enum FormatArg {
     TenX,
 }
 
+/// The generative model's gene-level defaults.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModelArg {
+    /// Shaped like 10x UMI counts: most genes near Poisson within a cell
+    /// type, so gene selection keeps a few percent of 30,000 genes.
+    #[value(name = "10x")]
+    TenX,
+    /// Splatter's gene means and dispersion trend (every gene over-dispersed,
+    /// so gene selection keeps most genes) with library sizes 7.6,8.0,8.4.
+    Splatter,
+}
+
 /// Compression of the count matrix.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum CompressionArg {
@@ -52,16 +64,16 @@ pub struct SimulateArgs {
     /// Scale of the batch effects (gene factors and batch × type interactions); 0 = none.
     #[arg(long, default_value_t = 1.0)]
     pub batch_effect: f64,
+    /// Gene means, dispersion, differential expression and library sizes
+    /// (docs/algorithms.md §11).
+    #[arg(long, value_enum, default_value = "10x")]
+    pub model: ModelArg,
     /// Log-normal locations of library sizes (log counts per cell), cycled
-    /// over datasets; lower values give sparser data (7.6,8.0,8.4 ≈ 20 %
-    /// non-zeros at 2,000 genes, 6.5,6.9,7.3 ≈ 10 %).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "LOG_SIZES",
-        default_value = "7.6,8.0,8.4"
-    )]
-    pub library_locs: Vec<f64>,
+    /// over datasets; lower values give sparser data. Default 8.0,8.3,8.6
+    /// (median library sizes of about 3,000, 4,000 and 5,400 counts) with
+    /// `--model 10x`, 7.6,8.0,8.4 with `--model splatter`.
+    #[arg(long, value_delimiter = ',', value_name = "LOG_SIZES")]
+    pub library_locs: Option<Vec<f64>>,
     /// A cell type absent from a dataset, as DATASET:TYPE (1-based); repeatable.
     #[arg(long, value_name = "DATASET:TYPE", value_parser = parse_missing)]
     pub missing: Vec<(usize, usize)>,
@@ -91,6 +103,10 @@ fn parse_missing(s: &str) -> Result<(usize, usize), String> {
 impl SimulateArgs {
     /// The simulator's parameters: these flags over the documented defaults.
     pub fn params(&self) -> SimulationParams {
+        let base = match self.model {
+            ModelArg::TenX => SimulationParams::default(),
+            ModelArg::Splatter => SimulationParams::splatter(),
+        };
         SimulationParams {
             datasets: self.datasets,
             cells: self.cells.clone(),
@@ -98,7 +114,7 @@ impl SimulateArgs {
             cell_types: self.cell_types,
             batch_effect: self.batch_effect,
             missing_types: self.missing.clone(),
-            lib_locs: self.library_locs.clone(),
+            lib_locs: self.library_locs.clone().unwrap_or(base.lib_locs.clone()),
             seed: self.seed,
             format: match self.format {
                 FormatArg::H5ad => OutputFormat::H5ad,
@@ -108,7 +124,7 @@ impl SimulateArgs {
                 CompressionArg::Gzip => Compression::Gzip(4),
                 CompressionArg::None => Compression::None,
             },
-            ..SimulationParams::default()
+            ..base
         }
     }
 }
@@ -178,6 +194,23 @@ mod tests {
     fn defaults_are_the_simulator_defaults() {
         let p = parse(&["--out", "d"]).unwrap().params();
         assert_eq!(p, SimulationParams::default());
+    }
+
+    #[test]
+    fn splatter_model_takes_its_library_sizes_unless_given() {
+        let p = parse(&["--out", "d", "--model", "splatter"]).unwrap().params();
+        assert_eq!(p, SimulationParams::splatter());
+        let p = parse(&["--out", "d", "--model", "splatter", "--library-locs", "6.5,7"])
+            .unwrap()
+            .params();
+        assert_eq!(
+            p,
+            SimulationParams {
+                lib_locs: vec![6.5, 7.0],
+                ..SimulationParams::splatter()
+            }
+        );
+        assert!(parse(&["--out", "d", "--model", "bulk"]).is_err());
     }
 
     #[test]

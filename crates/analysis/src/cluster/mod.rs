@@ -19,8 +19,8 @@
 //! `leiden-rs`'s builder (24 bytes per edge), its sorted, de-duplicated
 //! copy (24) and its CSR graph (both directions, 32 bytes per edge),
 //! ≈ 56 bytes per edge at the peak; for Louvain an edge list (16 bytes per
-//! edge) and our CSR (both directions, 24 bytes per edge). E is ≈ 20–30
-//! edges per cell at k = 20 (890,770 for the 30,000 cells of the demo,
+//! edge) and our CSR (both directions, 24 bytes per edge). E is ≈ 20–35
+//! edges per cell at k = 20 (1,031,099 for the 30,000 cells of the demo,
 //! 3.9 million for 200,000 cells): 0.8–1.7 GB per million cells.
 
 mod graph;

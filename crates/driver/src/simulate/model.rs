@@ -7,7 +7,8 @@
 //! thread that computes it, the chunking, or the other parameters' draws.
 //! Stream ids: cell c of dataset b → `b << 40 | c`; gene means → `1 << 60`;
 //! DE of type t → `2 << 60 | t`; batch factors of b → `3 << 60 | b`;
-//! interactions of (b, t) → `4 << 60 | b << 16 | t`.
+//! interactions of (b, t) → `4 << 60 | b << 16 | t`; gene dispersions →
+//! `5 << 60`.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,6 +20,7 @@ const STREAM_GENES: u64 = 1 << 60;
 const STREAM_DE: u64 = 2 << 60;
 const STREAM_BATCH: u64 = 3 << 60;
 const STREAM_INTERACTION: u64 = 4 << 60;
+const STREAM_DISPERSION: u64 = 5 << 60;
 
 /// Means up to this value are sampled by inverting the negative binomial
 /// CDF with one uniform (cost ∝ 1 + count); larger ones by the Gamma then
@@ -27,6 +29,9 @@ const INVERSION_MAX_MEAN: f64 = 8.0;
 /// A count this large under inversion is a floating-point dead end (the
 /// accumulated CDF stopped growing): redraw by Gamma–Poisson.
 const INVERSION_MAX_STEPS: u32 = 100_000;
+/// Smallest BCV² used: the variance m + m²·BCV² then differs from
+/// Poisson's by at most 1e-8·m², nothing any count can show.
+const MIN_BCV2: f64 = 1e-8;
 
 fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -70,7 +75,9 @@ pub(crate) struct Model {
     cum_props: Vec<f64>,
     lib_loc: Vec<f64>,
     lib_scale: f64,
-    bcv_common: f64,
+    /// BCV_g of every gene (`docs/algorithms.md` §11).
+    bcv_gene: Vec<f64>,
+    bcv_trend: f64,
     bcv_df: f64,
     chi2: ChiSquared<f64>,
 }
@@ -160,6 +167,14 @@ impl Model {
         }
         let lib_loc = (0..b_n).map(|b| p.lib_locs[b % p.lib_locs.len()]).collect();
         let inv_sqrt = profiles.iter().map(|&x| 1.0 / x.sqrt()).collect();
+        let bcv_gene = if p.bcv_gene_sd == 0.0 {
+            vec![p.bcv_common; g_n]
+        } else {
+            let mut rng = stream(&key, STREAM_DISPERSION);
+            (0..g_n)
+                .map(|_| p.bcv_common * (p.bcv_gene_sd * normal(&mut rng)).exp())
+                .collect()
+        };
         Self {
             key,
             genes: g_n,
@@ -169,7 +184,8 @@ impl Model {
             cum_props,
             lib_loc,
             lib_scale: p.lib_scale,
-            bcv_common: p.bcv_common,
+            bcv_gene,
+            bcv_trend: p.bcv_trend,
             bcv_df: p.bcv_df,
             chi2: ChiSquared::new(p.bcv_df).expect("checked bcv_df > 0"),
         }
@@ -239,7 +255,8 @@ impl Model {
                 u,
                 lib * p[g],
                 inv_sqrt_lib * inv_sqrt[g],
-                self.bcv_common,
+                self.bcv_gene[g],
+                self.bcv_trend,
                 s,
             );
             if k > 0 {
@@ -280,19 +297,20 @@ const RECIP: [f64; 64] = {
 
 /// [`nb_given_u`] with a fresh uniform (the one-pass form, for tests).
 #[cfg(test)]
-fn nb_count(rng: &mut ChaCha8Rng, m: f64, inv_sqrt_m: f64, common: f64, s: f64) -> u32 {
+fn nb_count(rng: &mut ChaCha8Rng, m: f64, inv_sqrt_m: f64, bcv_gene: f64, trend: f64, s: f64) -> u32 {
     let u: f64 = rng.random();
     if u < 1.0 - m {
         return 0;
     }
-    nb_given_u(rng, u, m, inv_sqrt_m, common, s)
+    nb_given_u(rng, u, m, inv_sqrt_m, bcv_gene, trend, s)
 }
 
 /// One count, given the uniform `u` ∈ [0, 1), with mean `m` (`inv_sqrt_m` = 1/√m) and
-/// BCV = (`common` + 1/√m)·`s`: λ ~ Gamma(1/BCV², m·BCV²),
+/// BCV = (`bcv_gene` + `trend`/√m)·`s`: λ ~ Gamma(1/BCV², m·BCV²),
 /// count ~ Poisson(λ), which is negative binomial with size r = 1/BCV² and
 /// mean m: with x = m/r = m·BCV², P(0) = (1+x)^(−r),
-/// P(k+1) = P(k)·(k+r)/(k+1)·x/(1+x).
+/// P(k+1) = P(k)·(k+r)/(k+1)·x/(1+x). BCV² below [`MIN_BCV2`] is raised to
+/// it (BCV = 0 is Poisson, which the formulas reach only in the limit).
 ///
 /// Cost. Most entries of a count matrix are zeros with small means. One
 /// uniform u decides them: count = 0 iff u < P(0). Since ln(1+x) ≤ x,
@@ -303,12 +321,20 @@ fn nb_count(rng: &mut ChaCha8Rng, m: f64, inv_sqrt_m: f64, common: f64, s: f64) 
 /// multiply-add per unit of count); for larger m, Gamma then Poisson draws
 /// (as the model reads) cost the same whatever the mean.
 #[inline]
-fn nb_given_u(rng: &mut ChaCha8Rng, u: f64, m: f64, inv_sqrt_m: f64, common: f64, s: f64) -> u32 {
+fn nb_given_u(
+    rng: &mut ChaCha8Rng,
+    u: f64,
+    m: f64,
+    inv_sqrt_m: f64,
+    bcv_gene: f64,
+    trend: f64,
+    s: f64,
+) -> u32 {
     if m <= 0.0 || !inv_sqrt_m.is_finite() {
         return 0;
     }
-    let bcv = (common + inv_sqrt_m) * s;
-    let bcv2 = bcv * bcv;
+    let bcv = (bcv_gene + trend * inv_sqrt_m) * s;
+    let bcv2 = (bcv * bcv).max(MIN_BCV2);
     let x = m * bcv2;
     let d = 1.0 / (bcv2 * (1.0 + x));
     let r = (1.0 + x) * d;
@@ -379,7 +405,7 @@ mod tests {
             let mut slow = vec![0usize; 400];
             let (mut sum_f, mut sum_s) = (0.0, 0.0);
             for _ in 0..n {
-                let k = nb_count(&mut rng, m, 1.0 / m.sqrt(), 0.1, s) as usize;
+                let k = nb_count(&mut rng, m, 1.0 / m.sqrt(), 0.1, 1.0, s) as usize;
                 fast[k.min(399)] += 1;
                 sum_f += k as f64;
                 let k = gamma_poisson(&mut rng, m, r) as usize;
@@ -415,6 +441,30 @@ mod tests {
             let sd = (m + m * m / r).sqrt() / (n as f64).sqrt();
             assert!((mf - m).abs() < 5.0 * sd, "m={m}: fast mean {mf}");
             assert!((ms - m).abs() < 5.0 * sd, "m={m}: slow mean {ms}");
+        }
+    }
+
+    /// BCV = 0 is Poisson (the floor on BCV² keeps the formulas finite):
+    /// mean and variance m, on the inversion and the Gamma–Poisson paths.
+    #[test]
+    fn zero_bcv_is_poisson() {
+        let n = 200_000;
+        for (i, &m) in [0.3, 4.0, 25.0].iter().enumerate() {
+            let mut rng = stream(&key_of(11), i as u64);
+            let (mut sum, mut sumsq) = (0.0, 0.0);
+            for _ in 0..n {
+                let k = nb_count(&mut rng, m, 1.0 / m.sqrt(), 0.0, 0.0, 1.0) as f64;
+                sum += k;
+                sumsq += k * k;
+            }
+            let mean = sum / n as f64;
+            let var = sumsq / n as f64 - mean * mean;
+            // sd of the mean √(m/n); of the variance ≈ m·√(2/n) (+ m^1.5 terms).
+            assert!(
+                (mean - m).abs() < 5.0 * (m / n as f64).sqrt(),
+                "m={m}: mean {mean}"
+            );
+            assert!((var / m - 1.0).abs() < 0.02, "m={m}: variance {var}");
         }
     }
 

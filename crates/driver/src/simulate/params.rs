@@ -64,7 +64,9 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::
 /// - proportions p_btg = μ_g·DE_tg·β_bg·ι_btg / Σ_g′(μ_g′·DE_tg′·β_bg′·ι_btg′);
 /// - library size L_c ~ LogNormal(`lib_locs[b mod len]`, `lib_scale`);
 ///   mean m_cg = L_c·p_btg;
-/// - BCV_cg = (`bcv_common` + 1/√m_cg)·√(`bcv_df`/χ²_c), χ²_c ~ χ²(`bcv_df`)
+/// - gene dispersion: BCV_g = `bcv_common`·exp(`bcv_gene_sd`·z_g),
+///   z_g ~ N(0, 1);
+/// - BCV_cg = (BCV_g + `bcv_trend`/√m_cg)·√(`bcv_df`/χ²_c), χ²_c ~ χ²(`bcv_df`)
 ///   drawn once per cell;
 /// - λ_cg ~ Gamma(shape 1/BCV², scale m_cg·BCV²); count ~ Poisson(λ_cg),
 ///   i.e. negative binomial with mean m_cg and size 1/BCV².
@@ -72,6 +74,9 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<usize>, D::
 /// The type of each cell is drawn from `type_proportions` (renormalized
 /// per dataset after removing `missing_types`). Dataset indices and type
 /// indices are 1-based, as in the names `batch1`, `type1`.
+///
+/// The defaults reproduce the shape of 10x UMI counts (`docs/algorithms.md`
+/// §11); [`splatter`](Self::splatter) gives Splatter's own model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulationParams {
@@ -112,13 +117,16 @@ pub struct SimulationParams {
     /// Probability that a DE factor is inverted (down-regulation).
     /// Default: 0.5.
     pub de_down_prob: f64,
-    /// Location (log scale) of the DE factor. Default: 0.8.
+    /// Location (log scale) of the DE factor. Default: 1.0.
     pub de_loc: f64,
-    /// Scale (log scale) of the DE factor. Default: 0.4.
+    /// Scale (log scale) of the DE factor. Default: 0.8.
     pub de_scale: f64,
-    /// Shape of the Gamma distribution of gene base means. Default: 0.6.
+    /// Shape of the Gamma distribution of gene base means: small shapes
+    /// give the long tail of rarely detected genes of real data.
+    /// Default: 0.12.
     pub mean_shape: f64,
-    /// Rate of the Gamma distribution of gene base means. Default: 0.3.
+    /// Rate of the Gamma distribution of gene base means; it only scales
+    /// them, and the profiles are normalized. Default: 0.3.
     pub mean_rate: f64,
     /// Probability that a gene is an expression outlier. Default: 0.05.
     pub outlier_prob: f64,
@@ -128,12 +136,21 @@ pub struct SimulationParams {
     pub outlier_scale: f64,
     /// Log-normal location of library sizes, cycled over datasets
     /// (dataset b uses `lib_locs[(b−1) mod len]`). Default:
-    /// `[7.6, 8.0, 8.4]` (about 2,000, 3,000 and 4,400 counts per cell).
+    /// `[8.0, 8.3, 8.6]` (medians of about 3,000, 4,000 and 5,400 counts per
+    /// cell).
     pub lib_locs: Vec<f64>,
-    /// Log-normal scale of library sizes. Default: 0.3.
+    /// Log-normal scale of library sizes. Default: 0.4.
     pub lib_scale: f64,
-    /// Common biological coefficient of variation. Default: 0.1.
+    /// Median over genes of the biological coefficient of variation
+    /// (BCV² is the negative binomial dispersion). Default: 0.3.
     pub bcv_common: f64,
+    /// σ of the per-gene log BCV around `bcv_common`. Default: 0.5.
+    pub bcv_gene_sd: f64,
+    /// Weight of Splatter's mean trend 1/√m_cg added to the BCV. 1 is
+    /// Splatter's model, which makes every gene over-dispersed (variance ≈
+    /// 2× Poisson even for the rarest genes, unlike UMI counts); 0 keeps
+    /// low-count genes near Poisson. Default: 0.
+    pub bcv_trend: f64,
     /// Degrees of freedom of the per-cell χ² scaling of the BCV.
     /// Default: 60.
     pub bcv_df: f64,
@@ -165,16 +182,18 @@ impl Default for SimulationParams {
             interaction_sigma: 0.5,
             de_prob: 0.1,
             de_down_prob: 0.5,
-            de_loc: 0.8,
-            de_scale: 0.4,
-            mean_shape: 0.6,
+            de_loc: 1.0,
+            de_scale: 0.8,
+            mean_shape: 0.12,
             mean_rate: 0.3,
             outlier_prob: 0.05,
             outlier_loc: 4.0,
             outlier_scale: 0.5,
-            lib_locs: vec![7.6, 8.0, 8.4],
-            lib_scale: 0.3,
-            bcv_common: 0.1,
+            lib_locs: vec![8.0, 8.3, 8.6],
+            lib_scale: 0.4,
+            bcv_common: 0.3,
+            bcv_gene_sd: 0.5,
+            bcv_trend: 0.0,
             bcv_df: 60.0,
             seed: 1,
             format: OutputFormat::H5ad,
@@ -214,6 +233,25 @@ fn positive(name: &str, v: f64) -> Result<(), DriverError> {
 }
 
 impl SimulationParams {
+    /// Splatter's gene means, dispersion trend and DE factors (the model of
+    /// the online iNMF paper's simulations), with Splatter-like library
+    /// sizes; everything else as in [`Default`]. Every gene is
+    /// over-dispersed (BCV ≥ 1/√m), so selectGenes keeps most genes:
+    /// `docs/algorithms.md` §11.
+    pub fn splatter() -> Self {
+        Self {
+            de_loc: 0.8,
+            de_scale: 0.4,
+            mean_shape: 0.6,
+            lib_locs: vec![7.6, 8.0, 8.4],
+            lib_scale: 0.3,
+            bcv_common: 0.1,
+            bcv_gene_sd: 0.0,
+            bcv_trend: 1.0,
+            ..Self::default()
+        }
+    }
+
     /// Cells of each dataset (the single value repeated, or the list).
     pub fn cells_per_dataset(&self) -> Vec<usize> {
         if self.cells.len() == 1 {
@@ -287,6 +325,8 @@ impl SimulationParams {
         }
         finite("lib_scale", p.lib_scale, 0.0, f64::INFINITY)?;
         finite("bcv_common", p.bcv_common, 0.0, f64::INFINITY)?;
+        finite("bcv_gene_sd", p.bcv_gene_sd, 0.0, f64::INFINITY)?;
+        finite("bcv_trend", p.bcv_trend, 0.0, f64::INFINITY)?;
         positive("bcv_df", p.bcv_df)?;
         if p.seed > i64::MAX as u64 {
             return Err(bad(format!(

@@ -85,7 +85,7 @@ fn defaults_are_the_documented_ones() {
     );
     assert_eq!(
         (p.de_prob, p.de_down_prob, p.de_loc, p.de_scale),
-        (0.1, 0.5, 0.8, 0.4)
+        (0.1, 0.5, 1.0, 0.8)
     );
     assert_eq!(
         (
@@ -95,11 +95,12 @@ fn defaults_are_the_documented_ones() {
             p.outlier_loc,
             p.outlier_scale
         ),
-        (0.6, 0.3, 0.05, 4.0, 0.5)
+        (0.12, 0.3, 0.05, 4.0, 0.5)
     );
+    assert_eq!((p.lib_locs.clone(), p.lib_scale), (vec![8.0, 8.3, 8.6], 0.4));
     assert_eq!(
-        (p.lib_locs.clone(), p.lib_scale, p.bcv_common, p.bcv_df),
-        (vec![7.6, 8.0, 8.4], 0.3, 0.1, 60.0)
+        (p.bcv_common, p.bcv_gene_sd, p.bcv_trend, p.bcv_df),
+        (0.3, 0.5, 0.0, 60.0)
     );
     assert_eq!(
         (p.seed, p.format, p.compression, p.chunk_cells),
@@ -108,6 +109,34 @@ fn defaults_are_the_documented_ones() {
     assert!(p.type_proportions.is_none() && p.missing_types.is_empty());
     assert_eq!(p.cells_per_dataset(), vec![10_000; 3]);
     p.check().unwrap();
+}
+
+#[test]
+fn splatter_differs_in_means_dispersion_de_and_library_sizes_only() {
+    let s = SimulationParams::splatter();
+    assert_eq!(
+        (
+            s.mean_shape,
+            s.de_loc,
+            s.de_scale,
+            s.lib_locs.clone(),
+            s.lib_scale
+        ),
+        (0.6, 0.8, 0.4, vec![7.6, 8.0, 8.4], 0.3)
+    );
+    assert_eq!((s.bcv_common, s.bcv_gene_sd, s.bcv_trend), (0.1, 0.0, 1.0));
+    let back_to_default = SimulationParams {
+        mean_shape: 0.12,
+        de_loc: 1.0,
+        de_scale: 0.8,
+        lib_locs: vec![8.0, 8.3, 8.6],
+        lib_scale: 0.4,
+        bcv_common: 0.3,
+        bcv_gene_sd: 0.5,
+        bcv_trend: 0.0,
+        ..s
+    };
+    assert_eq!(back_to_default, SimulationParams::default());
 }
 
 #[test]
@@ -250,6 +279,20 @@ fn every_validation_rule_names_its_parameter() {
                 ..d()
             },
             "bcv_common",
+        ),
+        (
+            SimulationParams {
+                bcv_gene_sd: -0.5,
+                ..d()
+            },
+            "bcv_gene_sd = -0.5",
+        ),
+        (
+            SimulationParams {
+                bcv_trend: f64::NAN,
+                ..d()
+            },
+            "bcv_trend = NaN",
         ),
         (SimulationParams { bcv_df: 0.0, ..d() }, "bcv_df"),
         (
@@ -495,7 +538,7 @@ fn proportions_are_respected() {
 }
 
 /// Per-cell log total counts: mean ≈ the batch's location (the sum of
-/// the means is L_c exactly, the count noise adds little), sd ≈ 0.3.
+/// the means is L_c exactly, the count noise adds little), sd ≈ 0.4.
 #[test]
 fn library_sizes_follow_their_batch() {
     let dir = tempfile::tempdir().unwrap();
@@ -507,7 +550,7 @@ fn library_sizes_follow_their_batch() {
         ..small()
     };
     let s = p.check().unwrap().run(dir.path()).unwrap();
-    for (d, loc) in s.datasets.iter().zip([7.6, 8.0, 8.4]) {
+    for (d, loc) in s.datasets.iter().zip([8.0, 8.3, 8.6]) {
         let (indptr, _, data) = read_x(&d.path);
         let logs: Vec<f64> = indptr
             .windows(2)
@@ -526,7 +569,7 @@ fn library_sizes_follow_their_batch() {
             "{}: mean log library size {mean} vs {loc}",
             d.name
         );
-        assert!((sd - 0.3).abs() < 0.04, "{}: sd {sd}", d.name);
+        assert!((sd - 0.4).abs() < 0.04, "{}: sd {sd}", d.name);
     }
 }
 
@@ -661,4 +704,82 @@ fn unwritable_output_is_an_error_and_leaves_nothing() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(left.iter().all(|n| !n.contains(".tmp-")), "{left:?}");
+}
+
+/// What 10x data look like, measured on one simulated dataset: the share
+/// of genes rliger's selectGenes keeps (through the reader's own
+/// preprocessing), non-zeros per cell, genes never detected, and the share
+/// of non-zero counts equal to 1.
+struct Shape {
+    selected_share: f64,
+    nnz_per_cell: f64,
+    undetected_share: f64,
+    ones_share: f64,
+}
+
+fn shape_of(path: &Path, genes: usize) -> Shape {
+    let (indptr, indices, data) = read_x(path);
+    let cells = indptr.len() - 1;
+    let mut detected = vec![false; genes];
+    indices.iter().for_each(|&g| detected[g as usize] = true);
+    let dataset = inmf_reader::open(path, &crate::OpenOptions::default()).unwrap();
+    let params = inmf_reader::PreprocessParams::default().check().unwrap();
+    let source = inmf_reader::Hdf5Source::preprocess(vec![dataset], &params).unwrap();
+    let selected = source.report().datasets[0].genes_selected.unwrap();
+    Shape {
+        selected_share: selected as f64 / genes as f64,
+        nnz_per_cell: data.len() as f64 / cells as f64,
+        undetected_share: detected.iter().filter(|&&d| !d).count() as f64 / genes as f64,
+        ones_share: data.iter().filter(|&&v| v == 1.0).count() as f64 / data.len() as f64,
+    }
+}
+
+/// One dataset of 2,000 cells × 30,000 genes at the middle default library
+/// location (8.3, as 10x PBMC 4k: 2,170 cells × 33,694 genes, log library
+/// size mean 8.28).
+fn shape_at_30k_genes(p: SimulationParams) -> Shape {
+    let dir = tempfile::tempdir().unwrap();
+    let genes = 30_000;
+    let p = SimulationParams {
+        datasets: 1,
+        cells: vec![2_000],
+        genes,
+        lib_locs: vec![8.3],
+        compression: Compression::None,
+        ..p
+    };
+    let s = p.check().unwrap().run(dir.path()).unwrap();
+    shape_of(&s.datasets[0].path, genes)
+}
+
+/// docs/algorithms.md §11: the defaults reproduce 10x PBMC 4k, which keeps
+/// 2.6 % of its genes in selectGenes, has 1,321 non-zeros per cell, 45.5 %
+/// of genes never detected and 69.5 % of non-zero counts equal to 1.
+/// Splatter's dispersion trend (BCV = 0.1 + 1/√m) fails the selection by
+/// far: every gene is over-dispersed, so selection keeps most of them.
+#[test]
+fn defaults_look_like_10x_data_at_30k_genes() {
+    let s = shape_at_30k_genes(SimulationParams::default());
+    assert!(
+        (0.015..0.04).contains(&s.selected_share),
+        "selected {}",
+        s.selected_share
+    );
+    assert!(
+        (900.0..1_600.0).contains(&s.nnz_per_cell),
+        "non-zeros per cell {}",
+        s.nnz_per_cell
+    );
+    assert!(
+        (0.35..0.55).contains(&s.undetected_share),
+        "undetected {}",
+        s.undetected_share
+    );
+    assert!((0.6..0.75).contains(&s.ones_share), "ones {}", s.ones_share);
+    let splatter = shape_at_30k_genes(SimulationParams::splatter());
+    assert!(
+        splatter.selected_share > 0.2,
+        "Splatter's trend: selected {}",
+        splatter.selected_share
+    );
 }
