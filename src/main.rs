@@ -405,6 +405,14 @@ fn summary_json(s: &inmf_driver::RunSummary) -> serde_json::Value {
         "seconds": {"preprocess": pre, "epochs": epochs, "final_h": final_h, "write": write, "final_h_and_write": final_h + write, "total": pre + epochs + final_h + write},
         "peak_rss_mb": s.peak_rss_bytes.map(|b| b as f64 / 1048576.0),
         "outputs": s.outputs,
+        "preprocess_steps": s.preprocess_steps.iter().map(|(n, t)| serde_json::json!({"step": n, "seconds": t})).collect::<Vec<_>>(),
+        "decode": s.decode_rate.map(|d| serde_json::json!({
+            "stored_mb": d.stored_bytes as f64 / 1e6,
+            "decoded_mb": d.decoded_bytes as f64 / 1e6,
+            "seconds": d.seconds,
+            "decoded_mb_per_s": d.decoded_bytes as f64 / 1e6 / d.seconds.max(1e-9),
+            "preprocess_over_decode": pre / d.seconds.max(1e-9),
+        })),
         "bound": s.bound.map(|b| serde_json::json!({
             "epoch_s": b.seconds,
             "epoch_time_over_bound": median(&s.epoch_seconds).unwrap_or(epochs / s.epochs.max(1) as f64) / b.seconds,

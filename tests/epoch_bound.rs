@@ -70,4 +70,61 @@ fn measure_bound_is_consistent_and_leaves_the_model_unchanged() {
         "{b}"
     );
     assert_eq!(w_of(&dir.path().join("plain")), w_of(&dir.path().join("bound")));
+
+    // The decode bound: one read of the stored matrices, consistent with
+    // the preprocessing time it is compared with.
+    assert!(plain["decode"].is_null(), "no decode bound unless asked for");
+    let d = &s["decode"];
+    let field = |key: &str| {
+        d[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("decode.{key} missing: {d}"))
+    };
+    let (stored, decoded, secs) = (field("stored_mb"), field("decoded_mb"), field("seconds"));
+    assert!(stored > 0.0 && decoded >= stored && secs > 0.0, "{d}");
+    // 4-byte indices and 4-byte values per stored non-zero, at least one
+    // non-zero per cell.
+    assert!(decoded * 1e6 >= 8.0 * cells, "{d}");
+    assert!(close(field("decoded_mb_per_s"), decoded / secs), "{d}");
+    let pre = s["seconds"]["preprocess"].as_f64().unwrap();
+    assert!(close(field("preprocess_over_decode"), pre / secs), "{d}");
+
+    // The preprocessing steps, in order, within the preprocessing time:
+    // the second run found the first run's cache entry; a fresh cache
+    // builds one; without the cache there is no build.
+    let steps = |s: &serde_json::Value| -> Vec<String> {
+        let steps = s["preprocess_steps"].as_array().expect("preprocess_steps");
+        let pre = s["seconds"]["preprocess"].as_f64().unwrap();
+        let secs: Vec<f64> = steps.iter().map(|x| x["seconds"].as_f64().unwrap()).collect();
+        assert!(secs.iter().all(|&t| t >= 0.0), "{s}");
+        assert!(secs.iter().sum::<f64>() <= pre * (1.0 + 1e-9), "{s}");
+        steps
+            .iter()
+            .map(|x| x["step"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(steps(&s), ["open and fingerprint", "cache check"], "{s}");
+    let fresh = dir.path().join("fresh-cache");
+    extra.extend(["--cache", fresh.to_str().unwrap()]);
+    let built = run(&inputs, &dir.path().join("built"), &extra);
+    assert_eq!(
+        steps(&built),
+        [
+            "open and fingerprint",
+            "statistics pass",
+            "cells pass",
+            "cache build"
+        ],
+        "{built}"
+    );
+    let nocache = run(
+        &inputs,
+        &dir.path().join("nocache"),
+        &["--no-cache", "--k", "5", "--epochs", "1"],
+    );
+    assert_eq!(
+        steps(&nocache),
+        ["open and fingerprint", "statistics pass", "cells pass"],
+        "{nocache}"
+    );
 }

@@ -18,7 +18,7 @@
 
 mod anndata;
 mod arrays;
-mod chunks;
+pub(crate) mod chunks;
 mod csc;
 pub(crate) mod dataset;
 mod dense;

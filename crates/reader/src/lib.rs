@@ -81,6 +81,7 @@ pub use cache::fingerprint::{
 pub use cache::stale::{describe_removed, remove_stale_temporaries, RemovedTemporary};
 pub use cache::{stale_entries as stale_cache_entries, EntryProblem, DEFAULT_KEEP_MAPPED_BYTES};
 pub use error::ReaderError;
+pub use formats::chunks::{decode_rate, DecodeRate};
 pub use formats::dataset::{open, Dataset, Format, MatrixLocation, OpenOptions};
 pub use formats::inspect::{inspect, Inspection};
 pub use formats::mtx::{open_mtx, Barcodes, MtxCells, MtxDir, MtxField, MtxOrder};
@@ -88,5 +89,6 @@ pub use formats::obs::{read_obs_kept, ObsColumn, ObsKind, ObsValues};
 pub use preprocess::cellmap::CellMap;
 pub use preprocess::params::{CheckedPreprocessParams, Combine, GeneKey, GeneSelection, PreprocessParams};
 pub use preprocess::report::{DatasetReport, PreprocessReport};
+pub use preprocess::PassSeconds;
 pub use source::{CacheLookup, Hdf5Source};
 pub use stream::{spawn_reader, BatchResult, BlockPool, ReadRequest, ReaderHandles};

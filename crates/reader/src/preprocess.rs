@@ -42,6 +42,16 @@ pub(crate) struct Prepared {
     pub(crate) scale: Vec<f64>,
 }
 
+/// Wall seconds of the preprocessing passes over the inputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PassSeconds {
+    /// The statistics pass (library sizes, gene statistics, empty cells).
+    pub statistics: f64,
+    /// The pass finding cells without counts in the selected genes (none
+    /// when the genes were given).
+    pub cells: Option<f64>,
+}
+
 /// Per dataset, the keys genes are matched by and how many were renamed.
 fn gene_keys(datasets: &[Dataset], key: GeneKey) -> Result<(Vec<Vec<String>>, Vec<usize>), ReaderError> {
     let mut keys = Vec::with_capacity(datasets.len());
@@ -136,8 +146,9 @@ pub(crate) fn preprocess(
     datasets: &[Dataset],
     names: &[String],
     params: &CheckedPreprocessParams,
-) -> Result<(Vec<String>, Vec<Prepared>, PreprocessReport), ReaderError> {
+) -> Result<(Vec<String>, Vec<Prepared>, PreprocessReport, PassSeconds), ReaderError> {
     let p = params.params();
+    let mut seconds = PassSeconds::default();
     if datasets.is_empty() {
         return Err(ReaderError::InvalidParameter {
             name: "datasets",
@@ -208,10 +219,12 @@ pub(crate) fn preprocess(
     // One statistics pass per dataset, the datasets on threads of their own:
     // libhdf5 decodes one chunk at a time (a global lock), so what runs in
     // parallel is the rest of each pass (conversion, statistics).
+    let t = std::time::Instant::now();
     let passes = per_dataset_in_parallel(datasets, |i, d| {
         let mask = fixed_cols.as_ref().map(|c| model_mask(d.n_genes(), &c[i]));
         gene_stats(d, p.chunk_cells, mask.as_deref())
     });
+    seconds.statistics = t.elapsed().as_secs_f64();
     let mut stats: Vec<GeneStats> = Vec::with_capacity(datasets.len());
     for (d, s) in datasets.iter().zip(passes) {
         let s = s?;
@@ -270,10 +283,12 @@ pub(crate) fn preprocess(
                 .map(|c| chosen.iter().map(|&i| Some(c[i])).collect())
                 .collect();
             // The second pass: cells without counts in the selected genes.
+            let t = std::time::Instant::now();
             let passes = per_dataset_in_parallel(datasets, |i, d| {
                 let mask = model_mask(d.n_genes(), &cols[i]);
                 cells_without(d, &stats[i].cells, &mask, p.chunk_cells)
             });
+            seconds.cells = Some(t.elapsed().as_secs_f64());
             for (s, no_model) in stats.iter_mut().zip(passes) {
                 s.no_model = no_model?;
             }
@@ -324,7 +339,7 @@ pub(crate) fn preprocess(
         genes_shared: matching.shared.len(),
         genes_selected: genes.len(),
     };
-    Ok((genes, prepared, report))
+    Ok((genes, prepared, report, seconds))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::preprocess::cellmap::CellMap;
 use crate::preprocess::params::CheckedPreprocessParams;
 use crate::preprocess::report::PreprocessReport;
 use crate::preprocess::stats::numi;
-use crate::preprocess::{preprocess, Prepared};
+use crate::preprocess::{preprocess, PassSeconds, Prepared};
 
 const NONE: u32 = u32::MAX;
 
@@ -64,6 +64,9 @@ pub struct Hdf5Source {
     cache: Option<CacheReader>,
     /// Cache entries up to this many bytes of non-zeros stay mapped whole.
     keep_mapped: u64,
+    /// The preprocessing passes' wall seconds (none when served from a
+    /// cache entry found complete).
+    pass_seconds: Option<PassSeconds>,
 }
 
 /// The outcome of [`Hdf5Source::from_cache`].
@@ -87,8 +90,10 @@ impl Hdf5Source {
     pub fn preprocess(datasets: Vec<Dataset>, params: &CheckedPreprocessParams) -> Result<Self, ReaderError> {
         let mut names: Vec<String> = datasets.iter().map(|d| d.name().to_owned()).collect();
         make_unique(&mut names);
-        let (genes, prepared, report) = preprocess(&datasets, &names, params)?;
-        Ok(Self::assemble(datasets, names, genes, prepared, report))
+        let (genes, prepared, report, seconds) = preprocess(&datasets, &names, params)?;
+        let mut source = Self::assemble(datasets, names, genes, prepared, report);
+        source.pass_seconds = Some(seconds);
+        Ok(source)
     }
 
     /// Looks for a preprocessed cache entry of these inputs and parameters
@@ -261,7 +266,20 @@ impl Hdf5Source {
             report,
             cache: None,
             keep_mapped: DEFAULT_KEEP_MAPPED_BYTES,
+            pass_seconds: None,
         }
+    }
+
+    /// One read and decode of every input's stored matrix on all worker
+    /// threads ([`decode_rate`](crate::decode_rate)).
+    pub fn decode_rate(&self) -> Result<Option<crate::DecodeRate>, ReaderError> {
+        crate::decode_rate(self.parts.iter().map(|p| &p.file))
+    }
+
+    /// Wall seconds of the preprocessing passes over the inputs, when this
+    /// source ran them ([`Hdf5Source::preprocess`]).
+    pub fn pass_seconds(&self) -> Option<PassSeconds> {
+        self.pass_seconds
     }
 
     /// True when blocks are served from a preprocessed cache.

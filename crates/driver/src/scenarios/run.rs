@@ -12,12 +12,12 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use inmf_learner::{initial_model, plan_all, CellSource, FitError, ObjectiveParts, OnlineInmf, OnlineParams};
-use inmf_reader::{BlockPool, Hdf5Source, ReaderError};
+use inmf_reader::{BlockPool, DecodeRate, Hdf5Source, ReaderError};
 use ndarray::Array2;
 
 use crate::scenarios::learn::{learn, resume, CheckpointSpec, LearnSettings, Learning};
 use crate::scenarios::minibatch::{self, MiniBatchSize};
-use crate::scenarios::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs};
+use crate::scenarios::prepare::{cache_root, finish_cache, open_inputs, preprocess_inputs, CacheUse};
 
 use crate::anndata::UnsValue;
 use crate::config::RunConfig;
@@ -134,6 +134,15 @@ pub struct RunSummary {
     pub peak_rss_bytes: Option<u64>,
     /// The per-epoch bound, when asked for ([`RunRequest::measure_bound`]).
     pub bound: Option<EpochBound>,
+    /// The preprocessing's steps and their wall seconds (`inmf run`:
+    /// opening and fingerprinting the inputs, the passes, the cache build).
+    pub preprocess_steps: Vec<(&'static str, f64)>,
+    /// One read and decode of the inputs' stored matrices on all cores,
+    /// measured after the run when asked for
+    /// ([`RunRequest::measure_bound`]): the bound of any preprocessing
+    /// pass. `None` when not asked for or when an input's storage is not
+    /// one decoded by chunks.
+    pub decode_rate: Option<DecodeRate>,
 }
 
 /// Peak resident set size of this process from /proc/self/status (Linux).
@@ -204,6 +213,25 @@ impl fmt::Display for RunSummary {
             "  time: preprocess {p:.2} s, epochs {e:.2} s, final H {h:.2} s, write {w:.2} s, total {:.2} s",
             p + e + h + w
         )?;
+        if !self.preprocess_steps.is_empty() {
+            let steps: Vec<String> = self
+                .preprocess_steps
+                .iter()
+                .map(|(n, t)| format!("{n} {t:.2} s"))
+                .collect();
+            writeln!(f, "  preprocess: {}", steps.join(", "))?;
+        }
+        if let Some(d) = &self.decode_rate {
+            writeln!(
+                f,
+                "  decode bound {:.2} s (one read of {:.1} MB stored, {:.1} MB decoded, all cores: {:.0} MB/s); preprocess / bound = {:.2}",
+                d.seconds,
+                d.stored_bytes as f64 / 1e6,
+                d.decoded_bytes as f64 / 1e6,
+                d.decoded_bytes as f64 / 1e6 / d.seconds.max(1e-9),
+                p / d.seconds.max(1e-9)
+            )?;
+        }
         if let Some(b) = self.peak_rss_bytes {
             writeln!(f, "  peak memory (RSS): {:.1} MB", b as f64 / 1048576.0)?;
         }
@@ -350,7 +378,17 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     if !req.quiet {
         crate::log::line(&hashed);
     }
+    let mut steps = vec![("open and fingerprint", t0.elapsed().as_secs_f64())];
     let (mut source, cache) = preprocess_inputs(opened, cache_root.as_deref(), req.quiet)?;
+    if let CacheUse::Reused(_, _, seconds) = &cache {
+        steps.push(("cache check", *seconds));
+    }
+    if let Some(p) = source.pass_seconds() {
+        steps.push(("statistics pass", p.statistics));
+        if let Some(c) = p.cells {
+            steps.push(("cells pass", c));
+        }
+    }
     if !req.quiet {
         crate::log::line(source.report().to_string().trim_end());
     }
@@ -413,7 +451,11 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
         crate::log::line(&cache_line);
     }
     // Preprocessing time includes building the cache; learning starts after it.
-    let t_pre = (t1 - t0).as_secs_f64() + t_cache.elapsed().as_secs_f64();
+    let t_build = t_cache.elapsed().as_secs_f64();
+    if source.is_cached() && source.pass_seconds().is_some() {
+        steps.push(("cache build", t_build));
+    }
+    let t_pre = (t1 - t0).as_secs_f64() + t_build;
     let t1 = Instant::now();
     if checkpoint.every_epochs > 0 {
         create_dir(&req.out_dir)?;
@@ -428,11 +470,12 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     };
     let source = learn(&mut state, source, &plan, &settings, Some(&checkpoint))?;
     let t_learn = t1.elapsed().as_secs_f64();
-    let (source, bound) = if req.measure_bound {
+    let (source, bound, decode) = if req.measure_bound {
         let (s, b) = measure_epoch_bound(source, &plan, &state.model, settings.read_ahead, &settings.pool)?;
-        (s, Some(b))
+        let decode = s.decode_rate()?;
+        (s, Some(b), decode)
     } else {
-        (source, None)
+        (source, None, None)
     };
 
     let outputs = PhaseOutputs {
@@ -449,6 +492,8 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     };
     let mut summary = write_phase_outputs(source, state, checkpoint, outputs)?;
     summary.bound = bound;
+    summary.preprocess_steps = steps;
+    summary.decode_rate = decode;
     Ok(summary)
 }
 
@@ -561,6 +606,8 @@ pub(crate) fn write_phase_outputs(
         outputs: vec![model_path, result_path],
         peak_rss_bytes: peak_rss_bytes(),
         bound: None,
+        preprocess_steps: Vec::new(),
+        decode_rate: None,
     })
 }
 

@@ -30,6 +30,9 @@ use hdf5::filters::Filter;
 use hdf5::H5Type;
 use rayon::prelude::*;
 
+use crate::error::ReaderError;
+use crate::formats::dataset::Dataset;
+
 /// How a chunk's stored bytes become its elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pipeline {
@@ -82,6 +85,8 @@ thread_local! {
     /// A worker's stored bytes, inflated bytes and decompressor.
     static SCRATCH: RefCell<(Vec<u8>, Vec<u8>, Option<libdeflater::Decompressor>)> =
         const { RefCell::new((Vec::new(), Vec::new(), None)) };
+    /// A worker's decoded chunk when only the rate is measured.
+    static PIECE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl RawChunks {
@@ -170,6 +175,23 @@ impl RawChunks {
         Ok(out)
     }
 
+    /// Number of stored chunks.
+    pub(crate) fn n_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Decodes chunk `i` whole into this thread's scratch, as a read of
+    /// its elements does (read, inflate, unshuffle), and gives its stored
+    /// and decoded sizes in bytes; for measuring the decoding rate.
+    pub(crate) fn decode_chunk(&self, i: usize) -> Result<(usize, usize), ChunkError> {
+        let n = (self.len - i * self.chunk_len).min(self.chunk_len) * self.elem;
+        PIECE.with_borrow_mut(|piece| {
+            piece.resize(n, 0);
+            self.decode_into(i, 0, piece)
+        })?;
+        Ok((self.chunks[i].size, n))
+    }
+
     /// Elements `first..` of chunk `i` into `piece` (as bytes).
     fn decode_into(&self, i: usize, first: usize, piece: &mut [u8]) -> Result<(), ChunkError> {
         let Chunk { addr, size } = self.chunks[i];
@@ -215,6 +237,60 @@ impl RawChunks {
             Ok(())
         })
     }
+}
+
+/// How fast this machine decodes the inputs' stored matrix: the lower
+/// bound of any pass that reads them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeRate {
+    /// Stored (compressed) bytes of every input's `indices` and `data`.
+    pub stored_bytes: u64,
+    /// The same arrays decoded.
+    pub decoded_bytes: u64,
+    /// Wall seconds to read and decode them once, every chunk of every
+    /// input on all worker threads at once.
+    pub seconds: f64,
+}
+
+/// Reads and decodes every chunk of every input's `indices` and `data`
+/// once, on all worker threads (rayon's pool), and times it. `None` when
+/// an input's matrix is not stored in chunks this module decodes (dense,
+/// CSC, other filters): then no bound is known. The files are read through
+/// the page cache like any pass, so right after a pass over the same files
+/// this measures decoding, not the disk.
+pub fn decode_rate<'a>(
+    datasets: impl IntoIterator<Item = &'a Dataset>,
+) -> Result<Option<DecodeRate>, ReaderError> {
+    let datasets: Vec<&Dataset> = datasets.into_iter().collect();
+    let mut work: Vec<(usize, &RawChunks, usize)> = Vec::new();
+    for (d, ds) in datasets.iter().enumerate() {
+        let Some(arrays) = ds.raw_chunks() else {
+            return Ok(None);
+        };
+        for a in arrays {
+            work.extend((0..a.n_chunks()).map(|i| (d, a, i)));
+        }
+    }
+    let t = std::time::Instant::now();
+    let sizes = work
+        .par_iter()
+        .map(|&(d, a, i)| {
+            a.decode_chunk(i).map_err(|e| ReaderError::Corrupt {
+                path: datasets[d].path().to_owned(),
+                object: "the sparse matrix's stored chunks".into(),
+                detail: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let seconds = t.elapsed().as_secs_f64();
+    let (stored, decoded) = sizes
+        .iter()
+        .fold((0u64, 0u64), |(s, d), &(a, b)| (s + a as u64, d + b as u64));
+    Ok(Some(DecodeRate {
+        stored_bytes: stored,
+        decoded_bytes: decoded,
+        seconds,
+    }))
 }
 
 #[cfg(test)]

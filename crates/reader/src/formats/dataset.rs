@@ -8,6 +8,7 @@ use inmf_learner::CsrMatrix;
 
 use crate::error::ReaderError;
 use crate::formats::arrays::{Outer, SparseArrays};
+use crate::formats::chunks::RawChunks;
 use crate::formats::csc::CscStore;
 use crate::formats::dense::DenseStore;
 use crate::formats::h5::{self, Member};
@@ -365,6 +366,16 @@ impl Dataset {
     /// genes for a dense matrix).
     pub fn nnz(&self) -> usize {
         self.nnz
+    }
+
+    /// The direct chunk readers of the matrix's `indices` and `data`, when
+    /// the matrix is stored by cell and both arrays' chunks are decoded by
+    /// this crate ([`chunks`](super::chunks)).
+    pub(crate) fn raw_chunks(&self) -> Option<[&RawChunks; 2]> {
+        match &self.store {
+            Store::Csr(a) => Some([a.indices_chunks.as_ref()?, a.data_chunks.as_ref()?]),
+            _ => None,
+        }
     }
 
     /// Gene names of the presented columns, made unique scanpy-style
