@@ -63,12 +63,13 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use inmf_learner::{row_norm_sq, CellSource, CsrMatrix, SharedNonZeros};
+use inmf_learner::{row_norm_sq, CsrMatrix, SharedNonZeros};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::ReaderError;
 use crate::formats::dataset::Dataset;
+use crate::preprocess::cellmap::CellMap;
 use crate::preprocess::params::{CheckedPreprocessParams, Combine};
 use crate::preprocess::report::PreprocessReport;
 use fingerprint::{fingerprint_datasets, hash_file};
@@ -546,16 +547,13 @@ pub fn stale_entries(root: &Path) -> Vec<(PathBuf, u64)> {
 ///
 /// On failure nothing is left: the temporary directory is removed, and so
 /// is every directory this call created for `root` that is now empty.
-pub(crate) fn build_entry<S>(
-    source: &mut S,
+pub(crate) fn build_entry<S: SharedBlocks>(
+    source: &S,
     root: &Path,
     meta: &CacheMeta,
     per_dataset: &[DatasetPrep],
     size_hint: u64,
-) -> Result<(PathBuf, bool), ReaderError>
-where
-    S: CellSource<Error = ReaderError> + Send,
-{
+) -> Result<(PathBuf, bool), ReaderError> {
     let created = create_dirs(root).map_err(|e| write_err(root, e))?;
     let final_dir = root.join(&meta.key);
     let tmp = root.join(format!(".tmp-{}-{}", meta.key, std::process::id()));
@@ -596,6 +594,16 @@ where
     })
 }
 
+/// Preprocessed cells that several threads can read at once, the input of
+/// an entry build.
+pub(crate) trait SharedBlocks: Sync {
+    /// Kept cells of `dataset`.
+    fn n_cells(&self, dataset: usize) -> usize;
+    /// Kept cells `cells` of `dataset`, preprocessed (as
+    /// [`inmf_learner::CellSource::read_cells`] gives them).
+    fn block(&self, dataset: usize, cells: Range<usize>) -> Result<CsrMatrix, ReaderError>;
+}
+
 /// Cells and bytes an entry build has written so far.
 #[derive(Debug, Default)]
 struct Progress {
@@ -603,47 +611,71 @@ struct Progress {
     bytes: u64,
 }
 
-fn build_in<S>(
-    source: &mut S,
+fn build_in<S: SharedBlocks>(
+    source: &S,
     tmp: &Path,
     final_dir: &Path,
     meta: &CacheMeta,
     per_dataset: &[DatasetPrep],
     n_cells: &[usize],
     progress: &mut Progress,
-) -> Result<(PathBuf, bool), ReaderError>
-where
-    S: CellSource<Error = ReaderError> + Send,
-{
+) -> Result<(PathBuf, bool), ReaderError> {
     let _ = std::fs::remove_dir_all(tmp);
     // A refusal here is the cache directory's: name it.
     std::fs::create_dir(tmp).map_err(|e| write_err(tmp.parent().unwrap_or(tmp), e))?;
-    // Blocks are read (decoded, normalized, scaled) on a scoped thread while
-    // this one writes the previous ones: reading and writing overlap.
-    let (blocks_tx, blocks) = std::sync::mpsc::sync_channel::<Result<CsrMatrix, ReaderError>>(1);
+    // Blocks are read (decoded, normalized, scaled) on scoped threads while
+    // this one writes the previous ones: reading and writing overlap, and
+    // the readers decode several blocks at once. Block j (in writing order:
+    // dataset by dataset, cells ascending) is read by reader j mod R and
+    // taken from that reader's channel in turn, so the entry is the same
+    // whatever R, and at most 2R blocks are held at once.
+    let jobs: Vec<(usize, Range<usize>)> = n_cells
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &n)| {
+            (0..n)
+                .step_by(BUILD_BLOCK)
+                .map(move |s| (i, s..(s + BUILD_BLOCK).min(n)))
+        })
+        .collect();
+    let readers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(jobs.len())
+        .max(1);
     let files = std::thread::scope(|scope| {
-        scope.spawn(move || {
-            for (i, &n) in n_cells.iter().enumerate() {
-                for s in (0..n).step_by(BUILD_BLOCK) {
-                    let x = source.read_cells(i, s..(s + BUILD_BLOCK).min(n));
+        let mut channels = Vec::with_capacity(readers);
+        for r in 0..readers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<CsrMatrix, ReaderError>>(1);
+            channels.push(rx);
+            let jobs = &jobs;
+            scope.spawn(move || {
+                for (dataset, cells) in jobs.iter().skip(r).step_by(readers) {
+                    let x = source.block(*dataset, cells.clone());
                     let failed = x.is_err();
                     // A failed send: the writer stopped on an error of its own.
-                    if blocks_tx.send(x).is_err() || failed {
+                    if tx.send(x).is_err() || failed {
                         return;
                     }
                 }
-            }
-        });
-        // Owns the receiver, so a writer error drops it (ending the scope
-        // closure) and the reading thread's next send fails: no deadlock.
+            });
+        }
+        // Owns the receivers, so a writer error drops them (ending the
+        // scope closure) and the readers' next sends fail: no deadlock.
+        let mut taken = 0usize;
         let mut next_block = move || {
-            blocks
-                .recv()
-                .unwrap_or_else(|_| Err(cache_err(tmp, "the block reader stopped early")))
+            let rx = &channels[taken % readers];
+            taken += 1;
+            rx.recv()
+                .unwrap_or_else(|_| Err(cache_err(tmp, "a block reader stopped early")))
         };
         write_entry(tmp, meta, per_dataset, n_cells, &mut next_block, progress)
     })?;
+    let (files, emptied) = files;
     let mut meta = meta.clone();
+    for (d, n) in meta.report.datasets.iter_mut().zip(emptied) {
+        d.cells_kept -= n;
+        d.cells_no_model_counts += n;
+    }
     meta.files = files;
     meta.checksum = meta.own_checksum();
     let meta_path = tmp.join("meta.json");
@@ -766,11 +798,16 @@ fn write_entry(
     n_cells: &[usize],
     next_block: &mut dyn FnMut() -> Result<CsrMatrix, ReaderError>,
     progress: &mut Progress,
-) -> Result<Vec<EntryFile>, ReaderError> {
+) -> Result<(Vec<EntryFile>, Vec<usize>), ReaderError> {
     let mut files = Vec::new();
+    let mut emptied = Vec::with_capacity(per_dataset.len());
     for (i, (dropped, cols, scale)) in per_dataset.iter().enumerate() {
         let f = |ext: &str| tmp.join(format!("{i}.{ext}"));
-        files.push(write_le(&f("dropped"), dropped, |v| (v as u64).to_le_bytes())?);
+        // Kept cells whose preprocessed row is empty (counts, but none in
+        // the model's genes) are dropped here, by their file row.
+        let cells = CellMap::new(meta.n_total[i], dropped.clone());
+        let mut empty = Vec::new();
+        let first = files.len();
         files.push(write_le(&f("cols"), cols, |c| {
             c.map_or(-1i64, |c| c as i64).to_le_bytes()
         })?);
@@ -792,8 +829,12 @@ fn write_entry(
                 ));
             }
             buf.clear();
-            for w in x.indptr()[1..].iter() {
-                buf.extend_from_slice(&(nnz + *w as u64).to_le_bytes());
+            for (r, w) in x.indptr().windows(2).enumerate() {
+                if w[0] == w[1] {
+                    empty.push(cells.original(s + r));
+                } else {
+                    buf.extend_from_slice(&(nnz + w[1] as u64).to_le_bytes());
+                }
             }
             ip.put(&buf)?;
             buf.clear();
@@ -811,7 +852,7 @@ fn write_entry(
             buf.extend(x.data().iter().flat_map(|v| v.to_le_bytes()));
             dx.put(&buf)?;
             buf.clear();
-            for (_, vals) in x.rows(0..x.n_rows()) {
+            for (_, vals) in x.rows(0..x.n_rows()).filter(|(cols, _)| !cols.is_empty()) {
                 buf.extend_from_slice(&row_norm_sq(vals).to_le_bytes());
             }
             nx.put(&buf)?;
@@ -822,9 +863,17 @@ fn write_entry(
         for w in [ip, ix, dx, nx] {
             files.push(w.finish()?);
         }
+        let all = crate::preprocess::merge(dropped, &empty);
+        // Written last, recorded first (the layout's order).
+        files.insert(
+            first,
+            write_le(&f("dropped"), &all, |v| (v as u64).to_le_bytes())?,
+        );
+        emptied.push(empty.len());
     }
-    Ok(files)
+    Ok((files, emptied))
 }
+
 
 impl CacheReader {
     /// Maps (`true`, the default) or copies the non-zeros of later blocks.
@@ -1597,36 +1646,29 @@ mod tests {
     }
 
     /// Delegates to a preprocessed source; the `fail_on`-th block read fails.
+    /// Fails the read of the block with index `fail_on` (0-based, in
+    /// writing order).
     struct FailingReads {
         inner: Hdf5Source,
-        reads: usize,
-        fail_on: usize,
+        fail_on: (usize, usize),
     }
 
-    impl CellSource for FailingReads {
-        type Error = ReaderError;
-        fn n_datasets(&self) -> usize {
-            self.inner.n_datasets()
-        }
+    impl super::SharedBlocks for FailingReads {
         fn n_cells(&self, dataset: usize) -> usize {
-            self.inner.n_cells(dataset)
+            super::SharedBlocks::n_cells(&self.inner, dataset)
         }
-        fn n_genes(&self) -> usize {
-            self.inner.n_genes()
-        }
-        fn read_cells(
-            &mut self,
+        fn block(
+            &self,
             dataset: usize,
             cells: std::ops::Range<usize>,
         ) -> Result<inmf_learner::CsrMatrix, ReaderError> {
-            self.reads += 1;
-            if self.reads == self.fail_on {
+            if (dataset, cells.start) == self.fail_on {
                 return Err(ReaderError::Cache {
                     path: "injected".into(),
                     message: "read failure".into(),
                 });
             }
-            self.inner.read_cells(dataset, cells)
+            super::SharedBlocks::block(&self.inner, dataset, cells)
         }
     }
 
@@ -1650,11 +1692,10 @@ mod tests {
         // The second dataset's block fails after the first one was written.
         let mut src = FailingReads {
             inner,
-            reads: 0,
-            fail_on: 2,
+            fail_on: (1, 0),
         };
         let root = dir.path().join("new").join("cache");
-        let err = super::build_entry(&mut src, &root, &meta, &per, 0).unwrap_err();
+        let err = super::build_entry(&src, &root, &meta, &per, 0).unwrap_err();
         assert!(err.to_string().contains("read failure"), "{err}");
         assert!(
             !dir.path().join("new").exists(),
@@ -1662,16 +1703,15 @@ mod tests {
         );
         // In an existing cache directory, only the temporary goes.
         std::fs::create_dir_all(&root).unwrap();
-        src.reads = 0;
-        super::build_entry(&mut src, &root, &meta, &per, 0).unwrap_err();
+        super::build_entry(&src, &root, &meta, &per, 0).unwrap_err();
         assert_eq!(
             std::fs::read_dir(&root).unwrap().count(),
             0,
             "no entry, no temporary"
         );
         // Without the failure the same call builds the entry.
-        src.fail_on = usize::MAX;
-        let (built, ours) = super::build_entry(&mut src, &root, &meta, &per, 0).unwrap();
+        src.fail_on = (usize::MAX, 0);
+        let (built, ours) = super::build_entry(&src, &root, &meta, &per, 0).unwrap();
         assert!(ours && built.join("meta.json").exists());
     }
 
@@ -1680,33 +1720,28 @@ mod tests {
     struct Peeking {
         inner: Hdf5Source,
         root: std::path::PathBuf,
-        seen: Option<Vec<String>>,
+        seen: std::sync::Mutex<Option<Vec<String>>>,
     }
 
-    impl CellSource for Peeking {
-        type Error = ReaderError;
-        fn n_datasets(&self) -> usize {
-            self.inner.n_datasets()
-        }
+    impl super::SharedBlocks for Peeking {
         fn n_cells(&self, dataset: usize) -> usize {
-            self.inner.n_cells(dataset)
+            super::SharedBlocks::n_cells(&self.inner, dataset)
         }
-        fn n_genes(&self) -> usize {
-            self.inner.n_genes()
-        }
-        fn read_cells(
-            &mut self,
+        fn block(
+            &self,
             dataset: usize,
             cells: std::ops::Range<usize>,
         ) -> Result<inmf_learner::CsrMatrix, ReaderError> {
-            if self.seen.is_none() {
+            let mut seen = self.seen.lock().unwrap();
+            if seen.is_none() {
                 let names = std::fs::read_dir(&self.root)
                     .unwrap()
                     .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                     .collect();
-                self.seen = Some(names);
+                *seen = Some(names);
             }
-            self.inner.read_cells(dataset, cells)
+            drop(seen);
+            super::SharedBlocks::block(&self.inner, dataset, cells)
         }
     }
 
@@ -1737,14 +1772,14 @@ mod tests {
             })
             .collect();
         let root = dir.path().join("cache");
-        let mut src = Peeking {
+        let src = Peeking {
             inner,
             root: root.clone(),
-            seen: None,
+            seen: std::sync::Mutex::new(None),
         };
-        let (entry, ours) = super::build_entry(&mut src, &root, &meta, &per, 0).unwrap();
+        let (entry, ours) = super::build_entry(&src, &root, &meta, &per, 0).unwrap();
         assert!(ours);
-        let seen = src.seen.unwrap();
+        let seen = src.seen.into_inner().unwrap().unwrap();
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0], format!(".tmp-{}-{}", meta.key, std::process::id()));
         assert_eq!(super::stale::temporary_owner(&seen[0]), Some(std::process::id()));
@@ -1797,7 +1832,7 @@ mod tests {
                 checksum: String::new(),
             };
             let root = dir.path().join(format!("cache{index_bytes}"));
-            let (entry, _) = super::build_entry(&mut src, &root, &meta, &per, 0).unwrap();
+            let (entry, _) = super::build_entry(&src, &root, &meta, &per, 0).unwrap();
             let indices = std::fs::metadata(entry.join("0.indices")).unwrap().len();
             let data = std::fs::metadata(entry.join("0.data")).unwrap().len();
             assert_eq!(

@@ -28,7 +28,8 @@
 //!   (α* = α/#genes, upper_g = μ_g + z_{1−α*/2}·sqrt(μ_g ν / n), keep g iff
 //!   σ²_g/ν > upper_g and log10 σ²_g > log10(μ_g ν) + thresh) combined by
 //!   union or intersection; cells without counts in the model's genes
-//!   dropped too (a second, arithmetic-free pass after a selection);
+//!   dropped too (found while the cache entry is built, as the rows that
+//!   come out empty, or without a cache by a second, arithmetic-free pass);
 //!   scaleNotCenter s_g = sqrt(Σ_c x̃²/(n − 1)). Prescaled datasets pass
 //!   through (their genes, scale 1, no normalization).
 //! - **Serving**: [`Hdf5Source`] returns x̂ = x̃ / s_g over the model genes;

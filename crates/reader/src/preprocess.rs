@@ -126,7 +126,7 @@ fn model_mask(n_cols: usize, model_cols: &[Option<usize>]) -> Vec<bool> {
 }
 
 /// Merges two increasing lists of file cells.
-fn merge(a: &[usize], b: &[usize]) -> Vec<usize> {
+pub(crate) fn merge(a: &[usize], b: &[usize]) -> Vec<usize> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
@@ -142,10 +142,14 @@ fn merge(a: &[usize], b: &[usize]) -> Vec<usize> {
 }
 
 /// Runs the passes; `names` are the datasets' unique names (for the report).
+/// With `cells_pass` false, cells with counts but none in the selected
+/// genes are not looked for (no second pass): the caller drops them later,
+/// as the rows that come out empty (a cache build does).
 pub(crate) fn preprocess(
     datasets: &[Dataset],
     names: &[String],
     params: &CheckedPreprocessParams,
+    cells_pass: bool,
 ) -> Result<(Vec<String>, Vec<Prepared>, PreprocessReport, PassSeconds), ReaderError> {
     let p = params.params();
     let mut seconds = PassSeconds::default();
@@ -283,6 +287,12 @@ pub(crate) fn preprocess(
                 .map(|c| chosen.iter().map(|&i| Some(c[i])).collect())
                 .collect();
             // The second pass: cells without counts in the selected genes.
+            if !cells_pass {
+                let counts = counts.into_iter().map(Some).collect();
+                return finish(
+                    datasets, names, &matching, renamed, stats, genes, cols, counts, seconds,
+                );
+            }
             let t = std::time::Instant::now();
             let passes = per_dataset_in_parallel(datasets, |i, d| {
                 let mask = model_mask(d.n_genes(), &cols[i]);
@@ -295,7 +305,32 @@ pub(crate) fn preprocess(
             (genes, cols, counts.into_iter().map(Some).collect())
         }
     };
+    finish(
+        datasets,
+        names,
+        &matching,
+        renamed,
+        stats,
+        genes,
+        model_cols,
+        per_dataset_selected,
+        seconds,
+    )
+}
 
+/// Scale factors, cell maps and the report from the passes' statistics.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    datasets: &[Dataset],
+    names: &[String],
+    matching: &select::Matching,
+    renamed: Vec<usize>,
+    stats: Vec<GeneStats>,
+    genes: Vec<String>,
+    model_cols: Vec<Vec<Option<usize>>>,
+    per_dataset_selected: Vec<Option<usize>>,
+    seconds: PassSeconds,
+) -> Result<(Vec<String>, Vec<Prepared>, PreprocessReport, PassSeconds), ReaderError> {
     let mut prepared = Vec::with_capacity(datasets.len());
     let mut reports = Vec::with_capacity(datasets.len());
     for (i, (d, (s, cols))) in datasets.iter().zip(stats.into_iter().zip(model_cols)).enumerate() {

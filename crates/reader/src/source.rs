@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use inmf_learner::{CellSource, CsrMatrix};
 
+use crate::cache::SharedBlocks;
 use crate::cache::{
     build_entry, cache_key, cache_key_of, index_bytes_for, open_entry, CacheMeta, CacheReader, EntryProblem,
     OpenError, CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES,
@@ -88,9 +89,30 @@ impl Hdf5Source {
     /// dataset) and returns the source ready to serve mini-batches. Dataset
     /// names are made unique (`name`, `name-1`, ...).
     pub fn preprocess(datasets: Vec<Dataset>, params: &CheckedPreprocessParams) -> Result<Self, ReaderError> {
+        Self::preprocess_passes(datasets, params, true)
+    }
+
+    /// [`preprocess`](Self::preprocess) for a source that builds a cache
+    /// entry next ([`build_cache`](Self::build_cache)): the cells with
+    /// counts but none in the selected genes are not looked for in a pass of
+    /// their own; the build drops them as the rows that come out empty, and
+    /// only then are [`CellSource::n_cells`] and the report final. Until the
+    /// build, blocks hold those cells as empty rows.
+    pub fn preprocess_for_cache(
+        datasets: Vec<Dataset>,
+        params: &CheckedPreprocessParams,
+    ) -> Result<Self, ReaderError> {
+        Self::preprocess_passes(datasets, params, false)
+    }
+
+    fn preprocess_passes(
+        datasets: Vec<Dataset>,
+        params: &CheckedPreprocessParams,
+        cells_pass: bool,
+    ) -> Result<Self, ReaderError> {
         let mut names: Vec<String> = datasets.iter().map(|d| d.name().to_owned()).collect();
         make_unique(&mut names);
-        let (genes, prepared, report, seconds) = preprocess(&datasets, &names, params)?;
+        let (genes, prepared, report, seconds) = preprocess(&datasets, &names, params, cells_pass)?;
         let mut source = Self::assemble(datasets, names, genes, prepared, report);
         source.pass_seconds = Some(seconds);
         Ok(source)
@@ -198,7 +220,7 @@ impl Hdf5Source {
             })
             .sum();
         self.cache = None;
-        let (built, ours) = build_entry(self, cache_root, &meta, &per, size_hint)?;
+        let (built, ours) = build_entry(&*self, cache_root, &meta, &per, size_hint)?;
         let entry = open_entry(&built, &key, !ours).map_err(|e| match e {
             OpenError::Env(e) => e,
             OpenError::Unusable(problem) if ours => ReaderError::Cache {
@@ -212,6 +234,19 @@ impl Hdf5Source {
                 ),
             },
         })?;
+        // The build dropped the cells whose rows came out empty (see
+        // [`preprocess_for_cache`](Self::preprocess_for_cache)): the cells
+        // and counts are the entry's from now on.
+        for ((part, (dropped, _, _)), (ours, theirs)) in self
+            .parts
+            .iter_mut()
+            .zip(entry.per_dataset)
+            .zip(self.report.datasets.iter_mut().zip(&entry.meta.report.datasets))
+        {
+            part.cells = CellMap::new(part.cells.n_total(), dropped);
+            ours.cells_kept = theirs.cells_kept;
+            ours.cells_no_model_counts = theirs.cells_no_model_counts;
+        }
         let mut reader = entry.reader;
         reader.set_keep_mapped_limit(self.keep_mapped);
         self.cache = Some(reader);
@@ -366,21 +401,67 @@ impl Hdf5Source {
     fn decode(&mut self, dataset: usize, cells: Range<usize>, out: &mut Out) -> Result<(), ReaderError> {
         self.part(dataset, &cells)?;
         let part = &mut self.parts[dataset];
+        let (mut block, mut scratch) = (std::mem::take(&mut part.block), std::mem::take(&mut part.scratch));
+        let done = part.decode(cells, out, &mut block, &mut scratch);
+        (part.block, part.scratch) = (block, scratch);
+        done
+    }
+}
+
+thread_local! {
+    /// A block reader's raw block and sort scratch ([`SharedBlocks`]).
+    static SHARED_SCRATCH: std::cell::RefCell<(RawBlock, Vec<(u32, f32)>)> =
+        std::cell::RefCell::new((RawBlock::default(), Vec::new()));
+}
+
+/// Blocks for an entry build, read from several threads at once, each with
+/// its own buffers; the same values as [`CellSource::read_cells`].
+impl SharedBlocks for Hdf5Source {
+    fn n_cells(&self, dataset: usize) -> usize {
+        self.parts[dataset].cells.n_kept()
+    }
+
+    fn block(&self, dataset: usize, cells: Range<usize>) -> Result<CsrMatrix, ReaderError> {
+        let part = self.part(dataset, &cells)?;
+        let mut out = Out {
+            indptr: vec![0],
+            indices: Vec::new(),
+            data: Vec::new(),
+        };
+        SHARED_SCRATCH.with_borrow_mut(|(block, scratch)| part.decode(cells, &mut out, block, scratch))?;
+        Ok(
+            CsrMatrix::new(self.genes.len(), out.indptr, out.indices, out.data)
+                .expect("decoded rows satisfy the CSR invariants (a reader bug otherwise)"),
+        )
+    }
+}
+
+impl Part {
+    /// Decodes kept cells `cells` (within range) into `out`, reading the
+    /// file into `block` (`scratch`: sort buffer).
+    fn decode(
+        &self,
+        cells: Range<usize>,
+        out: &mut Out,
+        block: &mut RawBlock,
+        scratch: &mut Vec<(u32, f32)>,
+    ) -> Result<(), ReaderError> {
+        let part = self;
         if cells.is_empty() {
             return Ok(());
         }
         let span = part.cells.original_span(cells.clone());
-        part.file.read_block(span.clone(), &mut part.block)?;
+        part.file.read_block(span.clone(), block)?;
         let dropped = part.cells.dropped();
         let mut next = part.cells.first_dropped_from(span.start);
         let rows_before = out.indptr.len();
-        for r in 0..part.block.n_rows() {
+        for r in 0..block.n_rows() {
             let o = span.start + r;
             if next < dropped.len() && dropped[next] == o {
                 next += 1;
                 continue;
             }
-            let (cols, vals) = part.block.row(r);
+            let (cols, vals) = block.row(r);
             // Prescaled inputs (LIGER scaled data) are already x̂ up to s_g = 1.
             let total = if part.file.is_prescaled() { 1.0 } else { numi(vals) };
             // A kept cell has nUMI > 0; guard anyway (a file changed under us).
@@ -397,19 +478,19 @@ impl Hdf5Source {
                         }
                     }
                 } else {
-                    part.scratch.clear();
+                    scratch.clear();
                     for (&c, &v) in cols.iter().zip(vals) {
                         let m = part.col_map[c as usize];
                         if m != NONE {
                             let x = f64::from(v) / total * part.inv_scale[m as usize];
                             if x != 0.0 {
-                                part.scratch.push((m, x as f32));
+                                scratch.push((m, x as f32));
                             }
                         }
                     }
-                    part.scratch.sort_unstable_by_key(|p| p.0);
-                    out.indices.extend(part.scratch.iter().map(|p| p.0));
-                    out.data.extend(part.scratch.iter().map(|p| p.1));
+                    scratch.sort_unstable_by_key(|p| p.0);
+                    out.indices.extend(scratch.iter().map(|p| p.0));
+                    out.data.extend(scratch.iter().map(|p| p.1));
                 }
             }
             out.indptr.push(out.data.len());
@@ -417,7 +498,9 @@ impl Hdf5Source {
         debug_assert_eq!(out.indptr.len() - rows_before, cells.len());
         Ok(())
     }
+}
 
+impl Hdf5Source {
     /// Keeps a cache entry whose non-zeros (column indices and values)
     /// take at most `bytes` mapped whole for the life of this source, so
     /// epochs after the first read it without filling page tables again;

@@ -246,8 +246,10 @@ pub fn preprocess_inputs(
             datasets
         }
     };
+    // The build finds the cells without counts in the selected genes (no
+    // pass of their own); the caller builds before reading any cell.
     Ok((
-        Hdf5Source::preprocess(datasets, &params)?,
+        Hdf5Source::preprocess_for_cache(datasets, &params)?,
         CacheUse::ToBuild(root.to_path_buf(), params),
     ))
 }

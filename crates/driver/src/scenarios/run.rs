@@ -389,21 +389,33 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
             steps.push(("cells pass", c));
         }
     }
+    check_k(params.k, source.n_genes())?;
+    // Before the (long) cache build: room for the outputs, counted with
+    // every cell the build may still drop (cells without counts in the
+    // selected genes).
+    let cells: usize = (0..source.n_datasets()).map(|d| source.n_cells(d)).sum();
+    ensure_space(
+        &req.out_dir,
+        model_set_bytes(cells, source.n_genes(), params.k, source.n_datasets()),
+    )?;
+    let t_cache = Instant::now();
+    let cache_line = finish_cache(&mut source, cache, &req.config.runtime)?;
+    let t_build = t_cache.elapsed().as_secs_f64();
+    if source.is_cached() && source.pass_seconds().is_some() {
+        steps.push(("cache build", t_build));
+    }
     if !req.quiet {
         crate::log::line(source.report().to_string().trim_end());
+        crate::log::line(&cache_line);
     }
-    check_k(params.k, source.n_genes())?;
+    // Preprocessing ends with the cache built; the cells are final.
+    let t_pre = t0.elapsed().as_secs_f64();
     let per_dataset: Vec<usize> = (0..source.n_datasets()).map(|d| source.n_cells(d)).collect();
     let batch = minibatch::choose(req.config.model.batch_size, &per_dataset);
     let params = &OnlineParams {
         batch_size: batch.size,
         ..params.clone()
     };
-    let cells = per_dataset.iter().sum();
-    ensure_space(
-        &req.out_dir,
-        model_set_bytes(cells, source.n_genes(), params.k, source.n_datasets()),
-    )?;
     let names = source.dataset_names().to_vec();
     let template = SavedModel {
         model: OnlineInmf::new(
@@ -445,18 +457,6 @@ fn run_in_pool(req: &RunRequest, params: &OnlineParams) -> Result<RunSummary, Dr
     if !req.quiet {
         crate::log::line(&batch.describe(&names, plan.sizes(), plan.n_iterations(), plan.epochs()));
     }
-    let t_cache = Instant::now();
-    let cache_line = finish_cache(&mut source, cache, &req.config.runtime)?;
-    if !req.quiet {
-        crate::log::line(&cache_line);
-    }
-    // Preprocessing time includes building the cache; learning starts after it.
-    let t_build = t_cache.elapsed().as_secs_f64();
-    if source.is_cached() && source.pass_seconds().is_some() {
-        steps.push(("cache build", t_build));
-    }
-    let t_pre = (t1 - t0).as_secs_f64() + t_build;
-    let t1 = Instant::now();
     if checkpoint.every_epochs > 0 {
         create_dir(&req.out_dir)?;
     }

@@ -848,8 +848,10 @@ fn cells_without_counts_in_the_selected_genes_are_dropped() {
         },
         chunk_cells: 4,
         ..Default::default()
-    };
-    let mut src = Hdf5Source::preprocess(vec![open_default(&p).unwrap()], &params.check().unwrap()).unwrap();
+    }
+    .check()
+    .unwrap();
+    let mut src = Hdf5Source::preprocess(vec![open_default(&p).unwrap()], &params).unwrap();
     let sel: Vec<usize> = src.genes().iter().map(|g| g[1..].parse().unwrap()).collect();
     assert_eq!(sel.len(), 4);
     let empty: Vec<usize> = (0..48)
@@ -876,6 +878,28 @@ fn cells_without_counts_in_the_selected_genes_are_dropped() {
         (0..kept.len()).all(|k| !x.row(k).0.is_empty()),
         "every kept cell has a value"
     );
+
+    // Without a pass of their own, the cache build drops the same cells:
+    // same cells, report, names and values, and so does the entry reused.
+    let mut fused = Hdf5Source::preprocess_for_cache(vec![open_default(&p).unwrap()], &params).unwrap();
+    assert_eq!(
+        fused.report().datasets[0].cells_no_model_counts,
+        0,
+        "not known before the build"
+    );
+    assert_eq!(fused.n_cells(0), 48 - 2, "every cell with counts until the build");
+    let root = dir.path().join("cache");
+    fused.build_cache(&params, &root).unwrap();
+    let reused = match Hdf5Source::from_cache(vec![open_default(&p).unwrap()], &params, &root).unwrap() {
+        crate::CacheLookup::Hit(s, _) => *s,
+        _ => panic!("the entry just built is found"),
+    };
+    for mut other in [fused, reused] {
+        assert_eq!(other.cell_map(0).dropped(), dropped.as_slice());
+        assert_eq!(other.report(), src.report());
+        assert_eq!(other.cell_names(0, 0..kept.len()).unwrap(), names_kept);
+        assert_eq!(other.read_cells(0, 0..kept.len()).unwrap(), x);
+    }
 }
 
 // -------------------------------------------------------- 10x genomes
