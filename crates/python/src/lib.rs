@@ -22,6 +22,11 @@ use pyo3::exceptions::{PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyRu
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+/// mimalloc for this module's Rust allocations (the binary's allocator;
+/// see the Cargo.toml).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The error's message followed by its causes, `: `-separated, as the CLI
 /// prints them (`{:#}` of its error chain).
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -40,6 +40,7 @@ def run(
     threads=None,
     matrix="X",
     n_genes=0,
+    cache=True,
     quiet=True,
 ):
     """Online iNMF of datasets in files (``inmf run``), streamed from disk.
@@ -51,8 +52,8 @@ def run(
     number of cells; the inputs are only read.
 
     ``out``: the output directory (``model.h5``, ``result.h5ad``, and the
-    preprocessed cache ``.inmf-cache`` beside it, as the command line
-    writes them; ``inmf.Model.load(out)`` continues from it). With
+    preprocessed cache ``.inmf-cache`` beside it unless ``cache=False``
+    — the CLI's ``--no-cache`` —, as the command line writes them; ``inmf.Model.load(out)`` continues from it). With
     ``out=None`` the outputs go to a private temporary directory that is
     removed after the result is read.
 
@@ -63,7 +64,7 @@ def run(
 
     inputs = _inputs(files)
     kw = dict(k=k, lam=lam, epochs=epochs, batch_size=batch_size, seed=seed, threads=threads,
-              matrix=matrix, n_genes=n_genes, quiet=quiet)
+              matrix=matrix, n_genes=n_genes, cache=cache, quiet=quiet)
     if out is not None:
         _inmf.run(inputs, os.fspath(out), **kw)
         return anndata.read_h5ad(os.path.join(os.fspath(out), "result.h5ad"))
