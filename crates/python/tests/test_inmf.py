@@ -199,7 +199,7 @@ def test_model_add_project_save_match_the_cli(kang, tmp_path, private_tmp):
 
 
 def test_ctrl_c_stops_a_run_cleanly_and_the_gil_is_released(tmp_path):
-    """A run of ~20 s in a child process: another Python thread keeps
+    """A run of minutes in a child process: another Python thread keeps
     running meanwhile, SIGINT raises KeyboardInterrupt within seconds, and
     no result is left in the output folder."""
     data = tmp_path / "sim"
@@ -217,7 +217,7 @@ def test_ctrl_c_stops_a_run_cleanly_and_the_gil_is_released(tmp_path):
         t = time.time()
         try:
             inmf.run([{str(data / 'batch1.h5ad')!r}, {str(data / 'batch2.h5ad')!r}], out={str(out)!r},
-                     epochs=200, batch_size=2000, threads=1)
+                     epochs=5000, batch_size=2000, threads=1)
         except KeyboardInterrupt as e:
             print("interrupted", ticks[0], round(time.time() - t, 2), e, flush=True)
             sys.exit(0)
@@ -225,11 +225,16 @@ def test_ctrl_c_stops_a_run_cleanly_and_the_gil_is_released(tmp_path):
         sys.exit(1)
     """)
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert child.stdout.readline().strip() == "start"
-    time.sleep(4)
-    child.send_signal(signal.SIGINT)
-    t = time.time()
-    stdout, stderr = child.communicate(timeout=60)
+    try:
+        assert child.stdout.readline().strip() == "start"
+        time.sleep(4)
+        child.send_signal(signal.SIGINT)
+        t = time.time()
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
     assert child.returncode == 0, (stdout, stderr)
     assert stdout.startswith("interrupted"), stdout
     ticks = int(stdout.split()[1])
