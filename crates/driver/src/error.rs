@@ -94,6 +94,10 @@ pub enum DriverError {
         /// What to do.
         fix: String,
     },
+    /// The command was asked to stop ([`crate::stop::request`]); nothing
+    /// was written under a final name.
+    #[error("interrupted: the run was stopped before it finished; nothing was written under a final name")]
+    Interrupted,
     /// A bug or an environment failure inside inmf (not the user's input).
     #[error("internal error: {0}")]
     Internal(String),

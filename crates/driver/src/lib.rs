@@ -5,8 +5,8 @@
 //! bound) and the files they write (`output/`: model, results, output sets,
 //! output guard, free space); the batch solvers of `inmf factor`
 //! (`factor.rs`), `inmf analyze`, `inmf import`, the simulator
-//! ([`simulate`]), the AnnData and 10x writers ([`anndata`]), configuration
-//! and progress. Section numbers refer to `docs/algorithms.md`.
+//! ([`simulate`]), the AnnData and 10x writers ([`anndata`]), configuration,
+//! progress, and the stop request of embedding hosts ([`stop`]). Section numbers refer to `docs/algorithms.md`.
 #![deny(missing_docs)]
 
 mod analyze;
@@ -22,6 +22,7 @@ mod mapping_plots;
 mod output;
 mod scenarios;
 pub mod simulate;
+pub mod stop;
 
 pub use analyze::{run_analyze, AnalyzeRequest, AnalyzeSummary};
 pub use config::{ModelConfig, PreprocessConfig, RunConfig, RuntimeConfig};

@@ -390,6 +390,10 @@ where
                 }
             };
             for mb in &batches {
+                if let Err(e) = crate::stop::check() {
+                    outcome = Err(e);
+                    break 'blocks;
+                }
                 let (h, obj) = match solve(mb.dataset, &mb.x) {
                     Ok(v) => v,
                     Err(e) => {

@@ -99,6 +99,10 @@ pub(crate) fn learn(
     let mut epoch_start = std::time::Instant::now();
     let mut last_checkpoint = epoch_start;
     for info in plan.iter().skip(skip).map(|it| it.info) {
+        if let Err(e) = crate::stop::check() {
+            outcome = Err(e);
+            break;
+        }
         let mut batches = match rx.recv() {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => {
