@@ -11,8 +11,10 @@
 //! second pass that only tests each kept cell's columns against the
 //! selection (no arithmetic; the I/O of one read of the matrix). A single
 //! pass would have to remember every cell's genes until the selection is
-//! known, i.e. hold the matrix. The preprocessed cache, when built, could
-//! fold this test into its own pass over the data.
+//! known, i.e. hold the matrix. When the preprocessed cache is built, its
+//! pass over the data finds them instead, as the rows that come out empty
+//! (`Hdf5Source::preprocess_for_cache`); [`cells_without`] serves runs
+//! without the cache.
 
 use crate::error::ReaderError;
 use crate::formats::dataset::{Dataset, RawBlock};
