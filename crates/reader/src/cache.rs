@@ -874,7 +874,6 @@ fn write_entry(
     Ok((files, emptied))
 }
 
-
 impl CacheReader {
     /// Maps (`true`, the default) or copies the non-zeros of later blocks.
     #[cfg(test)]
