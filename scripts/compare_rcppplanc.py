@@ -7,7 +7,8 @@ Steps (each run by scripts/compare-rcppplanc in its own process):
            genes (cells with counts in them) as a prescaled 10x-layout file
            NAME_scaleData.h5 (float64) that `inmf run` passes through unchanged.
   planc    loads those files, runs pyplanc.oinmf (genes × cells CSC float64)
-           N times and saves the last run's factors; prints its times and RSS.
+           N times and saves every run's factors (pyplanc has no seed: runs
+           differ); prints its times and RSS.
   evaluate the iNMF objective Σ‖X_i − (W+V_i)H_i‖² + λΣ‖V_iH_i‖² of both
            engines' factors on the same matrices.
 """
@@ -108,19 +109,22 @@ def cmd_planc(a):
     # pyplanc takes genes × cells CSC: the transpose of cells × genes CSR.
     objs = [sp.csc_matrix(x.T) for x in xs]
     rss_before = peak_rss_mb()
-    times = []
-    for _ in range(a.repeats):
+    times, saved = [], []
+    for r in range(a.repeats):
         t = time.perf_counter()
         out = pyplanc.oinmf(objs, a.k, nCores=a.threads, **{"lambda": a.lam}, maxEpoch=a.epochs,
                             minibatchSize=a.batch_size)
         times.append(time.perf_counter() - t)
         log(f"pyplanc.oinmf: {times[-1]:.2f} s")
-    w = np.asarray(out.W)
-    vs = [np.asarray(v) for v in out.VList]
-    hs = [np.asarray(h) for h in out.HList]
-    np.savez(a.out, W=w, **{f"V{i}": v for i, v in enumerate(vs)}, **{f"H{i}": h for i, h in enumerate(hs)})
+        # Every run's factors: pyplanc has no seed, its runs differ.
+        w = np.asarray(out.W)
+        vs = [np.asarray(v) for v in out.VList]
+        hs = [np.asarray(h) for h in out.HList]
+        path = f"{a.out}-r{r + 1}.npz"
+        np.savez(path, W=w, **{f"V{i}": v for i, v in enumerate(vs)}, **{f"H{i}": h for i, h in enumerate(hs)})
+        saved.append(path)
     print(json.dumps({"seconds": times, "peak_rss_mb": peak_rss_mb(), "peak_rss_mb_before_call": rss_before,
-                      "shapes": {"W": list(w.shape), "H0": list(hs[0].shape)}}))
+                      "factors": saved}))
 
 
 def objective(xs, w, vs, hs, lam):
@@ -154,13 +158,16 @@ def cmd_evaluate(a):
         at += x.shape[0]
     if at != h_all.shape[0]:
         raise SystemExit(f"inmf's result has {h_all.shape[0]} cells, the scaled files {at}")
-    z = np.load(a.planc)
-    pw = z["W"]
-    pvs = [z[f"V{i}"] for i in range(len(xs))]
-    phs = [orient(z[f"H{i}"], x.shape[0], k) for i, x in enumerate(xs)]
-    if pw.shape != w.shape:
-        raise SystemExit(f"pyplanc's W is {pw.shape}, inmf's {w.shape}")
-    print(json.dumps({"inmf": objective(xs, w, vs, hs, a.lam), "pyplanc": objective(xs, pw, pvs, phs, a.lam)}))
+    planc = []
+    for path in a.planc:
+        z = np.load(path)
+        pw = z["W"]
+        pvs = [z[f"V{i}"] for i in range(len(xs))]
+        phs = [orient(z[f"H{i}"], x.shape[0], k) for i, x in enumerate(xs)]
+        if pw.shape != w.shape:
+            raise SystemExit(f"pyplanc's W is {pw.shape}, inmf's {w.shape}")
+        planc.append(objective(xs, pw, pvs, phs, a.lam))
+    print(json.dumps({"inmf": objective(xs, w, vs, hs, a.lam), "pyplanc": planc}))
 
 
 def main():
@@ -183,7 +190,7 @@ def main():
             s.add_argument("--out", required=True)
         else:
             s.add_argument("--inmf", required=True)
-            s.add_argument("--planc", required=True)
+            s.add_argument("--planc", required=True, action="append", help="pyplanc's factors (.npz), repeatable")
     a = p.parse_args()
     {"export": cmd_export, "planc": cmd_planc, "evaluate": cmd_evaluate}[a.cmd](a)
 
