@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use ndarray::ArrayView2;
+use plotters::coord::types::RangedCoordf32;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
@@ -164,16 +165,17 @@ struct Scatter<'a> {
     bounds: (f32, f32, f32, f32),
 }
 
-fn draw_scatter<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    p: &Scatter<'_>,
-    max_points: usize,
-) -> Drawn {
-    root.fill(&WHITE).map_err(s)?;
-    let (main, side) = root.split_horizontally(SIZE.0 - 260);
-    let (x0, x1, y0, y1) = p.bounds;
-    let mut chart = ChartBuilder::on(&main)
-        .caption(p.title, (FONT, 20))
+/// The axes of a UMAP scatter over `area`: `title` at `title_size`,
+/// "UMAP 1" and "UMAP 2" over `bounds` (x0, x1, y0, y1), no grid.
+pub(crate) fn umap_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    title_size: u32,
+    bounds: (f32, f32, f32, f32),
+) -> std::result::Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf32, RangedCoordf32>>, String> {
+    let (x0, x1, y0, y1) = bounds;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, title_size))
         .margin(12)
         .x_label_area_size(35)
         .y_label_area_size(45)
@@ -187,14 +189,31 @@ fn draw_scatter<DB: DrawingBackend>(
         .label_style((FONT, 13))
         .draw()
         .map_err(s)?;
-    let take = max_points.min(p.order.len());
-    let radius = if take > 50_000 {
+    Ok(chart)
+}
+
+/// Marker radius for `n` points drawn: 1 above 50,000, 2 above 5,000,
+/// else 3.
+pub(crate) fn point_radius(n: usize) -> i32 {
+    if n > 50_000 {
         1
-    } else if take > 5_000 {
+    } else if n > 5_000 {
         2
     } else {
         3
-    };
+    }
+}
+
+fn draw_scatter<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    p: &Scatter<'_>,
+    max_points: usize,
+) -> Drawn {
+    root.fill(&WHITE).map_err(s)?;
+    let (main, side) = root.split_horizontally(SIZE.0 - 260);
+    let mut chart = umap_chart(&main, p.title, 20, p.bounds)?;
+    let take = max_points.min(p.order.len());
+    let radius = point_radius(take);
     chart
         .draw_series(p.order[..take].iter().map(|&i| {
             let g = p.groups[i] as usize;

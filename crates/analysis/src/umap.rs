@@ -213,34 +213,7 @@ pub fn fuzzy_graph(knn: &KnnGraph, n_neighbors: usize) -> FuzzyGraph {
             let d = &knn.distances(i)[..k];
             let idx = &knn.neighbors(i)[..k];
             let rho = d.iter().copied().find(|&x| x > 0.0).unwrap_or(0.0) as f64;
-            let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
-            for _ in 0..64 {
-                let psum: f64 = d[1..]
-                    .iter()
-                    .map(|&x| {
-                        let e = x as f64 - rho;
-                        if e > 0.0 {
-                            (-e / mid).exp()
-                        } else {
-                            1.0
-                        }
-                    })
-                    .sum();
-                if (psum - target).abs() < 1e-5 {
-                    break;
-                }
-                if psum > target {
-                    hi = mid;
-                    mid = (lo + hi) / 2.0;
-                } else {
-                    lo = mid;
-                    mid = if hi.is_infinite() {
-                        mid * 2.0
-                    } else {
-                        (lo + hi) / 2.0
-                    };
-                }
-            }
+            let mid = smooth_knn_sigma(d, rho, target);
             let mean_i = d.iter().map(|&x| x as f64).sum::<f64>() / k as f64;
             let floor = 1e-3 * if rho > 0.0 { mean_i } else { mean_all };
             let sigma = mid.max(floor);
@@ -549,6 +522,42 @@ pub fn umap(points: &Points, knn: &KnnGraph, params: &UmapParams) -> Result<Arra
         });
     }
     Array2::from_shape_vec((n, 2), emb).map_err(|e| AnalysisError::InvalidData(e.to_string()))
+}
+
+/// UMAP's σ for one point's neighbour distances `d` (nearest first, the
+/// point itself at `d[0]`): the bisection (64 steps, tolerance 1e-5) for
+/// `Σ_{j≥1} exp(−max(0, d_j − ρ)/σ) = target` (umap-learn's
+/// `smooth_knn_dist`), before its floor.
+pub(crate) fn smooth_knn_sigma(d: &[f32], rho: f64, target: f64) -> f64 {
+    let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
+    for _ in 0..64 {
+        let psum: f64 = d[1..]
+            .iter()
+            .map(|&x| {
+                let e = x as f64 - rho;
+                if e > 0.0 {
+                    (-e / mid).exp()
+                } else {
+                    1.0
+                }
+            })
+            .sum();
+        if (psum - target).abs() < 1e-5 {
+            break;
+        }
+        if psum > target {
+            hi = mid;
+            mid = (lo + hi) / 2.0;
+        } else {
+            lo = mid;
+            mid = if hi.is_infinite() {
+                mid * 2.0
+            } else {
+                (lo + hi) / 2.0
+            };
+        }
+    }
+    mid
 }
 
 #[cfg(test)]

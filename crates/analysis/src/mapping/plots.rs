@@ -24,7 +24,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{AnalysisError, Result};
 use crate::partition::MISSING;
-use crate::plots::{color, legend, s, write_both, Drawn, FONT, MAX_PNG_POINTS, MAX_SVG_POINTS, SIZE};
+use crate::plots::{
+    color, legend, point_radius, s, umap_chart, write_both, Drawn, FONT, MAX_PNG_POINTS, MAX_SVG_POINTS, SIZE,
+};
 use crate::rng::sample_indices;
 
 /// The grey of the reference's cells.
@@ -116,16 +118,6 @@ fn bounds<'a>(views: impl Iterator<Item = ArrayView2<'a, f32>>) -> (f32, f32, f3
     (x0 - px, x1 + px, y0 - py, y1 + py)
 }
 
-fn radius(n: usize) -> i32 {
-    if n > 50_000 {
-        1
-    } else if n > 5_000 {
-        2
-    } else {
-        3
-    }
-}
-
 fn color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, header: &str, top: i32) -> Drawn {
     area.draw(&Text::new(header.to_string(), (10, top), (FONT, 15)))
         .map_err(s)?;
@@ -163,24 +155,9 @@ fn draw_mapping<DB: DrawingBackend>(
     let p = q.p;
     root.fill(&WHITE).map_err(s)?;
     let (main, side) = root.split_horizontally(SIZE.0 - 260);
-    let (x0, x1, y0, y1) = q.bounds;
-    let mut chart = ChartBuilder::on(&main)
-        .caption(p.title, (FONT, 18))
-        .margin(12)
-        .x_label_area_size(35)
-        .y_label_area_size(45)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(s)?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_desc("UMAP 1")
-        .y_desc("UMAP 2")
-        .label_style((FONT, 13))
-        .draw()
-        .map_err(s)?;
+    let mut chart = umap_chart(&main, p.title, 18, q.bounds)?;
     let rt = max_points.min(q.ref_order.len());
-    let r = radius(rt).min(2);
+    let r = point_radius(rt).min(2);
     chart
         .draw_series(
             q.ref_order[..rt]
@@ -189,7 +166,7 @@ fn draw_mapping<DB: DrawingBackend>(
         )
         .map_err(s)?;
     let qt = max_points.min(q.query_order.len());
-    let r = radius(qt);
+    let r = point_radius(qt);
     let marked = |i: usize| p.marked.is_some_and(|m| m[i]);
     chart
         .draw_series(q.query_order[..qt].iter().filter(|&&i| !marked(i)).map(|&i| {

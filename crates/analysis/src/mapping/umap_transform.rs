@@ -31,30 +31,7 @@ use rayon::prelude::*;
 use crate::error::{AnalysisError, Result};
 use crate::mapping::transfer::Neighbors;
 use crate::rng::Fast;
-use crate::umap::{find_ab, UmapParams};
-
-/// `σ_i` of step 1 for distances `d` (nearest first), `ρ = 0`.
-fn sigma(d: &[f32], target: f64, floor: f64) -> f64 {
-    let (mut lo, mut hi, mut mid) = (0.0f64, f64::INFINITY, 1.0f64);
-    for _ in 0..64 {
-        let psum: f64 = d[1..].iter().map(|&x| (-(x as f64) / mid).exp()).sum();
-        if (psum - target).abs() < 1e-5 {
-            break;
-        }
-        if psum > target {
-            hi = mid;
-            mid = (lo + hi) / 2.0;
-        } else {
-            lo = mid;
-            mid = if hi.is_infinite() {
-                mid * 2.0
-            } else {
-                (lo + hi) / 2.0
-            };
-        }
-    }
-    mid.max(floor)
-}
+use crate::umap::{find_ab, smooth_knn_sigma, UmapParams};
 
 /// Membership strengths `w_ij` of step 1, `k` per query point.
 pub fn memberships(neighbors: &Neighbors) -> Vec<f32> {
@@ -66,7 +43,7 @@ pub fn memberships(neighbors: &Neighbors) -> Vec<f32> {
         .into_par_iter()
         .flat_map_iter(|i| {
             let d = neighbors.distances_of(i);
-            let s = sigma(d, target, floor);
+            let s = smooth_knn_sigma(d, 0.0, target).max(floor);
             d.iter()
                 .map(move |&x| {
                     if x <= 0.0 || s == 0.0 {
