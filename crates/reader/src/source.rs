@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 
 use inmf_learner::{CellSource, CsrMatrix};
 
-use crate::cache::SharedBlocks;
 use crate::cache::{
     build_entry, cache_key, cache_key_of, index_bytes_for, open_entry, CacheMeta, CacheReader, EntryProblem,
-    OpenError, CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES,
+    OpenError, SharedBlocks, CACHE_FORMAT_VERSION, DEFAULT_KEEP_MAPPED_BYTES,
 };
 use crate::error::ReaderError;
 use crate::formats::dataset::{Dataset, RawBlock};
