@@ -347,6 +347,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "zero_cells": s.zero_cells,
                     "unmatched": s.mapping.flagged.iter().map(|f| f.2).sum::<usize>(),
                     "accuracy": s.mapping.confusion.as_ref().map(|c| c.accuracy),
+                    "label_accuracy": s.mapping.confusion.as_ref().map(|c| c.label_accuracy),
                     "joint": s.mapping.joint.as_ref().map(|j| serde_json::json!({
                         "n_clusters": j.n_clusters,
                         "alignment": j.alignment,

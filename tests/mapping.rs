@@ -260,4 +260,14 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
         .read_scalar()
         .unwrap();
     assert!((0.0..=1.0).contains(&acc_stored));
+    let labels_stored: f64 = hdf5::File::open(r)
+        .unwrap()
+        .dataset("uns/inmf/mapping/label_accuracy")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert!(
+        (acc_stored..=1.0).contains(&labels_stored),
+        "label accuracy {labels_stored} below the accuracy with flags {acc_stored}"
+    );
 }

@@ -11,7 +11,7 @@
 //! | `obs['unmatched']` (int8), `obs['unmatched_score']` | 1 where the cell's pseudo-cell keeps more unexplained expression than the reference's tail allows (§10.1) |
 //! | `obsm['X_inmf_norm']` | H quantile-normalized onto the reference's normalization reference dataset (the reference unchanged) |
 //! | `obsm['X_umap']` | position on the reference's UMAP (only when the reference was analysed) |
-//! | `uns['inmf']['mapping']` | k, columns, the calibration, per-dataset thresholds and flagged counts; with `--labels` accuracy, per-type recall and the confusion table |
+//! | `uns['inmf']['mapping']` | k, columns, the calibration, per-dataset thresholds and flagged counts; with `--labels` accuracy (unmatched counted wrong), label_accuracy (every transferred label), per-type recall and the confusion table |
 
 use std::fmt;
 use std::path::Path;
@@ -370,6 +370,9 @@ pub struct Confusion {
     /// Share of labelled query cells whose transferred label equals their
     /// own (flagged cells count as wrong).
     pub accuracy: f64,
+    /// The same share with every cell's transferred label, flagged or not
+    /// (the transfer alone, comparable with a vote in a joint run).
+    pub label_accuracy: f64,
     /// Per query label: recall, cells, flagged share.
     pub recall: Vec<(String, f64, usize, f64)>,
 }
@@ -424,8 +427,8 @@ impl fmt::Display for MappingSummary {
         if let Some(c) = &self.confusion {
             writeln!(
                 f,
-                "  {} vs the query's labels: accuracy {:.3} (unmatched count as wrong)",
-                c.column, c.accuracy
+                "  {} vs the query's labels: accuracy {:.3} (unmatched count as wrong), {:.3} of the transferred labels right",
+                c.column, c.accuracy, c.label_accuracy
             )?;
             for (name, r, n, fl) in &c.recall {
                 writeln!(
@@ -626,10 +629,13 @@ fn confusion(
     predicted.push("unmatched".into());
     let un = predicted.len() - 1;
     let mut counts = vec![vec![0u64; predicted.len()]; truth_names.len()];
-    let (mut right, mut total) = (0u64, 0u64);
+    let (mut right, mut label_right, mut total) = (0u64, 0u64, 0u64);
     for c in 0..truth.len() {
         if truth[c] == MISSING {
             continue;
+        }
+        if pred[c] != MISSING && pred_names[pred[c] as usize] == truth_names[truth[c] as usize] {
+            label_right += 1;
         }
         let flagged = flags.is_some_and(|f| f[c]);
         let p = if flagged || pred[c] == MISSING {
@@ -669,6 +675,11 @@ fn confusion(
         counts,
         accuracy: if total > 0 {
             right as f64 / total as f64
+        } else {
+            0.0
+        },
+        label_accuracy: if total > 0 {
+            label_right as f64 / total as f64
         } else {
             0.0
         },
@@ -726,6 +737,7 @@ pub(crate) fn write_mapping(writer: &mut ResultWriter, m: &Mapped) -> Result<(),
     if let Some(c) = &s.confusion {
         writer.write_uns("inmf/mapping/labels_compared", UnsValue::Str(&c.column))?;
         writer.write_uns("inmf/mapping/accuracy", UnsValue::F64(c.accuracy))?;
+        writer.write_uns("inmf/mapping/label_accuracy", UnsValue::F64(c.label_accuracy))?;
         let names: Vec<&str> = c.recall.iter().map(|r| r.0.as_str()).collect();
         let rec: Vec<f64> = c.recall.iter().map(|r| r.1).collect();
         writer.write_uns("inmf/mapping/recall_labels", UnsValue::Strs(&names))?;
@@ -738,4 +750,49 @@ pub(crate) fn write_mapping(writer: &mut ResultWriter, m: &Mapped) -> Result<(),
         writer.write_uns("inmf/mapping/confusion", UnsValue::F64Matrix(m2.view()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Flagged cells count as wrong in `accuracy` and by their transferred
+    /// label in `label_accuracy`; cells without a label are left out of both.
+    #[test]
+    fn confusion_counts_flags_apart_from_labels() {
+        let truth_names = names(&["T", "B"]);
+        let pred_names = names(&["B", "T", "NK"]);
+        // truth: T T B B (unlabelled) T; predicted: T T B T B NK
+        let truth = [0, 0, 1, 1, MISSING, 0];
+        let pred = [1, 1, 0, 1, 0, 2];
+        let flags = [false, true, false, false, false, true];
+        let c = confusion(
+            "cell_type",
+            &truth,
+            &truth_names,
+            &pred,
+            &pred_names,
+            Some(&flags),
+        );
+        // labelled: 5 cells; right by label: cells 0, 1, 2 → 3 of 5; cell 1 flagged.
+        assert!(
+            (c.label_accuracy - 3.0 / 5.0).abs() < 1e-12,
+            "{}",
+            c.label_accuracy
+        );
+        assert!((c.accuracy - 2.0 / 5.0).abs() < 1e-12, "{}", c.accuracy);
+        assert_eq!(c.predicted.last().map(String::as_str), Some("unmatched"));
+        // T row: cell 0 → T, cell 1 flagged, cell 5 flagged.
+        assert_eq!(c.counts[0], vec![0, 1, 0, 2]);
+        let t = &c.recall[0];
+        assert_eq!((t.0.as_str(), t.2), ("T", 3));
+        assert!((t.1 - 1.0 / 3.0).abs() < 1e-12 && (t.3 - 2.0 / 3.0).abs() < 1e-12);
+        // Without flags both shares agree.
+        let c = confusion("cell_type", &truth, &truth_names, &pred, &pred_names, None);
+        assert!((c.accuracy - c.label_accuracy).abs() < 1e-12);
+    }
 }

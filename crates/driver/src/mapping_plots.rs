@@ -115,8 +115,8 @@ pub(crate) fn write_mapping_plots(
     files.extend(mapping_plot(&dir.join(format!("{PREFIX}dataset")), &p).map_err(plot_err)?);
     if let Some(c) = &m.summary.confusion {
         let title = format!(
-            "Transferred {} vs the query's labels: accuracy {:.3} (unmatched count as wrong)",
-            c.column, c.accuracy
+            "Transferred {} vs the query's labels: accuracy {:.3} (unmatched count as wrong), labels {:.3}",
+            c.column, c.accuracy, c.label_accuracy
         );
         let mut notes = vec!["recall per query label:".to_string()];
         notes.extend(
