@@ -271,3 +271,145 @@ fn projection_transfers_labels_flags_the_missing_type_and_is_thread_independent(
         "label accuracy {labels_stored} below the accuracy with flags {acc_stored}"
     );
 }
+
+/// Counts of one cell: type `t` (0–2 the reference's types, 3 the query's
+/// own) over 60 program genes (20 per reference type), then 30 marker genes
+/// only type 3 expresses (every other cell shows one stray count in 5 %),
+/// then 30 genes at a low level in every cell. Type 3 also runs type 0's
+/// program, so on genes chosen by the reference it looks like type 0.
+fn marker_cell(t: usize, next: &mut dyn FnMut() -> f64) -> Vec<f32> {
+    let mut x = Vec::with_capacity(120);
+    let program = if t == 3 { 0 } else { t };
+    for g in 0..60 {
+        let mean = if g / 20 == program { 8.0 } else { 0.4 };
+        x.push((mean * -(1.0 - next()).ln()).floor() as f32);
+    }
+    for _ in 60..90 {
+        let v = if t == 3 {
+            (6.0 * -(1.0 - next()).ln()).floor()
+        } else {
+            f64::from(next() < 0.05)
+        };
+        x.push(v as f32);
+    }
+    for _ in 90..120 {
+        x.push((1.5 * -(1.0 - next()).ln()).floor() as f32);
+    }
+    x
+}
+
+/// Writes `types.len()` cells of the given types into `path`, with a
+/// `cell_type` obs column.
+fn write_marker_file(path: &Path, types: &[usize], seed: u64) {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64) / (1u64 << 53) as f64
+    };
+    let dense: Vec<f32> = types.iter().flat_map(|&t| marker_cell(t, &mut next)).collect();
+    let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+    write_h5ad(
+        path,
+        &names(&format!("{stem}_c"), types.len()),
+        &names("g", 120),
+        &dense,
+        Encoding::Csr,
+    );
+    let f = open_rw_unlocked(path);
+    let obs = f.group("obs").unwrap();
+    let col = obs.create_group("cell_type").unwrap();
+    let names = ["A", "B", "C", "N"];
+    let present: Vec<usize> = (0..4).filter(|t| types.contains(t)).collect();
+    let cats: Vec<hdf5::types::VarLenUnicode> = present.iter().map(|&t| names[t].parse().unwrap()).collect();
+    let codes: Vec<i8> = types
+        .iter()
+        .map(|t| present.iter().position(|p| p == t).unwrap() as i8)
+        .collect();
+    col.new_dataset_builder()
+        .with_data(&ndarray::Array1::from(cats))
+        .create("categories")
+        .unwrap();
+    col.new_dataset_builder()
+        .with_data(&ndarray::Array1::from(codes))
+        .create("codes")
+        .unwrap();
+    for (k, v) in [("encoding-type", "categorical"), ("encoding-version", "0.2.0")] {
+        col.new_attr::<hdf5::types::VarLenUnicode>()
+            .create(k)
+            .unwrap()
+            .write_scalar(&v.parse::<hdf5::types::VarLenUnicode>().unwrap())
+            .unwrap();
+    }
+    col.new_attr::<bool>()
+        .create("ordered")
+        .unwrap()
+        .write_scalar(&false)
+        .unwrap();
+}
+
+/// A type the reference lacks whose marker genes do not vary in the
+/// reference (so its selection leaves them out): on the model's genes the
+/// type looks like one the reference has; the genes the query's own
+/// selection adds reveal it.
+#[test]
+fn a_missing_type_is_flagged_by_the_genes_the_query_selects() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &Path| p.display().to_string();
+    let reference_types: Vec<usize> = (0..300).map(|c| c % 3).collect();
+    let query_types: Vec<usize> = (0..300).map(|c| if c % 5 == 4 { 3 } else { c % 3 }).collect();
+    let (r1, r2, q) = (d.join("ref1.h5ad"), d.join("ref2.h5ad"), d.join("query.h5ad"));
+    write_marker_file(&r1, &reference_types, 1);
+    write_marker_file(&r2, &reference_types, 2);
+    write_marker_file(&q, &query_types, 3);
+    let reference = d.join("ref");
+    ok(&[
+        "run",
+        &s(&r1),
+        &s(&r2),
+        "--k",
+        "6",
+        "--batch-size",
+        "150",
+        "--quiet",
+        "--out",
+        &s(&reference),
+    ]);
+    let out = d.join("proj");
+    ok(&["project", &s(&reference), &s(&q), "--quiet", "--out", &s(&out)]);
+    let r = out.join("result.h5ad");
+    let model_genes: Vec<String> = column::<hdf5::types::VarLenUnicode>(&r, "var/_index")
+        .iter()
+        .map(|g| g.to_string())
+        .collect();
+    let marker = |g: &str| (60..90).contains(&g[1..].parse::<usize>().unwrap());
+    assert!(
+        !model_genes.iter().any(|g| marker(g)),
+        "the reference selected a marker gene, the test does not test the extension: {model_genes:?}"
+    );
+    let extra: Vec<String> =
+        column::<hdf5::types::VarLenUnicode>(&r, "uns/inmf/mapping/unmatched_extra_genes")
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
+    assert!(extra.iter().filter(|g| marker(g)).count() >= 20, "{extra:?}");
+    let flags: Vec<i8> = column(&r, "obs/unmatched");
+    let (mut novel, mut caught, mut known, mut false_flags) = (0, 0, 0, 0);
+    for (c, &t) in query_types.iter().enumerate() {
+        if t == 3 {
+            novel += 1;
+            caught += usize::from(flags[c] == 1);
+        } else {
+            known += 1;
+            false_flags += usize::from(flags[c] == 1);
+        }
+    }
+    eprintln!("extension: {caught} of {novel} N cells flagged, {false_flags} of {known} others");
+    assert!(caught as f64 >= 0.9 * novel as f64, "{caught} of {novel}");
+    assert!(
+        (false_flags as f64) <= 0.02 * known as f64,
+        "{false_flags} of {known}"
+    );
+}

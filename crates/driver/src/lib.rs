@@ -17,6 +17,7 @@ mod factor;
 mod import;
 pub mod log;
 mod mapping;
+mod mapping_genes;
 mod mapping_joint;
 mod mapping_plots;
 mod output;

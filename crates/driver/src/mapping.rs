@@ -11,25 +11,27 @@
 //! | `obs['unmatched']` (int8), `obs['unmatched_score']` | 1 where the cell's pseudo-cell keeps more unexplained expression than the reference's tail allows (§10.1) |
 //! | `obsm['X_inmf_norm']` | H quantile-normalized onto the reference's normalization reference dataset (the reference unchanged) |
 //! | `obsm['X_umap']` | position on the reference's UMAP (only when the reference was analysed) |
-//! | `uns['inmf']['mapping']` | k, columns, the calibration, per-dataset thresholds and flagged counts; with `--labels` accuracy (unmatched counted wrong), label_accuracy (every transferred label), per-type recall and the confusion table |
+//! | `uns['inmf']['mapping']` | k, columns, the calibration, the genes the query's selection adds to the score (`unmatched_extra_genes`), per-dataset thresholds and flagged counts; with `--labels` accuracy (unmatched counted wrong), label_accuracy (every transferred label), per-type recall and the confusion table |
 
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
 
 use hdf5::types::VarLenUnicode;
 use inmf_analysis::{
     flag_unmatched, nearest_in, quantile_normalize, smoothed_residuals, tail_ratio, transfer_labels,
-    umap_transform, unit_rows, AnalysisError, Points, QuantileParams, SparseRows, UmapParams, MISSING,
+    umap_transform, unit_rows, AnalysisError, Points, QuantileParams, UmapParams, MISSING,
 };
-use inmf_learner::{CellSource, CsrMatrix, HSolver};
-use inmf_reader::{read_obs_kept, spawn_reader, BlockPool, Hdf5Source, ObsKind, ObsValues};
+use inmf_learner::{CellSource, HSolver};
+use inmf_reader::{read_obs_kept, CellMap, Hdf5Source, ObsKind, ObsValues};
 use ndarray::{concatenate, s, Array2, Axis as NdAxis};
 
 use crate::analyze::{read_obs_column, read_run, Column, RunData};
 use crate::anndata::{Axis, DatasetOptions, UnsValue};
 use crate::config::PreprocessConfig;
 use crate::error::DriverError;
+use crate::mapping_genes::{extended_w, fit_extra_rows, read_and_solve, ColumnMap};
 use crate::mapping_joint::JointSummary;
 use crate::output::model::SavedModel;
 use crate::output::results::ResultWriter;
@@ -242,50 +244,51 @@ pub(crate) fn query_labels(
     Ok((codes, names))
 }
 
-/// Collects, block by block in obs order, what the mapping needs of the
-/// query: its preprocessed rows and H, per query dataset.
+/// Collects, block by block in obs order, the query's H per query dataset
+/// (the rows the unmatched score needs are read again with its genes,
+/// [`crate::mapping_genes`]).
 pub(crate) struct Collector {
-    parts: Mutex<Vec<(SparseRows, Vec<Array2<f64>>)>>,
+    parts: Mutex<Vec<Vec<Array2<f64>>>>,
 }
 
 impl Collector {
-    pub(crate) fn new(n_datasets: usize, n_genes: usize) -> Self {
+    pub(crate) fn new(n_datasets: usize) -> Self {
         Self {
-            parts: Mutex::new(
-                (0..n_datasets)
-                    .map(|_| (SparseRows::new(n_genes), Vec::new()))
-                    .collect(),
-            ),
+            parts: Mutex::new((0..n_datasets).map(|_| Vec::new()).collect()),
         }
     }
 
-    pub(crate) fn push(&self, dataset: usize, x: &CsrMatrix, h: &Array2<f64>) {
+    pub(crate) fn push(&self, dataset: usize, h: &Array2<f64>) {
         let mut parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
-        let (rows, hs) = &mut parts[dataset];
-        for i in 0..x.n_rows() {
-            let (cols, vals) = x.row(i);
-            rows.push_row(cols.iter(), vals);
-        }
-        hs.push(h.clone());
+        parts[dataset].push(h.clone());
     }
 
-    fn into_parts(self) -> Vec<(SparseRows, Array2<f64>)> {
+    fn into_parts(self, k: usize) -> Vec<Array2<f64>> {
         self.parts
             .into_inner()
             .unwrap_or_else(|p| p.into_inner())
             .into_iter()
-            .map(|(rows, hs)| {
+            .map(|hs| {
                 let views: Vec<_> = hs.iter().map(|h| h.view()).collect();
-                let k = hs.first().map_or(0, |h| h.ncols());
-                let h = if views.is_empty() {
+                if views.is_empty() {
                     Array2::zeros((0, k))
                 } else {
                     concatenate(NdAxis(0), &views).expect("blocks of equal width")
-                };
-                (rows, h)
+                }
             })
             .collect()
     }
+}
+
+/// The query as the unmatched score reads it again: its inputs, the
+/// projection's kept cells, and the genes its own selection adds
+/// ([`crate::mapping_genes::query_genes`]) or why there are none.
+pub(crate) struct QueryInputs {
+    pub(crate) specs: Vec<InputSpec>,
+    pub(crate) cells: Vec<CellMap>,
+    pub(crate) extra_genes: Result<Vec<String>, String>,
+    /// Cells per block of the score's pass (`runtime.final_block`).
+    pub(crate) block: usize,
 }
 
 pub(crate) fn analysis_err(e: AnalysisError) -> DriverError {
@@ -297,16 +300,27 @@ pub(crate) fn analysis_err(e: AnalysisError) -> DriverError {
     }
 }
 
+/// The unmatched score's calibration: the tail ratio, W over the score's
+/// genes (the model's, then the extra genes kept), and those extra genes.
+pub(crate) struct Calibrated {
+    ratio: f64,
+    w: Array2<f64>,
+    extra: Vec<String>,
+}
+
 /// Scores of a sample of the reference's own cells, read from the inputs
-/// the model records and projected onto W like the query. `Ok(None)` (and
-/// the reason) when the inputs cannot be found.
+/// the model records and projected onto W like the query, over the model's
+/// genes and the `extra` genes every reference input measures (their rows
+/// of W fitted on the same sample, [`crate::mapping_genes`]). `Ok(Err)`
+/// (and the reason) when the inputs cannot be found.
 fn calibrate(
     saved: &SavedModel,
     model_dir: &Path,
     cfg: &PreprocessConfig,
     solver: &HSolver,
     seed: u64,
-) -> Result<Result<f64, String>, DriverError> {
+    extra: &[String],
+) -> Result<Result<Calibrated, String>, DriverError> {
     let mut specs = Vec::new();
     for d in &saved.datasets {
         match crate::analyze::locate(&d.path, model_dir) {
@@ -323,8 +337,19 @@ fn calibrate(
             }
         }
     }
-    let (source, _) = open_and_preprocess(&specs, cfg, Some(&saved.genes), None)?;
-    let w = saved.model.w.view();
+    let n_model = saved.genes.len();
+    let genes: Vec<String> = saved.genes.iter().chain(extra).cloned().collect();
+    let (source, _) = open_and_preprocess(&specs, cfg, Some(&genes), None)?;
+    // An extra gene counts only where every reference input measures it.
+    let keep: Vec<bool> = (0..genes.len())
+        .map(|g| g < n_model || (0..source.n_datasets()).all(|d| source.scale_factors(d)[g] > 0.0))
+        .collect();
+    let used: Vec<String> = extra
+        .iter()
+        .zip(&keep[n_model..])
+        .filter(|(_, &k)| k)
+        .map(|(g, _)| g.clone())
+        .collect();
     let mut requests = Vec::new();
     for d in 0..source.n_datasets() {
         let n = source.n_cells(d);
@@ -335,25 +360,86 @@ fn calibrate(
             requests.push(vec![(d, ranges)]);
         }
     }
-    let pool = BlockPool::for_reader(1, 2);
-    let reader = spawn_reader(source, requests, 2, &pool).map_err(crate::scenarios::learn::thread_err)?;
+    let parts = read_and_solve(
+        source,
+        requests,
+        solver,
+        n_model,
+        Some(&ColumnMap::keeping(&keep)),
+    )?;
+    let w_extra = fit_extra_rows(&parts, n_model, used.len(), saved.params.k)?;
+    let w = extended_w(saved.model.w.view(), w_extra.view());
     let mut scores = Vec::new();
-    for msg in reader.batches.iter() {
-        for mb in msg? {
-            let (h, _) = solver.solve(&mb.x)?;
-            let mut rows = SparseRows::new(mb.x.n_cols());
-            for i in 0..mb.x.n_rows() {
-                let (cols, vals) = mb.x.row(i);
-                rows.push_row(cols.iter(), vals);
-            }
-            scores.extend(smoothed_residuals(&rows, w, h.view(), PSEUDO_CELL_K, seed).map_err(analysis_err)?);
-        }
+    for p in &parts {
+        scores.extend(
+            smoothed_residuals(&p.rows, w.view(), p.h.view(), PSEUDO_CELL_K, seed).map_err(analysis_err)?,
+        );
     }
-    reader
-        .thread
-        .join()
-        .map_err(|_| DriverError::Internal("the calibration reader panicked".into()))?;
-    Ok(tail_ratio(&scores, UNMATCHED_QUANTILE).map_err(|e| e.to_string()))
+    Ok(tail_ratio(&scores, UNMATCHED_QUANTILE)
+        .map(|ratio| Calibrated {
+            ratio,
+            w,
+            extra: used,
+        })
+        .map_err(|e| e.to_string()))
+}
+
+/// The unmatched score of every projected query cell, per query dataset:
+/// the query read again over the calibration's genes, H solved on the
+/// model's, pseudo-cells among those cells (`inmf_analysis`'s
+/// `smoothed_residuals`).
+fn query_scores(
+    query: &QueryInputs,
+    cfg: &PreprocessConfig,
+    saved: &SavedModel,
+    solver: &HSolver,
+    cal: &Calibrated,
+    seed: u64,
+) -> Result<Vec<Vec<f64>>, DriverError> {
+    let n_model = saved.genes.len();
+    let genes: Vec<String> = saved.genes.iter().chain(&cal.extra).cloned().collect();
+    let (source, _) = open_and_preprocess(&query.specs, cfg, Some(&genes), None)?;
+    let maps: Vec<CellMap> = (0..source.n_datasets())
+        .map(|d| source.cell_map(d).clone())
+        .collect();
+    let block = query.block.max(1);
+    let requests: Vec<_> = (0..source.n_datasets())
+        .flat_map(|d| {
+            let n = source.n_cells(d);
+            (0..n).step_by(block).map(move |a| {
+                let cells: Vec<Range<usize>> = std::iter::once(a..(a + block).min(n)).collect();
+                vec![(d, cells)]
+            })
+        })
+        .collect();
+    let parts = read_and_solve(source, requests, solver, n_model, None)?;
+    let mut out = Vec::with_capacity(parts.len());
+    for (d, p) in parts.iter().enumerate() {
+        if p.rows.n_rows() != maps[d].n_kept() {
+            return Err(DriverError::Internal(format!(
+                "the unmatched score's pass read {} of the {} cells of query dataset {d}",
+                p.rows.n_rows(),
+                maps[d].n_kept()
+            )));
+        }
+        let s = smoothed_residuals(&p.rows, cal.w.view(), p.h.view(), PSEUDO_CELL_K, seed)
+            .map_err(analysis_err)?;
+        let proj = &query.cells[d];
+        // The projection's cells have counts in the model's genes, so the
+        // score's pass (the model's genes and more) keeps every one of them.
+        let aligned = (0..proj.n_kept())
+            .map(|i| {
+                maps[d].kept(proj.original(i)).map(|j| s[j]).ok_or_else(|| {
+                    DriverError::Internal(format!(
+                        "query cell {} of dataset {d} is kept by the projection but not by the unmatched score's pass",
+                        proj.original(i)
+                    ))
+                })
+            })
+            .collect::<Result<Vec<f64>, _>>()?;
+        out.push(aligned);
+    }
+    Ok(out)
 }
 
 /// The query's labels against the transferred ones.
@@ -384,6 +470,9 @@ pub struct MappingSummary {
     pub columns: Vec<String>,
     /// Tail ratio of the calibration, or why there is none.
     pub calibration: Option<Result<f64, String>>,
+    /// Genes the query's own selection adds to the unmatched score (the
+    /// model's genes come first), measured in every reference input.
+    pub extra_genes: Vec<String>,
     /// Per query dataset: name, cells, flagged, threshold.
     pub flagged: Vec<(String, usize, usize, f64)>,
     /// Whether the query was placed on the reference UMAP, or why not.
@@ -408,8 +497,9 @@ impl fmt::Display for MappingSummary {
         match &self.calibration {
             Some(Ok(t)) => writeln!(
                 f,
-                "  unmatched: pseudo-cell score above {t:.3} × its query dataset's median (reference q{:.0} / median)",
-                UNMATCHED_QUANTILE * 100.0
+                "  unmatched: pseudo-cell score above {t:.3} × its query dataset's median (reference q{:.0} / median), over the model's genes and {} the query's selection adds",
+                UNMATCHED_QUANTILE * 100.0,
+                self.extra_genes.len()
             )?,
             Some(Err(why)) => writeln!(f, "  unmatched: not computed: {why}")?,
             None => {}
@@ -466,6 +556,7 @@ pub(crate) struct Mapped {
 pub(crate) fn map_query(
     reference: &Reference,
     collected: Collector,
+    query: &QueryInputs,
     saved: &SavedModel,
     model_dir: &Path,
     cfg: &PreprocessConfig,
@@ -475,17 +566,17 @@ pub(crate) fn map_query(
     log: &mut dyn FnMut(&str),
 ) -> Result<Mapped, DriverError> {
     let seed = reference.seed;
-    let parts = collected.into_parts();
-    let hq: Vec<_> = parts.iter().map(|p| p.1.view()).collect();
     let k = saved.params.k;
+    let parts = collected.into_parts(k);
+    let hq: Vec<_> = parts.iter().map(|h| h.view()).collect();
     let hq = if hq.is_empty() {
         Array2::zeros((0, k))
     } else {
         concatenate(NdAxis(0), &hq).expect("equal width")
     };
     let mut query_datasets = Vec::new();
-    for (d, p) in parts.iter().enumerate() {
-        query_datasets.extend(std::iter::repeat_n(d as u32, p.1.nrows()));
+    for (d, h) in parts.iter().enumerate() {
+        query_datasets.extend(std::iter::repeat_n(d as u32, h.nrows()));
     }
     let mut summary = MappingSummary::default();
     // Label transfer.
@@ -504,15 +595,25 @@ pub(crate) fn map_query(
         summary.columns.push(name.clone());
     }
     // Unmatched cells.
-    let calibration = calibrate(saved, model_dir, cfg, solver, seed)?;
-    let scores = match &calibration {
-        Ok(ratio) => {
+    let extra: &[String] = match &query.extra_genes {
+        Ok(g) => g,
+        Err(why) => {
+            log(&format!(
+                "unmatched score on the model's genes only: the query's gene selection failed: {why}"
+            ));
+            &[]
+        }
+    };
+    let calibrated = calibrate(saved, model_dir, cfg, solver, seed, extra)?;
+    let scores = match &calibrated {
+        Ok(cal) => {
             let mut all = Vec::with_capacity(hq.nrows());
             let mut flags = Vec::with_capacity(hq.nrows());
-            for (d, (rows, h)) in parts.iter().enumerate() {
-                let s = smoothed_residuals(rows, saved.model.w.view(), h.view(), PSEUDO_CELL_K, seed)
-                    .map_err(analysis_err)?;
-                let (f, thr) = flag_unmatched(&s, *ratio);
+            for (d, s) in query_scores(query, cfg, saved, solver, cal, seed)?
+                .into_iter()
+                .enumerate()
+            {
+                let (f, thr) = flag_unmatched(&s, cal.ratio);
                 summary.flagged.push((
                     dataset_names[d].clone(),
                     s.len(),
@@ -522,6 +623,7 @@ pub(crate) fn map_query(
                 all.extend(s);
                 flags.extend(f);
             }
+            summary.extra_genes = cal.extra.clone();
             Some((all, flags))
         }
         Err(why) => {
@@ -529,6 +631,7 @@ pub(crate) fn map_query(
             None
         }
     };
+    let calibration = calibrated.map(|c| c.ratio);
     summary.calibration = Some(calibration);
     drop(parts);
     // Quantile normalization onto the reference's normalization reference.
@@ -725,6 +828,8 @@ pub(crate) fn write_mapping(writer: &mut ResultWriter, m: &Mapped) -> Result<(),
     writer.write_uns("inmf/mapping/columns", UnsValue::Strs(&cols))?;
     if let Some(Ok(t)) = &s.calibration {
         writer.write_uns("inmf/mapping/unmatched_tail_ratio", UnsValue::F64(*t))?;
+        let extra: Vec<&str> = s.extra_genes.iter().map(String::as_str).collect();
+        writer.write_uns("inmf/mapping/unmatched_extra_genes", UnsValue::Strs(&extra))?;
         writer.write_uns(
             "inmf/mapping/unmatched_quantile",
             UnsValue::F64(UNMATCHED_QUANTILE),

@@ -4,8 +4,14 @@
 //! A cell of a type the reference's factors never saw keeps expression that
 //! no combination of the metagenes W reproduces. One cell's residual is
 //! dominated by counting noise, so the score is taken on a *pseudo-cell*:
-//! the mean of the cell and its `k − 1` nearest cells of the same set
-//! (neighbours by direction of H, as in [`transfer`](super::transfer)):
+//! the mean of the cell and its `k − 1` nearest cells of the same set,
+//! nearest by the direction of H *and* of the cell's own expression —
+//! Euclidean distance between the points `(h_c/‖h_c‖, p_c/‖p_c‖)`, where
+//! `p_c = Σ_g x_cg Ω_g` is a 32-value random sign sketch of the row
+//! (`Ω_gj = ±1` from a hash of g and j, the same for every set, so
+//! `p_a·p_b / ‖p_a‖‖p_b‖` estimates the rows' cosine). H alone would put a
+//! type the reference lacks among the reference type it resembles to the
+//! factors, and their pseudo-cells would share its unexplained expression:
 //!
 //! `x̄ = mean_{a∈N(c)} x_a`, `h̄ = mean_{a∈N(c)} h_a`,
 //! `s_c = Σ_g max(0, x̄_g − (W h̄)_g)² / Σ_g x̄_g²`
@@ -98,7 +104,7 @@ pub fn smoothed_residuals(
         return Ok(Vec::new());
     }
     let graph = knn(
-        &unit_rows(h)?,
+        &neighbour_points(x, h)?,
         &KnnParams {
             k: k.max(1),
             seed,
@@ -142,6 +148,51 @@ pub fn smoothed_residuals(
         )
         .collect();
     Ok(scores)
+}
+
+/// Values of the expression sketch `p_c` (module doc).
+pub const SKETCH_DIM: usize = 32;
+
+/// The sign pattern Ω_g· of gene `g`: bit j set ⇔ Ω_gj = −1 (SplitMix64 of g).
+fn sketch_signs(g: u32) -> u32 {
+    let mut z = u64::from(g).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as u32
+}
+
+/// The neighbour points of the pseudo-cells: per row `(h_c/‖h_c‖,
+/// p_c/‖p_c‖)` (module doc), `K + SKETCH_DIM` values; a zero part stays 0.
+pub(crate) fn neighbour_points(x: &SparseRows, h: ArrayView2<'_, f64>) -> Result<crate::Points> {
+    let n = x.n_rows();
+    let hu = unit_rows(h)?;
+    let kk = h.ncols();
+    let dim = kk + SKETCH_DIM;
+    let rows: Vec<Vec<f32>> = (0..n)
+        .into_par_iter()
+        .map(|c| {
+            let (cols, vals) = x.row(c);
+            let mut p = [0f64; SKETCH_DIM];
+            for (&g, &v) in cols.iter().zip(vals) {
+                let signs = sketch_signs(g);
+                let v = f64::from(v);
+                for (j, pj) in p.iter_mut().enumerate() {
+                    if signs >> j & 1 == 0 {
+                        *pj += v;
+                    } else {
+                        *pj -= v;
+                    }
+                }
+            }
+            let norm = p.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let s = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            let mut out = Vec::with_capacity(dim);
+            out.extend_from_slice(&hu.as_slice()[c * kk..(c + 1) * kk]);
+            out.extend(p.iter().map(|v| (v * s) as f32));
+            out
+        })
+        .collect();
+    crate::Points::from_vec(rows.concat(), n, dim)
 }
 
 /// Median of finite values (mean of the two middle ones); 0 when empty.
@@ -248,10 +299,11 @@ mod tests {
         }
         assert!(s1[..6].iter().all(|&s| s < 0.02), "{s1:?}");
         assert!(s1[6..].iter().all(|&s| s > 0.5), "{s1:?}");
-        // With 3-cell pseudo-cells: the neighbours found on unit H.
+        // With 3-cell pseudo-cells: the neighbours found on unit H and the
+        // expression sketch.
         let s3 = smoothed_residuals(&rows, w.view(), h.view(), 3, 1).unwrap();
         let g = knn(
-            &unit_rows(h.view()).unwrap(),
+            &neighbour_points(&rows, h.view()).unwrap(),
             &KnnParams {
                 k: 3,
                 ..KnnParams::default()
@@ -280,5 +332,42 @@ mod tests {
         assert!(flags.iter().zip(&query).all(|(&f, &v)| f == (v > thr)));
         assert!(tail_ratio(&[0.0, 0.0], 0.99).is_err());
         assert!(tail_ratio(&reference, 1.0).is_err());
+    }
+
+    /// The sketch estimates cosines: rows with the same direction get the
+    /// same sketch direction, disjoint rows nearly orthogonal ones, and
+    /// the H part is the unit H.
+    #[test]
+    fn neighbour_points_join_unit_h_and_the_expression_sketch() {
+        let mut rows = SparseRows::new(400);
+        let a: Vec<u32> = (0..200).collect();
+        let b: Vec<u32> = (200..400).collect();
+        rows.push_row(a.iter().copied(), &vec![1.0; 200]);
+        rows.push_row(a.iter().copied(), &vec![3.0; 200]);
+        rows.push_row(b.iter().copied(), &vec![1.0; 200]);
+        rows.push_row(std::iter::empty(), &[]);
+        let h = ndarray::arr2(&[[3.0, 4.0], [6.0, 8.0], [1.0, 0.0], [0.0, 0.0]]);
+        let p = neighbour_points(&rows, h.view()).unwrap();
+        let v = p.as_slice();
+        let dim = 2 + SKETCH_DIM;
+        let row = |c: usize| &v[c * dim..(c + 1) * dim];
+        assert_eq!(&row(0)[..2], &[0.6, 0.8]);
+        let dot = |a: &[f32], b: &[f32]| {
+            a[2..]
+                .iter()
+                .zip(&b[2..])
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum::<f64>()
+        };
+        assert!((dot(row(0), row(1)) - 1.0).abs() < 1e-5, "same direction");
+        assert!(
+            dot(row(0), row(2)).abs() < 0.5,
+            "disjoint rows: {}",
+            dot(row(0), row(2))
+        );
+        assert!(row(3).iter().all(|&x| x == 0.0), "an empty row stays at 0");
+        // The sign patterns use every bit about equally.
+        let ones: u32 = (0..1000u32).map(|g| sketch_signs(g).count_ones()).sum();
+        assert!((15_000..17_000).contains(&ones), "{ones}");
     }
 }

@@ -17,7 +17,9 @@ use crate::config::RunConfig;
 use crate::error::DriverError;
 use crate::mapping::{
     load_reference, map_query, query_labels, write_mapping, Collector, MappingOptions, MappingSummary,
+    QueryInputs,
 };
+use crate::mapping_genes::query_genes;
 use crate::mapping_joint::{run_joint, write_joint};
 use crate::mapping_plots::{remove_old_plots, write_mapping_plots};
 use crate::output::guard::{check_output_dir, OutputSet};
@@ -172,13 +174,21 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
     let rt = &req.config.runtime;
     let solver = model.projection_solver()?;
     let dataset_names = source.dataset_names().to_vec();
-    let collected = Collector::new(source.n_datasets(), source.n_genes());
+    let collected = Collector::new(source.n_datasets());
+    let query = QueryInputs {
+        specs: req.inputs.clone(),
+        cells: (0..source.n_datasets())
+            .map(|d| source.cell_map(d).clone())
+            .collect(),
+        extra_genes: query_genes(&req.inputs, &req.config.preprocess, &saved.genes),
+        block: req.config.runtime.final_block,
+    };
     let pass = solve_and_write(
         source,
         &mut writer,
         |d, x| {
             let (h, obj) = solver.solve(x)?;
-            collected.push(d, x, &h);
+            collected.push(d, &h);
             Ok((h, obj))
         },
         rt.final_block,
@@ -190,6 +200,7 @@ fn project_in_pool(req: &ProjectRequest) -> Result<ProjectSummary, DriverError> 
     let mut mapped = map_query(
         &reference,
         collected,
+        &query,
         &saved,
         &req.model_dir,
         &req.config.preprocess,

@@ -89,6 +89,12 @@ impl CellMap {
         self.original(kept.start)..self.original(kept.end - 1) + 1
     }
 
+    /// Kept index of file cell `cell` (the inverse of [`CellMap::original`]),
+    /// `None` when it is dropped.
+    pub fn kept(&self, cell: usize) -> Option<usize> {
+        (!self.is_dropped(cell)).then(|| cell - self.dropped.partition_point(|&d| d < cell))
+    }
+
     /// Whether file cell `cell` is dropped.
     pub fn is_dropped(&self, cell: usize) -> bool {
         self.dropped.binary_search(&cell).is_ok()
@@ -113,7 +119,9 @@ mod tests {
         for (k, &o) in kept.iter().enumerate() {
             assert_eq!(m.original(k), o, "kept {k}");
             assert!(!m.is_dropped(o));
+            assert_eq!(m.kept(o), Some(k));
         }
+        assert!([0, 3, 4, 9].iter().all(|&d| m.kept(d).is_none()));
         assert_eq!(m.original_span(0..2), 1..3);
         assert_eq!(m.original_span(1..3), 2..6);
         assert_eq!(m.original_span(5..6), 8..9);
