@@ -365,6 +365,7 @@ fn calibrate(
         requests,
         solver,
         n_model,
+        saved.params.k,
         Some(&ColumnMap::keeping(&keep)),
     )?;
     let w_extra = fit_extra_rows(&parts, n_model, used.len(), saved.params.k)?;
@@ -412,7 +413,7 @@ fn query_scores(
             })
         })
         .collect();
-    let parts = read_and_solve(source, requests, solver, n_model, None)?;
+    let parts = read_and_solve(source, requests, solver, n_model, saved.params.k, None)?;
     let mut out = Vec::with_capacity(parts.len());
     for (d, p) in parts.iter().enumerate() {
         if p.rows.n_rows() != maps[d].n_kept() {

@@ -29,7 +29,7 @@ use ndarray::{concatenate, Array2, ArrayView2, Axis};
 use crate::config::PreprocessConfig;
 use crate::error::DriverError;
 use crate::scenarios::learn::thread_err;
-use crate::scenarios::prepare::open_and_preprocess;
+use crate::scenarios::prepare::selected_genes;
 use crate::scenarios::run::InputSpec;
 
 /// Column dropped by a [`ColumnMap`].
@@ -43,13 +43,11 @@ pub(crate) fn query_genes(
     cfg: &PreprocessConfig,
     model_genes: &[String],
 ) -> Result<Vec<String>, String> {
-    let (source, _) = open_and_preprocess(inputs, cfg, None, None).map_err(|e| e.to_string())?;
+    let selected = selected_genes(inputs, cfg).map_err(|e| e.to_string())?;
     let model: HashSet<&str> = model_genes.iter().map(String::as_str).collect();
-    Ok(source
-        .genes()
-        .iter()
+    Ok(selected
+        .into_iter()
         .filter(|g| !model.contains(g.as_str()))
-        .cloned()
         .collect())
 }
 
@@ -111,12 +109,14 @@ fn leading_columns(x: &CsrMatrix, n: usize) -> Cow<'_, CsrMatrix> {
 /// Reads `requests` (one message per entry: dataset and kept-cell runs)
 /// from `source`; for each block solves H on its first `n_model` columns
 /// (the model's genes, which come first) and keeps its rows through
-/// `columns` (every column when `None`). One [`SolvedCells`] per dataset.
+/// `columns` (every column when `None`). One [`SolvedCells`] per dataset
+/// (H with `k` columns).
 pub(crate) fn read_and_solve(
     source: Hdf5Source,
     requests: Vec<Vec<(usize, Vec<Range<usize>>)>>,
     solver: &HSolver,
     n_model: usize,
+    k: usize,
     columns: Option<&ColumnMap>,
 ) -> Result<Vec<SolvedCells>, DriverError> {
     let n_datasets = source.n_datasets();
@@ -156,7 +156,6 @@ pub(crate) fn read_and_solve(
         .thread
         .join()
         .map_err(|_| DriverError::Internal("the mapping's reader panicked".into()))?;
-    let k = solver_width(&parts);
     Ok(parts
         .into_iter()
         .map(|(rows, hs)| {
@@ -169,16 +168,6 @@ pub(crate) fn read_and_solve(
             SolvedCells { rows, h }
         })
         .collect())
-}
-
-/// K as the solved blocks show it (0 when nothing was read).
-fn solver_width(parts: &[(SparseRows, Vec<Array2<f64>>)]) -> usize {
-    parts
-        .iter()
-        .flat_map(|p| p.1.first())
-        .map(|h| h.ncols())
-        .next()
-        .unwrap_or(0)
 }
 
 /// Rows of W for columns `n_model..` of `parts`' rows (module doc): one row

@@ -110,6 +110,15 @@ pub fn open_and_preprocess(
     preprocess_inputs(open_inputs(inputs, cfg, given_genes)?, cache_root, false)
 }
 
+/// The genes `cfg`'s selection keeps on `inputs` (one statistics pass per
+/// input; no cells pass, no cache).
+pub fn selected_genes(inputs: &[InputSpec], cfg: &PreprocessConfig) -> Result<Vec<String>, DriverError> {
+    let OpenedInputs { datasets, params } = open_inputs(inputs, cfg, None)?;
+    Ok(Hdf5Source::preprocess_for_cache(datasets, &params)?
+        .genes()
+        .to_vec())
+}
+
 /// The inputs of a run, opened read-only, with the run's preprocessing
 /// parameters.
 pub struct OpenedInputs {
