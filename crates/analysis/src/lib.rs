@@ -79,7 +79,7 @@ pub use cluster::{
     ResolutionChoice, ScanParams, WeightedGraph,
 };
 pub use error::{AnalysisError, Result};
-pub use knn::{exact_knn, exact_query, knn, recall, KnnGraph, KnnMethod, KnnParams};
+pub use knn::{exact_knn, exact_queries, exact_query, knn, recall, KnnGraph, KnnMethod, KnnParams};
 pub use mapping::joint::{joint_analysis, Agreement, Joint, JointInput, QUERY_ONLY_SHARE};
 pub use mapping::novelty::{flag_unmatched, smoothed_residuals, tail_ratio, SparseRows};
 pub use mapping::plots::{
