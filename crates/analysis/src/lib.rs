@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | quantile normalization | [`quantile_normalize`] | rliger `quantileNorm` (§10): arg-max of the RMS-scaled factors, refined by an in-place k = 20 kNN vote on H, type-7 quantiles at 0, 1/50, …, 1 of ≤ 1000 sampled values of H mapped piecewise-linearly onto the reference's |
 //! | kNN graph | [`knn()`] | exact up to 20,000 cells, else NN-descent (deterministic, recall reported) |
-//! | clustering | [`ClusterGraph`], [`choose_resolution`], [`resolution_for_clusters`] | Leiden or Louvain (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15; γ given, chosen from the data (mean silhouette of the plateaus of cluster counts over γ = 2^(−j/4)), or found for a number of clusters |
+//! | clustering | [`ClusterGraph`], [`choose_resolution`], [`cluster_from_data`], [`resolution_for_clusters`] | Leiden or Louvain (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15; γ given, chosen from the data (mean silhouette of the plateaus of cluster counts over γ = 2^(−j/4); above 200,000 cells the clusters at that γ come from the scan's micro-clusters), or found for a number of clusters |
 //! | 2-D map | [`umap()`], [`umap_subsampled`] | UMAP: fuzzy simplicial set, PCA init, SGD with negative sampling, `a`, `b` from `min_dist`; above 200,000 cells fitted on a subsample stratified by dataset, the other cells placed by umap-learn's `transform` |
 //! | metrics | [`alignment()`], [`kbet()`], [`adjusted_rand_index`], [`normalized_mutual_info`], [`normalized_mutual_info_rliger`], [`purity`], [`silhouette()`] | §10 |
 //! | reference mapping | [`transfer_labels`], [`smoothed_residuals`], [`umap_transform`], [`joint_analysis`] | kNN label vote with confidence, unexplained-expression score of pseudo-cells, umap-learn's `transform`, reference + query clustered together (§10.1) |
@@ -75,9 +75,9 @@ mod umap;
 mod umap_fit;
 
 pub use cluster::{
-    choose_resolution, cluster, cluster_graph, cluster_knn, louvain, resolution_for_clusters, snn_graph,
-    Algorithm, Candidate, ClusterCountSearch, ClusterGraph, ClusterParams, Graph, Partition,
-    ResolutionChoice, ScanParams, WeightedGraph,
+    choose_resolution, cluster, cluster_from_data, cluster_graph, cluster_knn, louvain,
+    resolution_for_clusters, snn_graph, Algorithm, Candidate, ClusterCountSearch, ClusterGraph,
+    ClusterParams, Graph, Partition, ResolutionChoice, ScanParams, WeightedGraph,
 };
 pub use error::{AnalysisError, Result};
 pub use knn::{exact_knn, exact_queries, exact_query, knn, recall, KnnGraph, KnnMethod, KnnParams};

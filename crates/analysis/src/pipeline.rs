@@ -7,7 +7,7 @@ use std::time::Instant;
 use ndarray::{Array2, ArrayView2};
 
 use crate::cluster::{
-    choose_resolution, resolution_for_clusters, Algorithm, ClusterCountSearch, ClusterGraph, ClusterParams,
+    cluster_from_data, resolution_for_clusters, Algorithm, ClusterCountSearch, ClusterGraph, ClusterParams,
     ResolutionChoice, ScanParams,
 };
 use crate::error::{AnalysisError, Result};
@@ -97,7 +97,7 @@ impl Default for AnalysisParams {
 /// How the clustering resolution γ is set.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ResolutionRule {
-    /// Chosen from the data ([`choose_resolution`]).
+    /// Chosen from the data ([`cluster_from_data`]).
     FromData(ScanParams),
     /// `params.cluster.resolution`.
     Given,
@@ -389,11 +389,7 @@ pub fn analyze(
             ResolutionOutcome::Given,
         ),
         ResolutionRule::FromData(scan) => {
-            let choice = choose_resolution(&cg, &points, &params.cluster, scan)?;
-            let p = cg.partition(&ClusterParams {
-                resolution: choice.resolution,
-                ..params.cluster.clone()
-            })?;
+            let (choice, p) = cluster_from_data(&cg, &points, &params.cluster, scan)?;
             (p, choice.resolution, ResolutionOutcome::FromData(choice))
         }
         ResolutionRule::Clusters(target) => {
