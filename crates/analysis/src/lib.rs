@@ -34,10 +34,10 @@
 //! | quantile normalization (refinement kNN of the largest dataset) | ≤ 0.9 GB per 10⁶ cells of that dataset |
 //! | kNN graph (indices + distances, kept until UMAP ends) | 0.16 GB, + ≈ 0.65 GB while NN-descent runs |
 //! | SNN graph + clustering (≈ 20–30 edges per cell; `leiden-rs` builder, its sorted copy, its CSR) | ≈ 0.8–1.7 GB |
-//! | UMAP (fuzzy graph, per-edge schedule, two layouts) | ≈ 0.5 GB, + ≈ 0.6 GB while the fuzzy union is built |
+//! | UMAP (fuzzy graph, per-edge schedule, two layouts; above 200,000 cells those of a 200,000-cell subsample plus 120 bytes per other cell) | ≈ 0.5 GB, + ≈ 0.6 GB while the fuzzy union is built |
 //! | metrics (a downsampled copy for alignment and kBET, samples) | < 0.1 GB |
 //!
-//! Measured: `inmf analyze` on 200,000 cells peaks at 377–383 MB RSS (the
+//! Measured: `inmf analyze` on 200,000 cells peaks at 362–383 MB RSS (the
 //! whole process; 513–554 MB before the clustering streamed its graph and
 //! H went to f32), i.e. ≈ 1.7 GB per million cells above a fixed ≈ 45 MB
 //! (`scripts/bench-analyze`); the peak is the clustering step. Time grows as
