@@ -59,6 +59,13 @@ pub struct AnalyzeArgs {
     /// Worker threads; 0 = one per core (the results do not depend on it).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Above N cells, fit UMAP on a subsample of N cells (each dataset in
+    /// proportion, seeded) and place the other cells on that layout with
+    /// umap-learn's transform; 0 = fit on every cell. The default keeps
+    /// ≈ 20 cells of a population of 1 in 10,000 in the fit, more than
+    /// UMAP's 15 neighbours (docs/analysis.md).
+    #[arg(long, value_name = "N", default_value_t = AnalyzeRequest::new("").umap_fit_cells)]
+    pub umap_fit_cells: usize,
     /// Print only the metrics table and plot paths (no progress).
     #[arg(long, short)]
     pub quiet: bool,
@@ -82,6 +89,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         out_dir: args.out,
         seed: args.seed,
         threads: args.threads,
+        umap_fit_cells: args.umap_fit_cells,
     };
     let quiet = args.quiet || args.json;
     let summary = run_analyze(&req, &mut |line| {

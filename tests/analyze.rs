@@ -448,3 +448,46 @@ fn analyze_clusters_are_thread_independent_and_overridable() {
     let tried: Vec<i64> = an.dataset("clusters_tried").unwrap().read_raw().unwrap();
     assert_eq!(tried.last(), Some(&3));
 }
+
+#[test]
+fn analyze_fits_umap_on_a_subsample_above_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path());
+    let result = run.join("result.h5ad");
+    let plots = dir.path().join("plots");
+    let layout = |extra: &[&str]| -> (Array2<f32>, Option<i64>) {
+        let mut a = vec![
+            "analyze",
+            run.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            plots.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        let o = inmf(&a);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        let f = hdf5::File::open(&result).unwrap();
+        let umap = f.dataset("obsm/X_umap").unwrap().read_2d::<f32>().unwrap();
+        let fit = f
+            .dataset("uns/inmf/analysis/umap_fit_cells")
+            .ok()
+            .map(|d| d.read_scalar::<i64>().unwrap());
+        (umap, fit)
+    };
+    // 2,200 cells: the default cap fits every cell; a cap of 500 fits 500.
+    let (all, none) = layout(&[]);
+    assert_eq!(none, None);
+    let (one, fit) = layout(&["--umap-fit-cells", "500", "--threads", "1"]);
+    let (two, _) = layout(&["--umap-fit-cells", "500", "--threads", "2"]);
+    assert_eq!(fit, Some(500));
+    assert_eq!(one.dim(), (2200, 2));
+    assert!(one.iter().all(|v| v.is_finite()));
+    assert!(
+        one == two,
+        "the subsampled layout differs between 1 and 2 threads"
+    );
+    assert!(one != all);
+    // A cap at or above the cell count is the layout of every cell.
+    let (same, none) = layout(&["--umap-fit-cells", "2200"]);
+    assert!(same == all && none.is_none());
+}

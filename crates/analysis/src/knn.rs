@@ -30,7 +30,7 @@
 use rayon::prelude::*;
 
 use crate::error::{AnalysisError, Result};
-use crate::points::{sq_dist, Points};
+use crate::points::{sq_dist, sq_dist_chunks, Points};
 use crate::rng::{hash, sample_indices, Fast};
 
 /// How neighbours are found.
@@ -209,28 +209,72 @@ pub fn exact_knn(points: &Points, k: usize) -> KnnGraph {
 }
 
 /// The `k` nearest other points of `points.row(query)` (itself excluded),
-/// exact, by increasing `(distance, index)`; for large `k` (selection, not a
-/// heap). `buf` is scratch space reused across calls.
-pub fn exact_query(points: &Points, query: usize, k: usize, buf: &mut Vec<(f32, u32)>) -> Vec<u32> {
+/// exact, by increasing `(distance, index)` ([`exact_queries`] for one query).
+pub fn exact_query(points: &Points, query: usize, k: usize) -> Vec<u32> {
+    exact_queries(points, &[query], k).pop().unwrap_or_default()
+}
+
+/// [`exact_query`] for each of `queries`: the `k` nearest other points of
+/// each by increasing `(distance, index)`. Queries run in blocks of 16,
+/// each block in parallel, and a block reads the points in tiles of 2,048,
+/// so every point is read once per block rather than once per query. Per
+/// query, the candidates at most as far as the current `k`-th nearest are
+/// buffered; when `k + max(k, 2,048)` are buffered the `k` nearest are
+/// selected and the rest dropped (a dropped or skipped point is farther, in
+/// `(distance, index)` order, than `k` others), so the result is the exact
+/// selection over all points. A point whose squared distance over its
+/// first 8 coordinates (summed as [`sq_dist`] sums them, so never above
+/// the whole) already exceeds the current `k`-th is skipped unread. Memory: `≈ 16 × 8 × (2k + 2,048)` bytes per block.
+pub fn exact_queries(points: &Points, queries: &[usize], k: usize) -> Vec<Vec<u32>> {
+    const BLOCK: usize = 16;
+    const TILE: usize = 2048;
     let n = points.len();
     let k = k.min(n.saturating_sub(1));
-    buf.clear();
-    let q = points.row(query);
-    for j in 0..n {
-        if j != query {
-            buf.push((sq_dist(q, points.row(j)), j as u32));
-        }
-    }
     if k == 0 {
-        return Vec::new();
+        return vec![Vec::new(); queries.len()];
     }
     let cmp = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-    if k < buf.len() {
-        buf.select_nth_unstable_by(k - 1, cmp);
-        buf.truncate(k);
-    }
-    buf.sort_unstable_by(cmp);
-    buf.iter().map(|&(_, j)| j).collect()
+    let keep = |buf: &mut Vec<(f32, u32)>| {
+        if k < buf.len() {
+            buf.select_nth_unstable_by(k - 1, cmp);
+            buf.truncate(k);
+        }
+    };
+    let full = k + k.max(TILE);
+    // Blocks of 4 coordinates in the lower bound that rules points out.
+    let head = (points.dim() / 4).min(2);
+    queries
+        .par_chunks(BLOCK)
+        .flat_map_iter(|block| {
+            let mut bufs: Vec<Vec<(f32, u32)>> =
+                block.iter().map(|_| Vec::with_capacity(full + TILE)).collect();
+            let mut limit = vec![f32::INFINITY; block.len()];
+            for t in (0..n).step_by(TILE) {
+                for ((&q, buf), lim) in block.iter().zip(&mut bufs).zip(&mut limit) {
+                    let x = points.row(q);
+                    for j in t..(t + TILE).min(n) {
+                        let y = points.row(j);
+                        if head > 0 && sq_dist_chunks(x, y, head) > *lim {
+                            continue;
+                        }
+                        let d = sq_dist(x, y);
+                        if d <= *lim && j != q {
+                            buf.push((d, j as u32));
+                        }
+                    }
+                    if buf.len() >= full {
+                        keep(buf);
+                        *lim = buf[k - 1].0;
+                    }
+                }
+            }
+            bufs.into_iter().map(move |mut buf| {
+                keep(&mut buf);
+                buf.sort_unstable_by(cmp);
+                buf.into_iter().map(|(_, j)| j).collect::<Vec<u32>>()
+            })
+        })
+        .collect()
 }
 
 /// Mean recall of `graph` against exact neighbours on `n_queries` seeded
@@ -243,9 +287,9 @@ pub fn recall(points: &Points, graph: &KnnGraph, n_queries: usize, seed: u64) ->
     }
     let queries = sample_indices(seed, &[0x5EC0], n, n_queries.min(n));
     let hits: usize = queries
-        .par_iter()
-        .map_init(Vec::new, |buf, &q| {
-            let exact = exact_query(points, q, k - 1, buf);
+        .iter()
+        .zip(exact_queries(points, &queries, k - 1))
+        .map(|(&q, exact)| {
             let approx = &graph.neighbors(q)[1..];
             exact.iter().filter(|j| approx.contains(j)).count()
         })
@@ -646,9 +690,37 @@ mod tests {
             let j = g.neighbors(i)[1] as usize;
             assert!((d[1] - p.dist2(i, j).sqrt()).abs() < 1e-6);
         }
-        let mut buf = Vec::new();
-        assert_eq!(exact_query(&p, 7, 50, &mut buf), brute(&p, 7, 50));
-        assert_eq!(exact_query(&p, 7, 1000, &mut buf).len(), 299);
+        assert_eq!(exact_query(&p, 7, 50), brute(&p, 7, 50));
+        assert_eq!(exact_query(&p, 7, 1000).len(), 299);
+    }
+
+    #[test]
+    fn blocked_queries_match_brute_force_with_ties() {
+        // Points on a coarse grid (many equal distances), more than two
+        // tiles, queries over several blocks, k small (the buffer is
+        // compacted) and large (it is not).
+        let mut r = Fast::new(9, &[]);
+        let data = (0..5000 * 2).map(|_| (r.below(40) as f32) * 0.5).collect();
+        let p = Points::from_vec(data, 5000, 2).unwrap();
+        let queries: Vec<usize> = (0..40).map(|i| i * 97 % 5000).collect();
+        for k in [1, 30, 3000] {
+            let got = exact_queries(&p, &queries, k);
+            for (&q, g) in queries.iter().zip(&got) {
+                assert_eq!(g, &brute(&p, q, k), "query {q}, k {k}");
+            }
+            let one = crate::test_util::on_threads(1, || exact_queries(&p, &queries, k));
+            assert_eq!(got, one);
+        }
+        assert_eq!(exact_queries(&p, &queries, 0), vec![Vec::<u32>::new(); 40]);
+        // 10-D: the first 8 coordinates rule points out.
+        let data = (0..3000 * 10).map(|_| (r.below(6) as f32) * 0.5).collect();
+        let p = Points::from_vec(data, 3000, 10).unwrap();
+        let queries: Vec<usize> = queries.iter().map(|q| q % 3000).collect();
+        for k in [5, 200] {
+            for (&q, g) in queries.iter().zip(exact_queries(&p, &queries, k)) {
+                assert_eq!(g, brute(&p, q, k), "query {q}, k {k}");
+            }
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@
 //! |---|---|---|
 //! | quantile normalization | [`quantile_normalize`] | rliger `quantileNorm` (§10): arg-max of the RMS-scaled factors, refined by an in-place k = 20 kNN vote on H, type-7 quantiles at 0, 1/50, …, 1 of ≤ 1000 sampled values of H mapped piecewise-linearly onto the reference's |
 //! | kNN graph | [`knn()`] | exact up to 20,000 cells, else NN-descent (deterministic, recall reported) |
-//! | clustering | [`ClusterGraph`], [`choose_resolution`], [`resolution_for_clusters`] | Leiden or Louvain (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15; γ given, chosen from the data (mean silhouette of the plateaus of cluster counts over γ = 2^(−j/4)), or found for a number of clusters |
-//! | 2-D map | [`umap()`] | UMAP: fuzzy simplicial set, PCA init, SGD with negative sampling, `a`, `b` from `min_dist` |
+//! | clustering | [`ClusterGraph`], [`choose_resolution`], [`cluster_from_data`], [`resolution_for_clusters`] | Leiden or Louvain (modularity, resolution γ) on the Jaccard SNN graph (Seurat's `ComputeSNN`), pruned at 1/15; γ given, chosen from the data (mean silhouette of the plateaus of cluster counts over γ = 2^(−j/4); above 200,000 cells the clusters at that γ come from the scan's micro-clusters), or found for a number of clusters |
+//! | 2-D map | [`umap()`], [`umap_subsampled`] | UMAP: fuzzy simplicial set, PCA init, SGD with negative sampling, `a`, `b` from `min_dist`; above 200,000 cells fitted on a subsample stratified by dataset, the other cells placed by umap-learn's `transform` |
 //! | metrics | [`alignment()`], [`kbet()`], [`adjusted_rand_index`], [`normalized_mutual_info`], [`normalized_mutual_info_rliger`], [`purity`], [`silhouette()`] | §10 |
 //! | reference mapping | [`transfer_labels`], [`smoothed_residuals`], [`umap_transform`], [`joint_analysis`] | kNN label vote with confidence, unexplained-expression score of pseudo-cells, umap-learn's `transform`, reference + query clustered together (§10.1) |
 //! | plots | [`embedding_plot`], [`objective_plot`], [`composition_plot`], [`mapping_plot`], [`confusion_plot`] | PNG + SVG |
@@ -34,10 +34,10 @@
 //! | quantile normalization (refinement kNN of the largest dataset) | ≤ 0.9 GB per 10⁶ cells of that dataset |
 //! | kNN graph (indices + distances, kept until UMAP ends) | 0.16 GB, + ≈ 0.65 GB while NN-descent runs |
 //! | SNN graph + clustering (≈ 20–30 edges per cell; `leiden-rs` builder, its sorted copy, its CSR) | ≈ 0.8–1.7 GB |
-//! | UMAP (fuzzy graph, per-edge schedule, two layouts) | ≈ 0.5 GB, + ≈ 0.6 GB while the fuzzy union is built |
+//! | UMAP (fuzzy graph, per-edge schedule, two layouts; above 200,000 cells those of a 200,000-cell subsample plus 120 bytes per other cell) | ≈ 0.5 GB, + ≈ 0.6 GB while the fuzzy union is built |
 //! | metrics (a downsampled copy for alignment and kBET, samples) | < 0.1 GB |
 //!
-//! Measured: `inmf analyze` on 200,000 cells peaks at 377–383 MB RSS (the
+//! Measured: `inmf analyze` on 200,000 cells peaks at 362–383 MB RSS (the
 //! whole process; 513–554 MB before the clustering streamed its graph and
 //! H went to f32), i.e. ≈ 1.7 GB per million cells above a fixed ≈ 45 MB
 //! (`scripts/bench-analyze`); the peak is the clustering step. Time grows as
@@ -72,14 +72,15 @@ mod rng;
 mod silhouette;
 mod stats;
 mod umap;
+mod umap_fit;
 
 pub use cluster::{
-    choose_resolution, cluster, cluster_graph, cluster_knn, louvain, resolution_for_clusters, snn_graph,
-    Algorithm, Candidate, ClusterCountSearch, ClusterGraph, ClusterParams, Graph, Partition,
-    ResolutionChoice, ScanParams, WeightedGraph,
+    choose_resolution, cluster, cluster_from_data, cluster_graph, cluster_knn, louvain,
+    resolution_for_clusters, snn_graph, Algorithm, Candidate, ClusterCountSearch, ClusterGraph,
+    ClusterParams, Graph, Partition, ResolutionChoice, ScanParams, WeightedGraph,
 };
 pub use error::{AnalysisError, Result};
-pub use knn::{exact_knn, exact_query, knn, recall, KnnGraph, KnnMethod, KnnParams};
+pub use knn::{exact_knn, exact_queries, exact_query, knn, recall, KnnGraph, KnnMethod, KnnParams};
 pub use mapping::joint::{joint_analysis, Agreement, Joint, JointInput, QUERY_ONLY_SHARE};
 pub use mapping::novelty::{flag_unmatched, smoothed_residuals, tail_ratio, SparseRows};
 pub use mapping::plots::{
@@ -100,6 +101,7 @@ pub use points::{sq_dist, Points};
 pub use quantile::{quantile_normalize, quantiles_type7, QuantileNormalized, QuantileParams, Warp};
 pub use silhouette::silhouette;
 pub use umap::{find_ab, fuzzy_graph, umap, FuzzyGraph, UmapParams};
+pub use umap_fit::{stratified_sample, umap_subsampled, SampledUmap};
 
 /// Helpers shared by the tests of several modules.
 #[cfg(test)]

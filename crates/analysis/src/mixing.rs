@@ -2,10 +2,8 @@
 //! docs/algorithms.md §10) and the kBET acceptance rate (Büttner et al., Nature
 //! Methods 2019). Both need only the embedding and each cell's dataset.
 
-use rayon::prelude::*;
-
 use crate::error::{AnalysisError, Result};
-use crate::knn::exact_query;
+use crate::knn::exact_queries;
 use crate::points::Points;
 use crate::rng::sample_indices;
 use crate::stats::chi2_sf;
@@ -117,10 +115,10 @@ pub fn alignment(
         q
     };
     let same: usize = queries
-        .par_iter()
-        .map_init(Vec::new, |buf, &q| {
-            exact_query(&sub, q, k, buf)
-                .iter()
+        .iter()
+        .zip(exact_queries(&sub, &queries, k))
+        .map(|(&q, nb)| {
+            nb.iter()
                 .filter(|&&j| sampled_ds[j as usize] == sampled_ds[q])
                 .count()
         })
@@ -216,11 +214,12 @@ pub fn kbet(points: &Points, datasets: &[u32], n_datasets: usize, params: &KbetP
     tested.sort_unstable();
     let df = (present.len() - 1) as f64;
     let accepted: usize = tested
-        .par_iter()
-        .map_init(Vec::new, |buf, &c| {
+        .iter()
+        .zip(exact_queries(points, &tested, k0 - 1))
+        .map(|(&c, nb)| {
             let mut counts = vec![0usize; n_datasets];
             counts[datasets[c] as usize] += 1;
-            for j in exact_query(points, c, k0 - 1, buf) {
+            for j in nb {
                 counts[datasets[j as usize] as usize] += 1;
             }
             let stat: f64 = present

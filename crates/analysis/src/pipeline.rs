@@ -7,7 +7,7 @@ use std::time::Instant;
 use ndarray::{Array2, ArrayView2};
 
 use crate::cluster::{
-    choose_resolution, resolution_for_clusters, Algorithm, ClusterCountSearch, ClusterGraph, ClusterParams,
+    cluster_from_data, resolution_for_clusters, Algorithm, ClusterCountSearch, ClusterGraph, ClusterParams,
     ResolutionChoice, ScanParams,
 };
 use crate::error::{AnalysisError, Result};
@@ -17,7 +17,8 @@ use crate::partition::{adjusted_rand_index, normalized_mutual_info, normalized_m
 use crate::points::Points;
 use crate::quantile::{quantile_normalize, QuantileParams};
 use crate::silhouette::silhouette;
-use crate::umap::{umap, UmapParams};
+use crate::umap::UmapParams;
+use crate::umap_fit::umap_subsampled;
 
 /// Every parameter of [`analyze`]; [`AnalysisParams::new`] gives the
 /// documented defaults with one seed for every random choice.
@@ -35,6 +36,16 @@ pub struct AnalysisParams {
     pub resolution: ResolutionRule,
     /// UMAP layout.
     pub umap: UmapParams,
+    /// Above this many cells the UMAP layout is fitted on a subsample of
+    /// this many (stratified by dataset) and the other cells are placed on
+    /// it by umap-learn's transform ([`umap_subsampled`]); 0 = always fit
+    /// on every cell. Default 200,000: UMAP resolves a population once it
+    /// holds more points than `n_neighbors` = 15, and a subsample of
+    /// 200,000 keeps ≈ 20 points of a population of 1 in 10,000 cells, so
+    /// every population an atlas can resolve at 10,000 cells per type
+    /// still gets its own place, while the fit's cost stops growing with
+    /// the atlas (the transform is linear, with 30 epochs instead of 200).
+    pub umap_fit_cells: usize,
     /// Alignment score.
     pub alignment: AlignmentParams,
     /// kBET.
@@ -55,6 +66,7 @@ impl AnalysisParams {
             cluster: ClusterParams::default(),
             resolution: ResolutionRule::default(),
             umap: UmapParams::default(),
+            umap_fit_cells: 200_000,
             alignment: AlignmentParams::default(),
             kbet: KbetParams::default(),
             silhouette_sample: 4_000,
@@ -85,7 +97,7 @@ impl Default for AnalysisParams {
 /// How the clustering resolution γ is set.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ResolutionRule {
-    /// Chosen from the data ([`choose_resolution`]).
+    /// Chosen from the data ([`cluster_from_data`]).
     FromData(ScanParams),
     /// `params.cluster.resolution`.
     Given,
@@ -276,6 +288,9 @@ pub struct Analysis {
     pub h_norm: Array2<f32>,
     /// UMAP layout, cells × 2.
     pub umap: Array2<f32>,
+    /// Cells the UMAP layout was fitted on when it was fitted on a
+    /// subsample (`None`: on every cell).
+    pub umap_fit_cells: Option<usize>,
     /// Joint cluster of each cell (0 = largest).
     pub clusters: Vec<u32>,
     /// Number of clusters.
@@ -327,15 +342,14 @@ pub fn analyze(
         )));
     }
     let mut seconds = Vec::new();
-    let mut step = |name: &'static str, t: Instant, seconds: &mut Vec<(&'static str, f64)>| {
-        let s = t.elapsed().as_secs_f64();
+    let mut record = |name: &'static str, s: f64, seconds: &mut Vec<(&'static str, f64)>| {
         progress(name, s);
         seconds.push((name, s));
     };
 
     let t = Instant::now();
     let qn = quantile_normalize(input.h, input.datasets, nd, &params.quantile)?;
-    step("quantile normalization", t, &mut seconds);
+    record("quantile normalization", t.elapsed().as_secs_f64(), &mut seconds);
 
     let t = Instant::now();
     let points = Points::from_array(qn.h)?;
@@ -347,7 +361,7 @@ pub fn analyze(
             ..params.knn.clone()
         },
     )?;
-    step("kNN graph", t, &mut seconds);
+    record("kNN graph", t.elapsed().as_secs_f64(), &mut seconds);
     let mut info = KnnInfo {
         k: graph.k(),
         approximate: graph.approximate,
@@ -357,7 +371,7 @@ pub fn analyze(
     if graph.approximate && params.recall_queries > 0 {
         let t = Instant::now();
         info.recall = Some(recall(&points, &graph, params.recall_queries, params.knn.seed));
-        step("kNN recall check", t, &mut seconds);
+        record("kNN recall check", t.elapsed().as_secs_f64(), &mut seconds);
     }
 
     let t = Instant::now();
@@ -375,11 +389,7 @@ pub fn analyze(
             ResolutionOutcome::Given,
         ),
         ResolutionRule::FromData(scan) => {
-            let choice = choose_resolution(&cg, &points, &params.cluster, scan)?;
-            let p = cg.partition(&ClusterParams {
-                resolution: choice.resolution,
-                ..params.cluster.clone()
-            })?;
+            let (choice, p) = cluster_from_data(&cg, &points, &params.cluster, scan)?;
             (p, choice.resolution, ResolutionOutcome::FromData(choice))
         }
         ResolutionRule::Clusters(target) => {
@@ -395,12 +405,21 @@ pub fn analyze(
         outcome,
     };
     let (clusters, n_clusters) = (partition.membership, partition.count);
-    step("clustering", t, &mut seconds);
+    record("clustering", t.elapsed().as_secs_f64(), &mut seconds);
 
-    let t = Instant::now();
-    let layout = umap(&points, &graph, &params.umap)?;
+    let sampled = umap_subsampled(
+        &points,
+        &graph,
+        input.datasets,
+        nd,
+        params.umap_fit_cells,
+        &params.knn,
+        &params.umap,
+    )?;
     drop(graph);
-    step("UMAP", t, &mut seconds);
+    for &(name, s) in &sampled.seconds {
+        record(name, s, &mut seconds);
+    }
 
     let t = Instant::now();
     let datasets_present = {
@@ -449,11 +468,12 @@ pub fn analyze(
                 silhouette(&points, l.codes, params.silhouette_sample, params.cluster.seed).ok();
         }
     }
-    step("metrics", t, &mut seconds);
+    record("metrics", t.elapsed().as_secs_f64(), &mut seconds);
 
     Ok(Analysis {
         h_norm: points.into_array(),
-        umap: layout,
+        umap: sampled.layout,
+        umap_fit_cells: sampled.fit_cells,
         clusters,
         n_clusters,
         factor_labels: qn.labels,

@@ -123,18 +123,27 @@ impl Points {
 /// are identical on every run and thread count).
 #[inline]
 pub fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 4];
     let chunks = a.len() / 4;
+    let mut s = sq_dist_chunks(a, b, chunks);
+    for i in 4 * chunks..a.len() {
+        let d = a[i] - b[i];
+        s += d * d;
+    }
+    s
+}
+
+/// The part of [`sq_dist`] over the first `chunks` blocks of 4
+/// coordinates, summed exactly as `sq_dist` sums them. Every term is
+/// non-negative and rounded addition is monotone, so the result is never
+/// above `sq_dist(a, b)`: a lower bound that can rule a point out.
+#[inline]
+pub(crate) fn sq_dist_chunks(a: &[f32], b: &[f32], chunks: usize) -> f32 {
+    let mut acc = [0f32; 4];
     for c in 0..chunks {
         for l in 0..4 {
             let d = a[4 * c + l] - b[4 * c + l];
             acc[l] += d * d;
         }
     }
-    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for i in 4 * chunks..a.len() {
-        let d = a[i] - b[i];
-        s += d * d;
-    }
-    s
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }

@@ -64,6 +64,11 @@ pub struct AnalyzeRequest {
     pub seed: u64,
     /// Worker threads (0 = one per core); the results do not depend on it.
     pub threads: usize,
+    /// Above this many cells UMAP is fitted on a subsample of this many
+    /// (stratified by dataset) and the other cells are placed on it by
+    /// umap-learn's transform; 0 = fit on every cell
+    /// ([`AnalysisParams::umap_fit_cells`]).
+    pub umap_fit_cells: usize,
 }
 
 impl AnalyzeRequest {
@@ -81,6 +86,7 @@ impl AnalyzeRequest {
             out_dir: None,
             seed: 1,
             threads: 0,
+            umap_fit_cells: AnalysisParams::new(1).umap_fit_cells,
         }
     }
 }
@@ -519,6 +525,7 @@ pub fn run_analyze(
     }
     params.resolution = rule;
     params.quantile.reference = reference;
+    params.umap_fit_cells = req.umap_fit_cells;
     let input = AnalysisInput {
         h: run.h.view(),
         datasets: &run.datasets,
@@ -997,6 +1004,10 @@ fn update_result(
         scalar(&an, "knn_approximate", &a.knn.approximate)?;
         if let Some(r) = a.knn.recall {
             scalar(&an, "knn_recall", &r)?;
+        }
+        // Cells the UMAP layout was fitted on (all of them when absent).
+        if let Some(m) = a.umap_fit_cells {
+            scalar(&an, "umap_fit_cells", &(m as i64))?;
         }
         if let Some(al) = &a.alignment {
             // rliger's calcAlignment: k = min(max(floor(0.01 N), 10), M - 1)

@@ -46,6 +46,8 @@ struct Moving<'g, G> {
     empty: Vec<u32>,
     acc: Vec<f64>,
     touched: Vec<u32>,
+    /// Whether a node may leave for an empty community.
+    open: bool,
 }
 
 impl<'g, G: Adjacency> Moving<'g, G> {
@@ -61,7 +63,25 @@ impl<'g, G: Adjacency> Moving<'g, G> {
             empty: Vec::new(),
             acc: vec![0.0; n],
             touched: Vec::new(),
+            open: true,
         }
+    }
+
+    /// Nodes in the communities `membership` (ids `< n`), none of them
+    /// allowed to open a new community.
+    fn closed(g: &'g G, resolution: f64, membership: Vec<u32>) -> Self {
+        let n = g.node_count();
+        let mut m = Self::new(g, resolution);
+        m.size = vec![0; n];
+        m.strength = vec![0.0; n];
+        for (i, &c) in membership.iter().enumerate() {
+            m.size[c as usize] += 1;
+            m.strength[c as usize] += g.strength_of(i);
+        }
+        m.empty = (0..n as u32).filter(|&c| m.size[c as usize] == 0).collect();
+        m.comm = membership;
+        m.open = false;
+        m
     }
 
     /// Moves node `i` to the community of largest gain (module doc);
@@ -92,7 +112,7 @@ impl<'g, G: Adjacency> Moving<'g, G> {
             }
         }
         // An empty community: gain 0.
-        if best_gain < -tol && self.size[own] > 0 {
+        if self.open && best_gain < -tol && self.size[own] > 0 {
             if let Some(&e) = self.empty.last() {
                 best = e as usize;
             }
@@ -135,14 +155,37 @@ impl<'g, G: Adjacency> Moving<'g, G> {
 /// first order drawn from `rng`; returns the community of each node (ids
 /// `0..count`, numbered by first node) and `count`.
 fn local_moving<G: Adjacency>(g: &G, resolution: f64, rng: &mut Fast, visit: Visit) -> (Vec<u32>, usize) {
+    let mut m = Moving::new(g, resolution);
+    moves(&mut m, rng, visit);
+    m.finish()
+}
+
+/// Queue-driven local moving on `g` ([`Visit::Queue`]) from the
+/// communities `membership` (ids `< n`), the first order drawn from `seed`,
+/// each node moving only to a neighbour's community (never to a new one):
+/// the community of each node (ids `0..count`, numbered by first node)
+/// and `count`. Modularity at `resolution` never decreases.
+pub(crate) fn settle<G: Adjacency>(
+    g: &G,
+    resolution: f64,
+    seed: u64,
+    membership: Vec<u32>,
+) -> (Vec<u32>, usize) {
+    let mut m = Moving::closed(g, resolution, membership);
+    moves(&mut m, &mut Fast::new(seed, &[ORDER, 0x5E7]), Visit::Queue);
+    m.finish()
+}
+
+/// Visits the nodes of `m` as `visit` says, the first order drawn from `rng`.
+fn moves<G: Adjacency>(m: &mut Moving<'_, G>, rng: &mut Fast, visit: Visit) {
+    let g = m.g;
     let n = g.node_count();
     let mut order: Vec<u32> = (0..n as u32).collect();
     for i in (1..n).rev() {
         order.swap(i, rng.below(i + 1));
     }
-    let mut m = Moving::new(g, resolution);
     if m.two_m <= 0.0 {
-        return m.finish();
+        return;
     }
     match visit {
         Visit::Passes => loop {
@@ -172,7 +215,6 @@ fn local_moving<G: Adjacency>(g: &G, resolution: f64, rng: &mut Fast, visit: Vis
             }
         }
     }
-    m.finish()
 }
 
 /// Louvain on `g` at resolution `resolution`, node orders drawn from

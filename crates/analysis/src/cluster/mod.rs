@@ -37,7 +37,8 @@ use leiden_rs::{GraphData, GraphDataBuilder};
 pub use graph::Graph;
 pub use louvain::louvain;
 pub use resolution::{
-    choose_resolution, resolution_for_clusters, Candidate, ClusterCountSearch, ResolutionChoice, ScanParams,
+    choose_resolution, cluster_from_data, resolution_for_clusters, Candidate, ClusterCountSearch,
+    ResolutionChoice, ScanParams,
 };
 pub use snn::{snn_graph, WeightedGraph};
 

@@ -12,7 +12,10 @@
 //! plateau; the plateau with the highest mean score wins (ties: the finer
 //! one) and γ is its geometric centre `√(γ_first · γ_last)`, the point
 //! farthest from the resolutions where the number of clusters changes.
-//! The clusters are then found at that γ exactly as `--resolution γ` would.
+//! [`cluster_from_data`] then finds the clusters at that γ from the
+//! micro-clusters below (the aggregated graph partitioned at γ as the
+//! candidates are, lifted to the cells, then one local-moving sweep of the
+//! full graph that settles the cells at the clusters' borders).
 //!
 //! Why these constants: above γ = 1 the partition is finer than the
 //! modularity optimum, which already splits data without any cluster
@@ -29,7 +32,8 @@
 //! ([`super::graph::aggregate`], which preserves the modularity of every
 //! partition made of whole micro-clusters). Every candidate then clusters a
 //! graph of ≤ 2,000 nodes; the scan costs about one local-moving pass over
-//! the full graph plus the sample's distances.
+//! the full graph plus the sample's distances, and [`cluster_from_data`]'s
+//! clusters one sweep more.
 //!
 //! **A number of clusters** ([`resolution_for_clusters`]): the full graph is
 //! clustered at γ = 1, then γ is doubled or halved until the count brackets
@@ -38,8 +42,8 @@
 //! count found is returned and marked inexact.
 
 use super::graph::{aggregate, Adjacency};
-use super::louvain::{levels, Visit};
-use super::{check_resolution, ClusterGraph, ClusterParams, Inner, Partition};
+use super::louvain::{levels, settle, Visit};
+use super::{check_resolution, renumber_by_size, ClusterGraph, ClusterParams, Inner, Partition};
 use rayon::prelude::*;
 
 use crate::error::{AnalysisError, Result};
@@ -62,6 +66,13 @@ pub struct ScanParams {
     pub micro_clusters: usize,
     /// Cells sampled for the silhouette. Default 4,000.
     pub silhouette_sample: usize,
+    /// Graphs of up to this many cells get their clusters at the chosen γ
+    /// from the whole graph, as `--resolution γ` would; larger ones from
+    /// the micro-clusters ([`cluster_from_data`]). Default 200,000: up to
+    /// there a clustering of the whole graph takes seconds, and the
+    /// clusters stay those of `--resolution γ`; above, it becomes most of
+    /// the clustering's time (two thirds at 10⁶ cells, docs/analysis.md).
+    pub full_graph_cells: usize,
 }
 
 impl Default for ScanParams {
@@ -73,6 +84,7 @@ impl Default for ScanParams {
             starts: 10,
             micro_clusters: 2_000,
             silhouette_sample: 4_000,
+            full_graph_cells: 200_000,
         }
     }
 }
@@ -193,6 +205,80 @@ pub fn choose_resolution(
     cluster: &ClusterParams,
     params: &ScanParams,
 ) -> Result<ResolutionChoice> {
+    Ok(scan(graph, points, cluster, params)?.0)
+}
+
+/// [`choose_resolution`], then the clusters at the chosen γ. On a graph of
+/// at most `params.full_graph_cells` cells they are those of
+/// [`ClusterGraph::partition`] at γ (`cluster`'s starts and iterations).
+/// On a larger one they are found from the scan's micro-clusters rather
+/// than from single cells: the aggregated
+/// graph is partitioned at γ (the best of `params.starts` seeded runs, as
+/// every candidate), each cell takes its micro-cluster's cluster, and one
+/// queue-driven local-moving sweep of the full graph from that partition
+/// (seeded order; a cell moves to the neighbouring cluster of largest
+/// modularity gain, never to a new cluster) settles the cells at the
+/// clusters' borders. Clusters are numbered by decreasing size and the
+/// modularity is that of the cells' partition at γ. Cost: one sweep of
+/// the full graph instead of a whole clustering of it.
+pub fn cluster_from_data(
+    graph: &ClusterGraph,
+    points: &Points,
+    cluster: &ClusterParams,
+    params: &ScanParams,
+) -> Result<(ResolutionChoice, Partition)> {
+    let (choice, micro, small) = scan(graph, points, cluster, params)?;
+    if graph.node_count() <= params.full_graph_cells {
+        let p = graph.partition(&ClusterParams {
+            resolution: choice.resolution,
+            ..cluster.clone()
+        })?;
+        return Ok((choice, p));
+    }
+    let coarse = small.partition(&ClusterParams {
+        resolution: choice.resolution,
+        starts: params.starts,
+        ..cluster.clone()
+    })?;
+    let lifted: Vec<u32> = micro.iter().map(|&u| coarse.membership[u as usize]).collect();
+    let (settled, count) = match &graph.inner {
+        Inner::Leiden(g) => settle_and_score(g, choice.resolution, cluster.seed, lifted),
+        Inner::Louvain(g) => settle_and_score(g, choice.resolution, cluster.seed, lifted),
+    };
+    let membership = renumber_by_size(&settled.0);
+    Ok((
+        choice,
+        Partition {
+            membership,
+            count,
+            modularity: settled.1,
+        },
+    ))
+}
+
+/// [`settle`] on `g`, with the modularity of the result at `resolution`
+/// (that of its aggregated graph, which aggregation preserves).
+fn settle_and_score<G: Adjacency>(
+    g: &G,
+    resolution: f64,
+    seed: u64,
+    membership: Vec<u32>,
+) -> ((Vec<u32>, f64), usize) {
+    let (m, count) = settle(g, resolution, seed, membership);
+    let agg = aggregate(g, &m, count);
+    let identity: Vec<u32> = (0..count as u32).collect();
+    let q = agg.modularity(&identity, resolution);
+    ((m, q), count)
+}
+
+/// The scan of [`choose_resolution`], with the micro-cluster of each cell
+/// and the aggregated graph the candidates were clustered on.
+fn scan(
+    graph: &ClusterGraph,
+    points: &Points,
+    cluster: &ClusterParams,
+    params: &ScanParams,
+) -> Result<(ResolutionChoice, Vec<u32>, ClusterGraph)> {
     check_scan(params)?;
     let n = graph.node_count();
     if points.len() != n {
@@ -250,13 +336,17 @@ pub fn choose_resolution(
         }
         None => ((0, 0), None, params.max_resolution),
     };
-    Ok(ResolutionChoice {
-        candidates,
-        plateau,
-        score,
-        resolution,
-        micro_clusters: count,
-    })
+    Ok((
+        ResolutionChoice {
+            candidates,
+            plateau,
+            score,
+            resolution,
+            micro_clusters: count,
+        },
+        micro,
+        small,
+    ))
 }
 
 /// Louvain levels at the largest candidate resolution, stopped at the first
@@ -460,7 +550,7 @@ pub fn resolution_for_clusters(
 mod tests {
     use super::*;
     use crate::cluster::testing::ring_of_cliques;
-    use crate::cluster::Algorithm;
+    use crate::cluster::{Algorithm, Graph};
     use crate::knn::exact_knn;
     use crate::rng::Fast;
     use crate::silhouette::silhouette;
@@ -468,6 +558,11 @@ mod tests {
     /// `groups` Gaussian-like blobs of `per` points in 4-D, centres 6 apart
     /// on the axes (and their negatives).
     fn blobs(groups: usize, per: usize, seed: u64) -> (Points, Vec<u32>) {
+        blobs_at(groups, per, seed, 6.0)
+    }
+
+    /// [`blobs`] with centres `at` from the origin.
+    fn blobs_at(groups: usize, per: usize, seed: u64, at: f32) -> (Points, Vec<u32>) {
         let mut r = Fast::new(seed, &[]);
         let (mut data, mut truth) = (Vec::new(), Vec::new());
         for g in 0..groups {
@@ -475,9 +570,9 @@ mod tests {
                 for d in 0..4 {
                     let centre = if d == g % 4 {
                         if g < 4 {
-                            6.0
+                            at
                         } else {
-                            -6.0
+                            -at
                         }
                     } else {
                         0.0
@@ -488,6 +583,22 @@ mod tests {
             }
         }
         (Points::from_vec(data, groups * per, 4).unwrap(), truth)
+    }
+
+    /// The SNN graph of `g` (k = 20, pruned at 1/15) for each algorithm,
+    /// with that algorithm's default parameters.
+    fn both_algorithms(g: &crate::knn::KnnGraph) -> Vec<(Algorithm, ClusterGraph, ClusterParams)> {
+        [Algorithm::Leiden, Algorithm::Louvain]
+            .into_iter()
+            .map(|algorithm| {
+                let cg = ClusterGraph::from_knn(g, 20, 1.0 / 15.0, algorithm).unwrap();
+                let cluster = ClusterParams {
+                    algorithm,
+                    ..Default::default()
+                };
+                (algorithm, cg, cluster)
+            })
+            .collect()
     }
 
     fn candidate(resolution: f64, clusters: usize, silhouette: Option<f64>) -> Candidate {
@@ -549,12 +660,7 @@ mod tests {
     fn chooses_the_planted_clusters_deterministically() {
         let (p, truth) = blobs(6, 150, 2);
         let g = exact_knn(&p, 20);
-        for algorithm in [Algorithm::Leiden, Algorithm::Louvain] {
-            let cg = ClusterGraph::from_knn(&g, 20, 1.0 / 15.0, algorithm).unwrap();
-            let cluster = ClusterParams {
-                algorithm,
-                ..Default::default()
-            };
+        for (algorithm, cg, cluster) in both_algorithms(&g) {
             let run = |threads: usize| {
                 crate::test_util::on_threads(threads, || {
                     choose_resolution(&cg, &p, &cluster, &ScanParams::default()).unwrap()
@@ -596,6 +702,64 @@ mod tests {
         assert!(choose_resolution(&cg, &p, &ClusterParams::default(), &bad).is_err());
         let (q, _) = blobs(2, 10, 1);
         assert!(choose_resolution(&cg, &q, &ClusterParams::default(), &ScanParams::default()).is_err());
+    }
+
+    #[test]
+    fn clusters_from_the_scan_match_a_full_clustering() {
+        // Touching blobs: the SNN graph links them, so the borders matter.
+        let (p, truth) = blobs_at(6, 200, 3, 2.0);
+        let g = exact_knn(&p, 20);
+        for (algorithm, cg, cluster) in both_algorithms(&g) {
+            let scan = ScanParams {
+                full_graph_cells: 0,
+                ..Default::default()
+            };
+            let run = |threads: usize| {
+                crate::test_util::on_threads(threads, || cluster_from_data(&cg, &p, &cluster, &scan).unwrap())
+            };
+            let (choice, part) = run(2);
+            assert_eq!(
+                (choice.clone(), part.clone()),
+                run(1),
+                "{algorithm}: thread count changed it"
+            );
+            assert_eq!(choice, choose_resolution(&cg, &p, &cluster, &scan).unwrap());
+            let full = cg
+                .partition(&ClusterParams {
+                    resolution: choice.resolution,
+                    ..cluster.clone()
+                })
+                .unwrap();
+            let ari = |m: &[u32]| crate::partition::adjusted_rand_index(m, &truth).unwrap();
+            let (a, b) = (ari(&part.membership), ari(&full.membership));
+            assert!(
+                a > 0.9 && a > b - 0.02,
+                "{algorithm}: ARI {a} against {b} on the full graph"
+            );
+            assert_eq!(part.count, choice.clusters(), "{algorithm}");
+            assert!(
+                part.modularity > full.modularity - 0.01,
+                "{part:?} {}",
+                full.modularity
+            );
+            // Clusters numbered by size, the modularity that of the cells' partition.
+            let size = |c: u32| part.membership.iter().filter(|&&x| x == c).count();
+            assert!((1..part.count as u32).all(|c| size(c - 1) >= size(c)));
+            let direct = Graph::from_edges(
+                p.len(),
+                &crate::cluster::snn_graph(&g, 1.0 / 15.0).edges,
+                Vec::new(),
+            )
+            .modularity(&part.membership, choice.resolution);
+            assert!(
+                (direct - part.modularity).abs() < 1e-9,
+                "{direct} vs {}",
+                part.modularity
+            );
+            // Up to `full_graph_cells`, the clusters of the whole graph at γ.
+            let small = cluster_from_data(&cg, &p, &cluster, &ScanParams::default()).unwrap();
+            assert_eq!(small, (choice, full));
+        }
     }
 
     #[test]
