@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use crate::error::{AnalysisError, Result};
 use crate::partition::MISSING;
-use crate::points::Points;
+use crate::points::{sq_dist, Points};
 
 /// Each query point's `k` nearest reference points.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,6 +70,9 @@ pub fn unit_rows<T: Copy + Into<f64>>(h: ArrayView2<'_, T>) -> Result<Points> {
     Points::from_vec(data, n, dim)
 }
 
+/// 4·2⁻²⁴: with `dim + 4`, the factor of the bound on the rounding error
+/// of ‖q‖² + ‖r‖² − 2 q·r in f32 (twice the usual `(dim + 2)·u` bound).
+const ROUNDING: f32 = 4.0 / (1u32 << 24) as f32;
 /// Query rows per block of the search (one dot-product block each).
 const QUERY_BLOCK: usize = 64;
 /// Reference rows per block of the search.
@@ -78,10 +81,13 @@ const REFERENCE_BLOCK: usize = 2048;
 /// The `k` nearest points of `reference` to every point of `query`
 /// (exact; ties by index); `k` is capped at the reference's size.
 ///
-/// Squared distances as ‖q‖² + ‖r‖² − 2 q·r (clamped at 0), the dot
-/// products of a block of 64 query rows against 2,048 reference rows at a
-/// time as one matrix product; each query row keeps its k best (distance,
-/// index) pairs, sorted, and a candidate enters only below the k-th. Blocks
+/// The dot products of a block of 64 query rows against 2,048 reference
+/// rows at a time come from one matrix product; ‖q‖² + ‖r‖² − 2 q·r then
+/// bounds each squared distance within its rounding error
+/// `e = 4(dim + 4)·2⁻²⁴·(‖q‖² + ‖r‖²)`, and only a candidate whose bound
+/// minus e does not exceed the query row's k-th exact distance so far has
+/// its exact squared distance computed (term by term, as the distances
+/// reported) and enters the row's k best (distance, index) pairs. Blocks
 /// of query rows run in parallel, each alone, so the result does not
 /// depend on the thread count.
 pub fn nearest_in(reference: &Points, query: &Points, k: usize) -> Result<Neighbors> {
@@ -124,12 +130,18 @@ pub fn nearest_in(reference: &Points, query: &Points, k: usize) -> Result<Neighb
                     } else {
                         f32::INFINITY
                     };
+                    let q = qb.row(i);
+                    let q = q.as_slice().expect("points are contiguous rows");
                     for (jj, (&g, &rn)) in row.iter().zip(&r_norm[r0..]).enumerate() {
-                        let d = (q_norm[i] + rn - 2.0 * g).max(0.0);
-                        if d > bound {
+                        let approx = q_norm[i] + rn - 2.0 * g;
+                        if approx - ROUNDING * (dim as f32 + 4.0) * (q_norm[i] + rn) > bound {
                             continue;
                         }
                         let j = (r0 + jj) as u32;
+                        let d = sq_dist(q, reference.row(j as usize));
+                        if d > bound {
+                            continue;
+                        }
                         if list.len() == k {
                             let worst = list[k - 1];
                             if d.total_cmp(&worst.0).then(j.cmp(&worst.1)).is_ge() {
@@ -257,10 +269,18 @@ mod tests {
     /// f64, distances within f32 rounding, the same at 1 and 2 threads.
     #[test]
     fn nearest_matches_a_full_sort_across_blocks() {
+        // Around the origin, and far from it (norms ≫ distances: the dot
+        // products lose the digits the distances need).
+        for offset in [0.0, 100.0] {
+            nearest_across_blocks(offset);
+        }
+    }
+
+    fn nearest_across_blocks(offset: f64) {
         let mut r = Fast::new(11, &[]);
         let (nr, nq, dim, k) = (5000, 150, 20, 30);
-        let refs = Array2::from_shape_fn((nr, dim), |_| r.unit());
-        let qs = Array2::from_shape_fn((nq, dim), |_| r.unit());
+        let refs = Array2::from_shape_fn((nr, dim), |_| offset + r.unit());
+        let qs = Array2::from_shape_fn((nq, dim), |_| offset + r.unit());
         let (rp, qp) = (
             Points::from_view(refs.view()).unwrap(),
             Points::from_view(qs.view()).unwrap(),
@@ -280,6 +300,8 @@ mod tests {
             assert_eq!(nb.of(i), &want[..], "query {i}");
             for (got, w) in nb.distances_of(i).iter().zip(&all[..k]) {
                 assert!((f64::from(*got) - w.0.sqrt()).abs() < 1e-4, "query {i}");
+                // Exactly the term-by-term distance.
+                assert_eq!(*got, sq_dist(qp.row(i), rp.row(w.1 as usize)).sqrt());
             }
         }
         let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
