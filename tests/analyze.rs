@@ -393,6 +393,21 @@ fn clusters_of(result: &Path) -> (Vec<i32>, f64, String) {
     (codes, res, rule)
 }
 
+/// `inmf analyze RUN --quiet --out PLOTS EXTRA…`, which must succeed.
+fn analyze_quietly(run: &Path, plots: &Path, extra: &[&str]) -> std::process::Output {
+    let mut a = vec![
+        "analyze",
+        run.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        plots.to_str().unwrap(),
+    ];
+    a.extend_from_slice(extra);
+    let o = inmf(&a);
+    assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+    o
+}
+
 #[test]
 fn analyze_clusters_are_thread_independent_and_overridable() {
     let dir = tempfile::tempdir().unwrap();
@@ -400,16 +415,7 @@ fn analyze_clusters_are_thread_independent_and_overridable() {
     let result = run.join("result.h5ad");
     let plots = dir.path().join("plots");
     let analyze = |extra: &[&str]| {
-        let mut a = vec![
-            "analyze",
-            run.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            plots.to_str().unwrap(),
-        ];
-        a.extend_from_slice(extra);
-        let o = inmf(&a);
-        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        let o = analyze_quietly(&run, &plots, extra);
         (
             clusters_of(&result),
             String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -456,16 +462,7 @@ fn analyze_fits_umap_on_a_subsample_above_the_cap() {
     let result = run.join("result.h5ad");
     let plots = dir.path().join("plots");
     let layout = |extra: &[&str]| -> (Array2<f32>, Option<i64>) {
-        let mut a = vec![
-            "analyze",
-            run.to_str().unwrap(),
-            "--quiet",
-            "--out",
-            plots.to_str().unwrap(),
-        ];
-        a.extend_from_slice(extra);
-        let o = inmf(&a);
-        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        analyze_quietly(&run, &plots, extra);
         let f = hdf5::File::open(&result).unwrap();
         let umap = f.dataset("obsm/X_umap").unwrap().read_2d::<f32>().unwrap();
         let fit = f
